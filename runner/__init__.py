@@ -1,0 +1,3 @@
+"""Adapter GitOps runner."""
+
+__version__ = "0.1.0"

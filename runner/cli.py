@@ -1,0 +1,205 @@
+"""The `runner` command. Each verb is a thin shell over a stage module; user mistakes end
+as a message and exit code 2, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+from rich.console import Console
+from rich.text import Text
+
+from runner import __version__
+from runner.errors import RunnerError, SpecError
+from runner.findings import has_errors
+from runner.report.console import diff_tables, print_findings, summary_line
+from runner.specs import load_adapter, require_adapter
+from runner.specs.diff import diff_bundles
+from runner.specs.scaffold import scaffold_version
+from runner.specs.schema import stale_schemas, write_schemas
+from runner.specs.yamlio import dump_yaml
+from runner.workspace import Workspace
+
+app = typer.Typer(
+    name="runner",
+    help="GitOps for LoRA/QLoRA adapters: validate, train, evaluate and promote.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+dataset_app = typer.Typer(help="Dataset files of an adapter.", no_args_is_help=True)
+app.add_typer(dataset_app, name="dataset")
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+RepoOption = Annotated[
+    Path | None,
+    typer.Option("--repo", help="Repository root (default: the nearest directory with adapters/)."),
+]
+AdapterArg = Annotated[str, typer.Argument(help="Adapter directory, e.g. adapters/ainative-v2.")]
+
+
+class OutputFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
+def _workspace(repo: Path | None) -> Workspace:
+    return Workspace(repo.resolve()) if repo else Workspace.discover()
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False,
+) -> None:
+    if version:
+        out.print(f"runner {__version__}")
+        raise typer.Exit()
+
+
+@app.command()
+def validate(
+    adapters: Annotated[
+        list[str] | None, typer.Argument(help="Adapter directories (default: all).")
+    ] = None,
+    output: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = (
+        OutputFormat.text
+    ),
+    repo: RepoOption = None,
+) -> int:
+    """Check adapter specs: every file, every cross-file rule, all problems in one run."""
+    workspace = _workspace(repo)
+    directories = (
+        [workspace.adapter_dir(ref) for ref in adapters]
+        if adapters
+        else workspace.list_adapter_dirs()
+    )
+    results = {workspace.rel(d): load_adapter(workspace, d) for d in directories}
+    findings = [f for result in results.values() for f in result.findings]
+    if output is OutputFormat.json:
+        payload = {
+            "adapters": {path: r.ok for path, r in results.items()},
+            "findings": [f.to_dict() for f in findings],
+        }
+        out.print_json(json.dumps(payload))
+    else:
+        print_findings(out, findings)
+        for path, result in results.items():
+            mark = Text("ok  ", style="green") if result.ok else Text("FAIL", style="bold red")
+            out.print(Text.assemble(mark, " ", path))
+        out.print(summary_line(findings))
+    return 2 if has_errors(findings) else 0
+
+
+@app.command()
+def show(adapter: AdapterArg, repo: RepoOption = None) -> None:
+    """Print the resolved spec (defaults filled in) as YAML."""
+    bundle = require_adapter(_workspace(repo), adapter)
+    out.print(Text(dump_yaml(bundle.resolved())), end="", soft_wrap=True)
+
+
+@app.command()
+def diff(
+    old: Annotated[str, typer.Argument(help="Earlier version, e.g. ainative-v1.")],
+    new: Annotated[str, typer.Argument(help="Later version, e.g. ainative-v2.")],
+    repo: RepoOption = None,
+) -> None:
+    """What changed between two versions: spec fields and dataset counts per category."""
+    workspace = _workspace(repo)
+    result = diff_bundles(require_adapter(workspace, old), require_adapter(workspace, new))
+    for table in diff_tables(result):
+        out.print(table)
+
+
+@app.command()
+def new(
+    target: Annotated[str, typer.Argument(help="New directory name, e.g. ainative-v2.")],
+    source: Annotated[str, typer.Option("--from", help="Version to start from, e.g. ainative-v1.")],
+    dataset_version: Annotated[
+        str | None,
+        typer.Option("--dataset", help="Point the manifest at datasets/<name>/<VERSION>/."),
+    ] = None,
+    repo: RepoOption = None,
+) -> None:
+    """Scaffold the next version from the previous one (comments and key order kept)."""
+    workspace = _workspace(repo)
+    directory = scaffold_version(
+        workspace, target, require_adapter(workspace, source), dataset_version
+    )
+    out.print(f"created {workspace.rel(directory)} from {source}")
+    if dataset_version:
+        out.print(f"next: add the data, then `runner dataset lock {workspace.rel(directory)}`")
+
+
+@app.command()
+def schema(
+    check: Annotated[
+        bool, typer.Option("--check", help="Only report stale schemas; exit 1 if any.")
+    ] = False,
+    repo: RepoOption = None,
+) -> int:
+    """Write the JSON Schemas of the spec files to schemas/."""
+    directory = _workspace(repo).schemas_dir
+    if check:
+        stale = stale_schemas(directory)
+        for name in stale:
+            out.print(f"schemas/{name} is stale; run `runner schema`")
+        return 1 if stale else 0
+    written = write_schemas(directory)
+    out.print(
+        f"{len(written)} schema file(s) written to schemas/"
+        if written
+        else "schemas/ is up to date"
+    )
+    return 0
+
+
+@dataset_app.command("lock")
+def dataset_lock(adapter: AdapterArg, repo: RepoOption = None) -> None:
+    """Record sha256 and example counts of the dataset files in dataset.yaml."""
+    from runner.data.lock import lock_dataset
+
+    workspace = _workspace(repo)
+    result = lock_dataset(require_adapter(workspace, adapter), workspace.root)
+    for split, found in result.fingerprints.items():
+        out.print(f"{split}: {found.examples} examples, sha256 {found.sha256[:12]}…")
+        if found.unparsed_lines:
+            lines = ", ".join(map(str, found.unparsed_lines[:10]))
+            err.print(f"{split}: lines without a readable category: {lines}; run `runner validate`")
+    state = "updated" if result.changed else "already up to date"
+    out.print(f"{workspace.rel(result.manifest)} {state}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code (and exits with it when run as a script)."""
+    code = run(argv)
+    if argv is None:
+        sys.exit(code)
+    return code
+
+
+def run(argv: list[str] | None) -> int:
+    try:
+        result = app(args=argv, prog_name="runner", standalone_mode=False)
+    except SpecError as error:
+        print_findings(err, error.findings)
+        err.print(Text(f"error: {error}", style="bold red"), soft_wrap=True)
+        return error.exit_code
+    except RunnerError as error:
+        err.print(Text(f"error: {error}", style="bold red"), soft_wrap=True)
+        return error.exit_code
+    except click.exceptions.Exit as stop:
+        return stop.exit_code
+    except click.ClickException as usage:
+        usage.show()
+        return 2
+    except click.exceptions.Abort:
+        err.print("aborted")
+        return 130
+    return result if isinstance(result, int) else 0

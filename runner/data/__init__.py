@@ -1,0 +1,1 @@
+"""Dataset files: streaming reads, fingerprints and (later) the data checks."""

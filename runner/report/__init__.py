@@ -1,0 +1,1 @@
+"""Rendering results for people: the terminal, PR comments, job summaries, JSON."""

@@ -1,0 +1,84 @@
+"""Terminal output. User text goes through `Text`, never markup, so a key like
+`target_modules[2]` prints as written."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from runner.findings import Finding, Severity
+from runner.specs.diff import SpecDiff, is_missing
+
+_STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
+
+
+def finding_text(finding: Finding) -> Text:
+    text = Text(finding.location + " ", style="bold")
+    if finding.severity is not Severity.ERROR:
+        text.append(f"{finding.severity}: ", style=_STYLE[finding.severity])
+    text.append(finding.message)
+    text.append(f"  [{finding.rule_id}]", style="dim")
+    if finding.hint:
+        text.append(f"\n    hint: {finding.hint}", style="dim")
+    return text
+
+
+def print_findings(console: Console, findings: Iterable[Finding]) -> None:
+    for finding in findings:
+        console.print(finding_text(finding), soft_wrap=True)
+
+
+def summary_line(findings: list[Finding]) -> Text:
+    errors = sum(f.severity is Severity.ERROR for f in findings)
+    warnings = sum(f.severity is Severity.WARNING for f in findings)
+    style = "bold red" if errors else ("yellow" if warnings else "green")
+    return Text(f"{errors} error(s), {warnings} warning(s)", style=style)
+
+
+def _show(value: Any) -> str:
+    if is_missing(value):
+        return "(absent)"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list):
+        return "[" + ", ".join(map(str, value)) + "]"
+    return str(value)
+
+
+def _count(value: int | None) -> str:
+    return "?" if value is None else str(value)
+
+
+def _delta(old: int | None, new: int | None) -> str:
+    if old is None or new is None:
+        return ""
+    return f"{new - old:+d}" if new != old else "="
+
+
+def diff_tables(diff: SpecDiff) -> list[Table]:
+    fields = Table(title=f"spec fields: {diff.old} → {diff.new}", title_justify="left")
+    for column in ("field", diff.old, diff.new):
+        fields.add_column(column, overflow="fold")
+    for change in diff.fields:
+        fields.add_row(change.key, _show(change.old), _show(change.new))
+    if not diff.fields:
+        fields.add_row("(no changes)", "", "")
+
+    counts = Table(title="dataset records per category", title_justify="left")
+    for column in ("category", "train", "", "eval", ""):
+        counts.add_column(column)
+    for row in diff.categories:
+        counts.add_row(
+            row.category,
+            f"{_count(row.old_train)} → {_count(row.new_train)}",
+            _delta(row.old_train, row.new_train),
+            f"{_count(row.old_eval)} → {_count(row.new_eval)}",
+            _delta(row.old_eval, row.new_eval),
+        )
+    return [fields, counts]

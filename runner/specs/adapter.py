@@ -1,0 +1,91 @@
+"""`adapter.yaml`: the identity of one adapter version."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from runner.specs.base import HubRepoId, NonNegativeInt, PositiveInt, Slug, SpecModel, spec_error
+from runner.specs.tasks import TaskKind
+
+_COMMIT_RE = re.compile(r"[0-9a-f]{40}")
+
+SpaceHardware = Literal[
+    "cpu-basic",
+    "cpu-upgrade",
+    "t4-small",
+    "t4-medium",
+    "l4x1",
+    "l4x4",
+    "a10g-small",
+    "a10g-large",
+    "a10g-largex2",
+    "a10g-largex4",
+    "a100-large",
+    "h100",
+]
+
+
+class BaseModelRef(SpecModel):
+    id: HubRepoId
+    """Hub id of the base model, e.g. `unsloth/Llama-3.2-1B-Instruct`."""
+    revision: str = Field(min_length=1)
+    """The 40-hex commit the adapter is trained on. A branch or tag needs `floating: true`."""
+    floating: bool = False
+    """Accept a moving revision (a branch or tag). Reported as a warning: runs stop being
+    reproducible when the branch moves."""
+
+    @model_validator(mode="after")
+    def _revision_is_pinned(self) -> BaseModelRef:
+        if not self.floating and not _COMMIT_RE.fullmatch(self.revision):
+            raise spec_error(
+                "unpinned_revision",
+                f"expected a 40-hex commit id, got {self.revision!r}; pin the commit, or set "
+                "`floating: true` to accept a moving revision",
+                at="revision",
+            )
+        return self
+
+
+class PublishTarget(SpecModel):
+    repo_id: HubRepoId
+    """Model repo the adapter is promoted to; each version becomes a tag `v<N>` there."""
+    private: bool = True
+    """Create the repo as private."""
+
+
+class TrainingTarget(SpecModel):
+    backend: Literal["space", "local"] = "space"
+    """`space`: a Hugging Face Space we own (production). `local`: this machine."""
+    engine: Literal["trl", "autotrain"] = "trl"
+    """`trl`: TRL SFTTrainer + peft (default). `autotrain`: AutoTrain llm-sft in the Space."""
+    hardware: SpaceHardware = "a10g-small"
+    """Space hardware requested for the run."""
+    space_id: HubRepoId | None = None
+    """The Space that runs training; defaults to `<publish owner>/adapter-trainer`."""
+    timeout_minutes: PositiveInt = 180
+    """Give up on a run (and pause the Space) after this long."""
+
+
+class Lineage(SpecModel):
+    parent: str | None = None
+    """The adapter version this one was derived from, e.g. `ainative-v1`."""
+    notes: str = ""
+    """Why this version exists, in one line."""
+
+
+class AdapterSpec(SpecModel):
+    name: Slug
+    """Adapter name; the directory is `<name>-v<version>`."""
+    version: NonNegativeInt
+    """Version number; it becomes the tag `v<version>` on the publish repo."""
+    task: TaskKind
+    """Task kind; chooses the data checks and the scorer."""
+    description: str = Field(min_length=1)
+    """One sentence: what the adapter does."""
+    base_model: BaseModelRef
+    publish: PublishTarget
+    training: TrainingTarget = TrainingTarget()
+    lineage: Lineage = Lineage()

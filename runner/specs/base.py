@@ -1,0 +1,87 @@
+"""Shared building blocks of the spec models: the strict base class and value types."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic_core import PydanticCustomError
+
+
+class SpecModel(BaseModel):
+    """Strict: YAML `"32"` is not an integer, unknown keys are errors, docstrings document
+    the JSON Schema that editors use."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        use_attribute_docstrings=True,
+        validate_default=True,
+    )
+
+
+def spec_error(kind: str, message: str, *, at: str | None = None) -> PydanticCustomError:
+    """A validation error for a rule of our own. `at` is a dotted path below the model being
+    validated, so the finding points at the exact key rather than the whole mapping."""
+    return PydanticCustomError(kind, message, {"at": at} if at else None)
+
+
+def _matches(pattern: str, kind: str, what: str) -> AfterValidator:
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not compiled.fullmatch(value):
+            raise spec_error(kind, f"expected {what}, got {value!r}")
+        return value
+
+    return AfterValidator(check)
+
+
+_HUB_PART = r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?"
+
+HubRepoId = Annotated[
+    str,
+    _matches(
+        rf"(?!.*(?:--|\.\.))(?!.*\.git$){_HUB_PART}/{_HUB_PART}",
+        "hub_repo_id",
+        "a Hub repo id such as `owner/name` (letters, digits, '-', '_', '.')",
+    ),
+]
+"""`owner/name` as the Hugging Face Hub accepts it."""
+
+Sha256 = Annotated[
+    str, _matches(r"[0-9a-f]{64}", "sha256", "a 64-character lowercase hex sha256 digest")
+]
+
+Slug = Annotated[
+    str,
+    _matches(
+        r"[a-z0-9](?:[a-z0-9_-]*[a-z0-9])?",
+        "slug",
+        "lowercase letters, digits, '-' and '_', starting and ending with a letter or digit",
+    ),
+]
+
+RepoPath = Annotated[
+    str,
+    _matches(
+        r"(?!/)(?!.*(?:^|/)\.\.(?:/|$))[^\\:*?\"<>|]+",
+        "repo_path",
+        "a path relative to the repository root, with '/' separators and no '..'",
+    ),
+]
+"""A file path relative to the repository root."""
+
+DatasetVersion = Annotated[str, _matches(r"v[0-9]+", "dataset_version", "`v<N>`, e.g. `v2`")]
+
+LicenseId = Annotated[
+    str,
+    _matches(r"[A-Za-z0-9][A-Za-z0-9.+-]*", "license", "an SPDX license id such as `apache-2.0`"),
+]
+
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+"""A share or score between 0 and 1."""
+
+PositiveInt = Annotated[int, Field(ge=1)]
+NonNegativeInt = Annotated[int, Field(ge=0)]

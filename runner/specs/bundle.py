@@ -1,0 +1,153 @@
+"""One adapter version: its four spec files loaded, validated and checked against each other."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from runner.errors import SpecError
+from runner.findings import Finding, Severity, has_errors, sort_findings
+from runner.specs import rules
+from runner.specs.adapter import AdapterSpec
+from runner.specs.dataset import DatasetManifest
+from runner.specs.evaluation import EvalSpec
+from runner.specs.training import TrainingSpec
+from runner.specs.translate import validation_findings
+from runner.specs.yamlio import YamlDoc, read_yaml_file
+from runner.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class SpecFile:
+    """One of the four files of an adapter directory and the model that validates it."""
+
+    filename: str
+    model: type[BaseModel]
+    section: str  # the key this spec has in `runner show` output
+
+    @property
+    def schema_filename(self) -> str:
+        return f"{Path(self.filename).stem}.schema.json"
+
+    @property
+    def schema_header(self) -> str:
+        return f"# yaml-language-server: $schema=../../schemas/{self.schema_filename}"
+
+
+SPEC_FILES: tuple[SpecFile, ...] = (
+    SpecFile("adapter.yaml", AdapterSpec, "adapter"),
+    SpecFile("dataset.yaml", DatasetManifest, "dataset"),
+    SpecFile("qlora.yaml", TrainingSpec, "training"),
+    SpecFile("eval.yaml", EvalSpec, "eval"),
+)
+
+
+@dataclass(frozen=True)
+class AdapterBundle:
+    """The validated specs of one adapter version and the parsed documents behind them."""
+
+    directory: Path
+    path: str
+    adapter: AdapterSpec
+    dataset: DatasetManifest
+    training: TrainingSpec
+    evaluation: EvalSpec
+    docs: dict[str, YamlDoc] = field(repr=False)
+
+    @property
+    def dirname(self) -> str:
+        return self.directory.name
+
+    def resolved(self) -> dict[str, Any]:
+        """Every spec with defaults filled in, keyed as `runner show` prints them."""
+        specs = (self.adapter, self.dataset, self.training, self.evaluation)
+        return {
+            spec_file.section: spec.model_dump(mode="json")
+            for spec_file, spec in zip(SPEC_FILES, specs, strict=True)
+        }
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    bundle: AdapterBundle | None
+    findings: list[Finding]
+
+    @property
+    def ok(self) -> bool:
+        return self.bundle is not None and not has_errors(self.findings)
+
+
+def load_spec_file(
+    file: Path, spec_file: SpecFile, path: str
+) -> tuple[YamlDoc | None, BaseModel | None, list[Finding]]:
+    """Parse and validate one spec file; every problem comes back as a finding."""
+    doc, findings = read_yaml_file(file, path)
+    if doc is None:
+        return None, None, findings
+    if not doc.text.startswith("# yaml-language-server:"):
+        findings.append(
+            Finding(
+                "spec.schema-header",
+                Severity.WARNING,
+                path,
+                1,
+                "no `# yaml-language-server` line; editors cannot validate this file",
+                f"make the first line `{spec_file.schema_header}`",
+                1,
+            )
+        )
+    try:
+        spec = spec_file.model.model_validate(doc.data)
+    except ValidationError as error:
+        schema = f"schemas/{spec_file.schema_filename}"
+        return doc, None, findings + validation_findings(error, doc, spec_file.model, schema)
+    return doc, spec, findings
+
+
+def load_adapter(workspace: Workspace, directory: Path) -> LoadResult:
+    """Load all four specs of `directory`, reporting every problem in one pass."""
+    base = workspace.rel(directory)
+    findings: list[Finding] = []
+    docs: dict[str, YamlDoc] = {}
+    specs: dict[str, BaseModel] = {}
+    for spec_file in SPEC_FILES:
+        doc, spec, found = load_spec_file(
+            directory / spec_file.filename, spec_file, f"{base}/{spec_file.filename}"
+        )
+        findings += found
+        if doc is not None:
+            docs[spec_file.filename] = doc
+        if spec is not None:
+            specs[spec_file.filename] = spec
+
+    if "adapter.yaml" in specs:
+        findings += rules.directory_name(directory, docs["adapter.yaml"], specs["adapter.yaml"])
+    if len(specs) < len(SPEC_FILES):
+        return LoadResult(None, sort_findings(findings))
+    bundle = AdapterBundle(
+        directory=directory,
+        path=base,
+        adapter=specs["adapter.yaml"],  # type: ignore[arg-type]
+        dataset=specs["dataset.yaml"],  # type: ignore[arg-type]
+        training=specs["qlora.yaml"],  # type: ignore[arg-type]
+        evaluation=specs["eval.yaml"],  # type: ignore[arg-type]
+        docs=docs,
+    )
+    findings += rules.cross_file_findings(bundle, workspace)
+    return LoadResult(bundle, sort_findings(findings))
+
+
+def require_adapter(workspace: Workspace, ref: str | Path) -> AdapterBundle:
+    """The bundle for `ref`, or a SpecError listing every problem."""
+    directory = workspace.adapter_dir(ref)
+    result = load_adapter(workspace, directory)
+    if not result.ok or result.bundle is None:
+        errors = [f for f in result.findings if f.severity is Severity.ERROR]
+        raise SpecError(
+            f"{workspace.rel(directory)}: {len(errors)} spec error(s); fix them and run again",
+            result.findings,
+        )
+    return result.bundle

@@ -1,0 +1,74 @@
+"""`dataset.yaml`: the dataset manifest. Hashes and counts are written by
+`runner dataset lock`; the data checks compare the files against them."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from runner.specs.base import (
+    DatasetVersion,
+    Fraction,
+    HubRepoId,
+    LicenseId,
+    NonNegativeInt,
+    RepoPath,
+    Sha256,
+    Slug,
+    SpecModel,
+)
+
+
+class DatasetFile(SpecModel):
+    path: RepoPath
+    """JSONL file, relative to the repository root, e.g. `datasets/ainative/v2/train.jsonl`."""
+    sha256: Sha256 | None = None
+    """sha256 of the file's bytes (written by `runner dataset lock`)."""
+    examples: NonNegativeInt | None = None
+    """Number of records (written by `runner dataset lock`)."""
+    category_counts: dict[str, NonNegativeInt] | None = None
+    """Records per category (written by `runner dataset lock`)."""
+
+
+class DatasetFiles(SpecModel):
+    train: DatasetFile
+    eval: DatasetFile
+
+
+class CategoryMinimum(SpecModel):
+    description: str = ""
+    """What the category covers."""
+    min_train: NonNegativeInt = 0
+    """Fewest training records the category may have."""
+    min_eval: NonNegativeInt = 0
+    """Fewest eval records the category may have."""
+
+
+class CodeQualityMinimums(SpecModel):
+    """Shares of assistant answers (code_assistant datasets) that must show each trait."""
+
+    tests: Fraction = 0.0
+    type_hints: Fraction = 0.0
+    error_handling: Fraction = 0.0
+
+
+class DatasetManifest(SpecModel):
+    name: Slug
+    """Dataset name; the files live under `datasets/<name>/<version>/`."""
+    version: DatasetVersion
+    """Dataset version, `v<N>`."""
+    description: str = ""
+    license: LicenseId
+    """SPDX license id, e.g. `cc-by-4.0` or `apache-2.0`."""
+    hub_repo: HubRepoId
+    """Hub dataset repo the files are pushed to (tagged with the version)."""
+    format: Literal["chat"] = "chat"
+    """Record format: chat JSONL with system, user and assistant messages."""
+    files: DatasetFiles
+    categories: dict[Slug, CategoryMinimum] = Field(min_length=1)
+    """Every category a record may carry, with its minimum counts."""
+    answer_schema: RepoPath | None = None
+    """JSON Schema the assistant's answer_json must satisfy (citation_grounded_chat)."""
+    code_quality: CodeQualityMinimums | None = None
+    """Minimum shares of tests, type hints and error handling (code_assistant)."""

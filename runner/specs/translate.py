@@ -1,0 +1,159 @@
+"""Turn pydantic validation errors into findings a person can act on: the place in the file,
+the key, what was wrong and what is allowed."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import types
+from collections.abc import Sequence
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
+
+from runner.findings import Finding
+from runner.specs.yamlio import YamlDoc
+
+_EXPECTED_TYPE = {
+    "int_type": "an integer",
+    "float_type": "a number",
+    "bool_type": "true or false",
+    "string_type": "a string",
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
+    "list_type": "a list",
+    "none_required": "null",
+}
+
+_BOUND_WORDS = {
+    "greater_than": ("gt", "greater than"),
+    "greater_than_equal": ("ge", "at least"),
+    "less_than": ("lt", "less than"),
+    "less_than_equal": ("le", "at most"),
+}
+
+
+def validation_findings(
+    error: ValidationError, doc: YamlDoc, model: type[BaseModel], schema_hint: str
+) -> list[Finding]:
+    return [_finding(detail, doc, model, schema_hint) for detail in error.errors()]
+
+
+def _finding(
+    detail: ErrorDetails, doc: YamlDoc, model: type[BaseModel], schema_hint: str
+) -> Finding:
+    kind = detail["type"]
+    loc: list[str | int] = list(detail["loc"])
+    ctx = detail.get("ctx") or {}
+    if ctx.get("at"):
+        loc.extend(str(ctx["at"]).split("."))
+    at_key = bool(loc) and loc[-1] == "[key]"
+    if at_key:
+        loc.pop()
+    key = dotted(loc)
+    got = describe(detail["input"])
+
+    if kind == "extra_forbidden":
+        allowed = field_names_at(model, loc[:-1])
+        close = difflib.get_close_matches(str(loc[-1]), allowed, n=1, cutoff=0.6)
+        message = f"{key}: unknown key" + (f"; did you mean {close[0]}?" if close else "")
+        hint = f"allowed keys here: {', '.join(allowed)}" if allowed else ""
+        return doc.finding(loc, "spec.unknown-key", message, hint=hint, at_key=True)
+    if kind == "missing":
+        return doc.finding(
+            loc,
+            "spec.missing-key",
+            f"{key}: missing required key",
+            hint=f"add `{loc[-1]}:` ({schema_hint} lists every key)",
+        )
+    if kind in _EXPECTED_TYPE:
+        message = f"{key}: expected {_EXPECTED_TYPE[kind]}, got {got}"
+        return doc.finding(loc, "spec.type", message, at_key=at_key)
+    if kind in ("literal_error", "enum"):
+        allowed = literal_values_at(model, loc) or [str(ctx.get("expected", ""))]
+        message = f"{key}: expected one of {', '.join(allowed)}; got {got}"
+        return doc.finding(loc, "spec.value", message, at_key=at_key)
+    if kind in _BOUND_WORDS:
+        ctx_key, words = _BOUND_WORDS[kind]
+        message = f"{key}: must be {words} {ctx.get(ctx_key)}, got {got}"
+        return doc.finding(loc, "spec.value", message, at_key=at_key)
+    if kind == "too_short":
+        what = "must not be empty" if isinstance(detail["input"], str) else "needs at least"
+        size = "" if isinstance(detail["input"], str) else f" {ctx.get('min_length')} item(s)"
+        return doc.finding(loc, "spec.value", f"{key}: {what}{size}", at_key=at_key)
+    # Our own rules (spec_error) carry a finished message; the kind names the rule.
+    rule_id = "spec." + kind.replace("_", "-")
+    return doc.finding(loc, rule_id, f"{key}: {detail['msg']}", at_key=at_key)
+
+
+def dotted(loc: Sequence[str | int]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(document)"
+
+
+def describe(value: Any) -> str:
+    if isinstance(value, str):
+        shown = value if len(value) <= 60 else value[:57] + "..."
+        return json.dumps(shown, ensure_ascii=False)
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return repr(value)
+
+
+def _unwrap(annotation: Any) -> Any:
+    """Strip Annotated and Optional so the walk sees the container or model underneath."""
+    while True:
+        origin = get_origin(annotation)
+        if origin is Annotated:
+            annotation = get_args(annotation)[0]
+        elif origin in (Union, types.UnionType):
+            members = [a for a in get_args(annotation) if a is not type(None)]
+            if len(members) != 1:
+                return annotation
+            annotation = members[0]
+        else:
+            return annotation
+
+
+def annotation_at(model: type[BaseModel], loc: Sequence[str | int]) -> Any:
+    """The type annotation governing the value at `loc`, or None when it cannot be followed."""
+    current: Any = model
+    for part in loc:
+        current = _unwrap(current)
+        origin = get_origin(current)
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = current.model_fields.get(str(part))
+            if field is None:
+                return None
+            current = field.annotation
+        elif origin is list:
+            current = get_args(current)[0]
+        elif origin is dict:
+            current = get_args(current)[1]
+        else:
+            return None
+    return _unwrap(current)
+
+
+def field_names_at(model: type[BaseModel], loc: Sequence[str | int]) -> list[str]:
+    target = annotation_at(model, loc)
+    if isinstance(target, type) and issubclass(target, BaseModel):
+        return list(target.model_fields)
+    return []
+
+
+def literal_values_at(model: type[BaseModel], loc: Sequence[str | int]) -> list[str]:
+    target = annotation_at(model, loc)
+    if get_origin(target) is Literal:
+        return [str(v) for v in get_args(target)]
+    return []

@@ -1,0 +1,67 @@
+"""Where things live in the repository: adapter directories, datasets, schemas."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from runner.errors import InputError
+
+ADAPTER_DIR_RE = re.compile(r"^(?P<name>[a-z0-9][a-z0-9-]*[a-z0-9]|[a-z0-9])-v(?P<version>[0-9]+)$")
+
+
+def split_adapter_dirname(dirname: str) -> tuple[str, int] | None:
+    """`ainative-v2` -> ("ainative", 2); None when the name is not `<name>-v<N>`."""
+    match = ADAPTER_DIR_RE.match(dirname)
+    if match is None:
+        return None
+    return match["name"], int(match["version"])
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """A checkout of the adapters repository."""
+
+    root: Path
+
+    @classmethod
+    def discover(cls, start: Path | None = None) -> Workspace:
+        """The nearest directory at or above `start` that holds `adapters/`."""
+        here = (start or Path.cwd()).resolve()
+        for candidate in (here, *here.parents):
+            if (candidate / "adapters").is_dir():
+                return cls(candidate)
+        raise InputError(
+            f"no adapters/ directory at or above {here}; run the runner from a checkout of "
+            "the adapters repository or pass --repo PATH"
+        )
+
+    @property
+    def adapters_dir(self) -> Path:
+        return self.root / "adapters"
+
+    @property
+    def schemas_dir(self) -> Path:
+        return self.root / "schemas"
+
+    def rel(self, path: Path) -> str:
+        """A path as findings show it: relative to the repository root, with forward slashes."""
+        try:
+            return path.resolve().relative_to(self.root.resolve()).as_posix()
+        except ValueError:
+            return path.as_posix()
+
+    def adapter_dir(self, ref: str | Path) -> Path:
+        """Accepts `ainative-v2`, `adapters/ainative-v2` or any path to the directory."""
+        text = str(ref).rstrip("/\\")
+        for candidate in (Path(text), self.root / text, self.adapters_dir / text):
+            if candidate.is_dir():
+                return candidate.resolve()
+        known = ", ".join(d.name for d in self.list_adapter_dirs()) or "none"
+        raise InputError(f"no adapter directory {text!r}; known adapters: {known}")
+
+    def list_adapter_dirs(self) -> list[Path]:
+        if not self.adapters_dir.is_dir():
+            return []
+        return sorted(d for d in self.adapters_dir.iterdir() if d.is_dir())
