@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -47,6 +48,14 @@ class Finding:
             "message": self.message,
             "hint": self.hint,
         }
+
+
+def quote(value: object) -> str:
+    """A value as messages show it: strings in double quotes, cut to a readable length."""
+    text = str(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return json.dumps(text, ensure_ascii=False)
 
 
 def has_errors(findings: Iterable[Finding]) -> bool:

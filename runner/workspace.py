@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runner.errors import InputError
+from runner.findings import quote
 
 ADAPTER_DIR_RE = re.compile(r"^(?P<name>[a-z0-9][a-z0-9-]*[a-z0-9]|[a-z0-9])-v(?P<version>[0-9]+)$")
 
@@ -59,7 +60,7 @@ class Workspace:
             if candidate.is_dir():
                 return candidate.resolve()
         known = ", ".join(d.name for d in self.list_adapter_dirs()) or "none"
-        raise InputError(f"no adapter directory {text!r}; known adapters: {known}")
+        raise InputError(f"no adapter directory {quote(text)}; known adapters: {known}")
 
     def list_adapter_dirs(self) -> list[Path]:
         if not self.adapters_dir.is_dir():

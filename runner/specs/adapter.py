@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from runner.findings import quote
 from runner.specs.base import HubRepoId, NonNegativeInt, PositiveInt, Slug, SpecModel, spec_error
 from runner.specs.tasks import TaskKind
 
@@ -42,7 +43,7 @@ class BaseModelRef(SpecModel):
         if not self.floating and not _COMMIT_RE.fullmatch(self.revision):
             raise spec_error(
                 "unpinned_revision",
-                f"expected a 40-hex commit id, got {self.revision!r}; pin the commit, or set "
+                f"expected a 40-hex commit id, got {quote(self.revision)}; pin the commit, or set "
                 "`floating: true` to accept a moving revision",
                 at="revision",
             )

@@ -8,6 +8,8 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
+from runner.findings import quote
+
 
 class SpecModel(BaseModel):
     """Strict: YAML `"32"` is not an integer, unknown keys are errors, docstrings document
@@ -32,7 +34,7 @@ def _matches(pattern: str, kind: str, what: str) -> AfterValidator:
 
     def check(value: str) -> str:
         if not compiled.fullmatch(value):
-            raise spec_error(kind, f"expected {what}, got {value!r}")
+            raise spec_error(kind, f"expected {what}, got {quote(value)}")
         return value
 
     return AfterValidator(check)

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from runner.findings import Finding, Severity
+from runner.findings import Finding, Severity, quote
 from runner.specs.adapter import AdapterSpec
 from runner.specs.tasks import TASK_METRICS
 from runner.specs.yamlio import YamlDoc
@@ -27,7 +27,7 @@ def directory_name(directory: Path, doc: YamlDoc, adapter: AdapterSpec) -> list[
         doc.finding(
             loc,
             "spec.dir-name",
-            f"directory is {directory.name!r} but adapter.yaml says {expected!r}",
+            f"directory is {quote(directory.name)} but adapter.yaml says {quote(expected)}",
             hint="the directory must be `<name>-v<version>`: rename it or fix name/version",
         )
     ]
@@ -50,7 +50,7 @@ def floating_revision(bundle: AdapterBundle) -> Iterator[Finding]:
         yield bundle.docs["adapter.yaml"].finding(
             ["base_model", "revision"],
             "spec.floating-revision",
-            f"base_model.revision {base.revision!r} floats: a moved branch changes the run",
+            f"base_model.revision {quote(base.revision)} floats: a moved branch changes the run",
             hint="pin a 40-hex commit id before promoting",
             severity=Severity.WARNING,
         )
@@ -64,7 +64,7 @@ def eval_metrics_exist_for_task(bundle: AdapterBundle) -> Iterator[Finding]:
     hint = f"metrics of {task}: {', '.join(known)}"
 
     def unknown(loc: list[str | int], metric: str, at_key: bool) -> Finding:
-        message = f"{'.'.join(map(str, loc))}: {metric!r} is not a metric of task {task}"
+        message = f"{'.'.join(map(str, loc))}: {quote(metric)} is not a metric of task {task}"
         return doc.finding(loc, "spec.unknown-metric", message, hint=hint, at_key=at_key)
 
     if spec.primary_metric not in known:
@@ -91,7 +91,7 @@ def eval_categories_exist_in_manifest(bundle: AdapterBundle) -> Iterator[Finding
             yield doc.finding(
                 ["thresholds", "categories", category],
                 "spec.unknown-category",
-                f"thresholds.categories: {category!r} is not a category of dataset.yaml",
+                f"thresholds.categories: {quote(category)} is not a category of dataset.yaml",
                 hint=hint,
                 at_key=True,
             )
@@ -100,7 +100,7 @@ def eval_categories_exist_in_manifest(bundle: AdapterBundle) -> Iterator[Finding
             yield doc.finding(
                 ["waivers", index, "category"],
                 "spec.unknown-category",
-                f"waivers[{index}].category: {waiver.category!r} is not a category of dataset.yaml",
+                f"waivers[{index}].category: {quote(waiver.category)} is not a category of dataset.yaml",
                 hint=hint,
             )
 

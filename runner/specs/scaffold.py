@@ -8,6 +8,7 @@ from pathlib import Path
 from ruamel.yaml.comments import CommentedMap
 
 from runner.errors import InputError
+from runner.findings import quote
 from runner.specs.bundle import SPEC_FILES, AdapterBundle
 from runner.specs.yamlio import dump_yaml, round_trip_yaml
 from runner.workspace import Workspace, split_adapter_dirname
@@ -18,7 +19,7 @@ def scaffold_version(
 ) -> Path:
     parsed = split_adapter_dirname(target)
     if parsed is None:
-        raise InputError(f"{target!r} is not an adapter directory name; use `<name>-v<N>`")
+        raise InputError(f"{quote(target)} is not an adapter directory name; use `<name>-v<N>`")
     name, version = parsed
     if name == source.adapter.name and version <= source.adapter.version:
         raise InputError(

@@ -4,7 +4,6 @@ the key, what was wrong and what is allowed."""
 from __future__ import annotations
 
 import difflib
-import json
 import types
 from collections.abc import Sequence
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
@@ -12,7 +11,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from runner.findings import Finding
+from runner.findings import Finding, quote
 from runner.specs.yamlio import YamlDoc
 
 _EXPECTED_TYPE = {
@@ -49,7 +48,8 @@ def _finding(
     ctx = detail.get("ctx") or {}
     if ctx.get("at"):
         loc.extend(str(ctx["at"]).split("."))
-    at_key = bool(loc) and loc[-1] == "[key]"
+    # pydantic marks a bad dict key with a trailing "[key]"; a user's key may be spelled so too
+    at_key = kind != "extra_forbidden" and len(loc) >= 2 and loc[-1] == "[key]"
     if at_key:
         loc.pop()
     key = dotted(loc)
@@ -97,8 +97,7 @@ def dotted(loc: Sequence[str | int]) -> str:
 
 def describe(value: Any) -> str:
     if isinstance(value, str):
-        shown = value if len(value) <= 60 else value[:57] + "..."
-        return json.dumps(shown, ensure_ascii=False)
+        return quote(value)
     if value is None:
         return "null"
     if isinstance(value, bool):

@@ -16,6 +16,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.reader import ReaderError
 
@@ -136,11 +137,15 @@ def load_yaml_text(text: str, path: str) -> tuple[YamlDoc | None, list[Finding]]
     except MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        what = err.problem or err.context or "not valid YAML"
+        what = _one_line(err.problem or err.context or "not valid YAML")
+        started = err.context_mark
+        duplicate = isinstance(err, DuplicateKeyError)  # its context adds nothing
+        if err.problem and err.context and started and started.line + 1 != line and not duplicate:
+            what += f" ({_one_line(err.context)} at line {started.line + 1})"
         return None, problem(
             line,
             column,
-            f"invalid YAML: {_one_line(what)}",
+            f"invalid YAML: {what}",
             "check indentation, quoting and that each key appears once",
         )
     except ReaderError as err:

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from runner.cli import main
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+FIXTURE_REPO = Path(__file__).resolve().parent / "fixtures" / "repo"
+
+
+@pytest.fixture
+def demo_repo(tmp_path: Path) -> Path:
+    """A copy of a tiny, valid adapters repository with one adapter: `adapters/demo-v1`."""
+    root = tmp_path / "repo"
+    shutil.copytree(FIXTURE_REPO, root)
+    shutil.copytree(REPO_ROOT / "schemas", root / "schemas")
+    return root
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+RunCli = Callable[..., tuple[int, str, str]]
+
+
+@pytest.fixture
+def run_cli(capsys: pytest.CaptureFixture[str]) -> RunCli:
+    """Run `runner ARGS...` in-process; returns (exit code, stdout, stderr)."""
+
+    def run(*args: str | Path) -> tuple[int, str, str]:
+        capsys.readouterr()
+        code = main([str(a) for a in args])
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run

@@ -1,0 +1,53 @@
+"""`runner dataset lock` records each data file's sha256, record count and records per
+category in dataset.yaml, and keeps the rest of the file as written."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from ruamel.yaml import YAML
+
+from tests.conftest import edit
+
+A = "adapters/demo-v1"
+
+
+def test_lock_records_hash_and_counts_and_keeps_comments(demo_repo, run_cli):
+    manifest = demo_repo / A / "dataset.yaml"
+    edit(manifest, "license: apache-2.0", "license: apache-2.0  # same as the code")
+    train = demo_repo / "datasets/demo/v1/train.jsonl"
+    extra = json.loads(train.read_text().splitlines()[0]) | {"id": "demo-3", "category": "other"}
+    with train.open("a") as handle:
+        handle.write(json.dumps(extra) + "\n\n")
+
+    code, out, _ = run_cli("dataset", "lock", "--repo", demo_repo, A)
+
+    assert code == 0
+    assert "train: 3 examples" in out
+    data = YAML(typ="safe").load(manifest.read_text())
+    assert data["files"]["train"]["sha256"] == hashlib.sha256(train.read_bytes()).hexdigest()
+    assert data["files"]["train"]["examples"] == 3
+    assert data["files"]["train"]["category_counts"] == {"python": 2, "other": 1}
+    assert "# same as the code" in manifest.read_text()
+
+
+def test_lock_twice_changes_nothing(demo_repo, run_cli):
+    run_cli("dataset", "lock", "--repo", demo_repo, A)
+    before = (demo_repo / A / "dataset.yaml").read_text()
+
+    code, out, _ = run_cli("dataset", "lock", "--repo", demo_repo, A)
+
+    assert code == 0
+    assert "already up to date" in out
+    assert (demo_repo / A / "dataset.yaml").read_text() == before
+
+
+def test_lock_reports_lines_it_could_not_read(demo_repo, run_cli):
+    with (demo_repo / "datasets/demo/v1/eval.jsonl").open("a") as handle:
+        handle.write("{not json\n")
+
+    code, _, err = run_cli("dataset", "lock", "--repo", demo_repo, A)
+
+    assert code == 0
+    assert "eval: lines without a readable category: 2; run `runner validate`" in err
