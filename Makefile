@@ -17,11 +17,15 @@ $(STAMP): pyproject.toml
 test: venv
 	$(BIN)/pytest
 
+# The lifecycle so far: validate every example adapter, show the resolved spec of the
+# embedded default, and compare two versions.
 demo: venv
-	$(BIN)/python -m runner.demo
+	$(BIN)/runner validate
+	$(BIN)/runner show adapters/kwanzaa-mini-v1
+	$(BIN)/runner diff ainative-v1 ainative-v2
 
 bench: venv
-	$(BIN)/python benchmarks/run_all.py
+	@for bench in benchmarks/*_bench.py; do echo "== $$bench"; $(BIN)/python $$bench || exit 1; done
 
 lint: venv
 	$(BIN)/ruff check .
