@@ -95,7 +95,7 @@ def _field_names() -> list[str]:
             for name, field in model.model_fields.items():
                 names.add(name)
                 annotation = field.annotation
-                for inner in getattr(annotation, "__args__", ()) + (annotation,):
+                for inner in (*getattr(annotation, "__args__", ()), annotation):
                     if isinstance(inner, type) and hasattr(inner, "model_fields"):
                         stack.append(inner)
     return sorted(names)

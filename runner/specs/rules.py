@@ -100,7 +100,8 @@ def eval_categories_exist_in_manifest(bundle: AdapterBundle) -> Iterator[Finding
             yield doc.finding(
                 ["waivers", index, "category"],
                 "spec.unknown-category",
-                f"waivers[{index}].category: {quote(waiver.category)} is not a category of dataset.yaml",
+                f"waivers[{index}].category: {quote(waiver.category)} "
+                "is not a category of dataset.yaml",
                 hint=hint,
             )
 

@@ -1,0 +1,77 @@
+"""The example adapters shipped in this repository load clean, and the `runner` command
+shows, diffs and round-trips them."""
+
+from __future__ import annotations
+
+import pytest
+from ruamel.yaml import YAML
+
+from runner.specs import SPEC_FILES, load_adapter
+from runner.specs.yamlio import dump_yaml, round_trip_yaml
+from runner.workspace import Workspace
+from tests.conftest import REPO_ROOT
+
+WORKSPACE = Workspace(REPO_ROOT)
+EXAMPLES = WORKSPACE.list_adapter_dirs()
+
+
+def test_the_examples_are_the_ones_the_team_documents():
+    assert [d.name for d in EXAMPLES] == [
+        "ainative-v1",
+        "ainative-v2",
+        "kwanzaa-mini-v1",
+        "kwanzaa-v0",
+    ]
+
+
+@pytest.mark.parametrize("directory", EXAMPLES, ids=lambda d: d.name)
+def test_every_example_adapter_loads_with_no_findings(directory):
+    result = load_adapter(WORKSPACE, directory)
+    assert result.ok
+    assert [str(f) for f in result.findings] == []
+
+
+@pytest.mark.parametrize(
+    "path",
+    [d / s.filename for d in EXAMPLES for s in SPEC_FILES],
+    ids=lambda p: f"{p.parent.name}/{p.name}",
+)
+def test_example_specs_round_trip_byte_for_byte(path):
+    """`runner new` and `runner dataset lock` rewrite specs; they must not reformat them."""
+    text = path.read_text()
+    assert dump_yaml(round_trip_yaml().load(text)) == text
+
+
+def test_help_lists_every_verb(run_cli):
+    code, out, _ = run_cli("--help")
+    assert code == 0
+    for verb in ("validate", "show", "diff", "new", "schema", "dataset"):
+        assert verb in out
+
+
+def test_show_prints_the_resolved_spec_of_ainative_v2(run_cli):
+    code, out, _ = run_cli("show", "--repo", REPO_ROOT, "adapters/ainative-v2")
+    assert code == 0
+    shown = YAML(typ="safe").load(out)
+    assert shown["adapter"]["name"] == "ainative"
+    assert shown["adapter"]["version"] == 2
+    assert shown["adapter"]["lineage"]["parent"] == "ainative-v1"
+    assert shown["training"]["quantization"]["bnb_4bit_quant_type"] == "nf4"
+    assert shown["dataset"]["files"]["train"]["path"] == "datasets/ainative/v2/train.jsonl"
+
+
+def test_diff_of_the_ainative_versions_shows_new_categories_and_counts(run_cli):
+    code, out, _ = run_cli("diff", "--repo", REPO_ROOT, "ainative-v1", "ainative-v2")
+    assert code == 0
+    lines = out.splitlines()
+    assert any("adapter.version" in line and "1" in line and "2" in line for line in lines)
+    assert any("dataset.version" in line and "v1" in line and "v2" in line for line in lines)
+    mcp = next(line for line in lines if "mcp_tools" in line)
+    assert "0 → 18" in mcp
+    assert "0 → 3" in mcp
+
+
+def test_validate_all_examples_from_the_command_line(run_cli):
+    code, out, _ = run_cli("validate", "--repo", REPO_ROOT)
+    assert code == 0
+    assert "0 error(s), 0 warning(s)" in out
