@@ -9,7 +9,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 from rich.console import Console
 from rich.text import Text
@@ -72,7 +71,7 @@ def validate(
         OutputFormat.text
     ),
     repo: RepoOption = None,
-) -> int:
+) -> None:
     """Check adapter specs: every file, every cross-file rule, all problems in one run."""
     workspace = _workspace(repo)
     directories = (
@@ -94,7 +93,7 @@ def validate(
             mark = Text("ok  ", style="green") if result.ok else Text("FAIL", style="bold red")
             out.print(Text.assemble(mark, " ", path))
         out.print(summary_line(findings))
-    return 2 if has_errors(findings) else 0
+    raise typer.Exit(2 if has_errors(findings) else 0)
 
 
 @app.command()
@@ -143,21 +142,20 @@ def schema(
         bool, typer.Option("--check", help="Only report stale schemas; exit 1 if any.")
     ] = False,
     repo: RepoOption = None,
-) -> int:
+) -> None:
     """Write the JSON Schemas of the spec files to schemas/."""
     directory = _workspace(repo).schemas_dir
     if check:
         stale = stale_schemas(directory)
         for name in stale:
             out.print(f"schemas/{name} is stale; run `runner schema`")
-        return 1 if stale else 0
+        raise typer.Exit(1 if stale else 0)
     written = write_schemas(directory)
     out.print(
         f"{len(written)} schema file(s) written to schemas/"
         if written
         else "schemas/ is up to date"
     )
-    return 0
 
 
 @dataset_app.command("lock")
@@ -185,8 +183,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(argv: list[str] | None) -> int:
+    """Run one command. Typer handles usage errors itself (message, exit 2); a RunnerError is
+    a user's mistake and ends as its message; anything else is a bug and keeps its traceback."""
     try:
-        result = app(args=argv, prog_name="runner", standalone_mode=False)
+        app(args=argv, prog_name="runner")
+    except SystemExit as stop:
+        return stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
     except SpecError as error:
         print_findings(err, error.findings)
         err.print(Text(f"error: {error}", style="bold red"), soft_wrap=True)
@@ -194,12 +196,4 @@ def run(argv: list[str] | None) -> int:
     except RunnerError as error:
         err.print(Text(f"error: {error}", style="bold red"), soft_wrap=True)
         return error.exit_code
-    except click.exceptions.Exit as stop:
-        return stop.exit_code
-    except click.ClickException as usage:
-        usage.show()
-        return 2
-    except click.exceptions.Abort:
-        err.print("aborted")
-        return 130
-    return result if isinstance(result, int) else 0
+    return 0

@@ -171,16 +171,24 @@ def test_the_fixture_itself_is_clean(demo_repo, run_cli):
     assert run_cli("validate", "--repo", demo_repo)[0] == 0
 
 
-def test_a_missing_spec_file_is_named(demo_repo):
+def test_a_missing_spec_file_is_named(demo_repo, run_cli):
     (demo_repo / A / "eval.yaml").unlink()
     assert findings_of(demo_repo) == [f"{A}/eval.yaml missing file"]
+    code, out, err = run_cli("validate", "--repo", demo_repo, A)
+    assert code == 2
+    assert f"{A}/eval.yaml missing file" in out
+    assert "Traceback" not in out + err
 
 
-def test_wrong_directory_name_points_at_the_version(demo_repo):
+def test_wrong_directory_name_points_at_the_version(demo_repo, run_cli):
     shutil.move(demo_repo / A, demo_repo / "adapters/demo-v3")
-    assert findings_of(demo_repo, "adapters/demo-v3") == [
+    expected = (
         'adapters/demo-v3/adapter.yaml:3:10 directory is "demo-v3" but adapter.yaml says "demo-v1"'
-    ]
+    )
+    assert findings_of(demo_repo, "adapters/demo-v3") == [expected]
+    code, out, _ = run_cli("validate", "--repo", demo_repo, "demo-v3")
+    assert code == 2
+    assert expected in out
 
 
 def test_every_error_in_a_directory_is_reported_in_one_run(demo_repo, run_cli):
@@ -227,6 +235,16 @@ def test_unknown_adapter_is_a_clear_error_with_exit_code_2(demo_repo, run_cli):
     code, out, err = run_cli("show", "--repo", demo_repo, "nope-v9")
     assert code == 2
     assert 'no adapter directory "nope-v9"; known adapters: demo-v1' in err
+    assert "Traceback" not in out + err
+
+
+@pytest.mark.parametrize(
+    "args", [("bogus",), ("show",), ("validate", "--format", "xml")], ids=" ".join
+)
+def test_usage_errors_exit_2_with_a_message_not_a_traceback(run_cli, args):
+    code, out, err = run_cli(*args)
+    assert code == 2
+    assert "Usage: runner" in out + err
     assert "Traceback" not in out + err
 
 
