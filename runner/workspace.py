@@ -56,7 +56,8 @@ class Workspace:
     def adapter_dir(self, ref: str | Path) -> Path:
         """Accepts `ainative-v2`, `adapters/ainative-v2` or any path to the directory."""
         text = str(ref).rstrip("/\\")
-        for candidate in (Path(text), self.root / text, self.adapters_dir / text):
+        # The repository's own directories win over a same-named path under the CWD.
+        for candidate in (self.root / text, self.adapters_dir / text, Path(text)):
             if candidate.is_dir():
                 return candidate.resolve()
         known = ", ".join(d.name for d in self.list_adapter_dirs()) or "none"

@@ -3,6 +3,8 @@ shows, diffs and round-trips them."""
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 from ruamel.yaml import YAML
 
@@ -75,3 +77,24 @@ def test_validate_all_examples_from_the_command_line(run_cli):
     code, out, _ = run_cli("validate", "--repo", REPO_ROOT)
     assert code == 0
     assert "0 error(s), 0 warning(s)" in out
+
+
+def test_the_error_examples_in_the_readme_are_what_the_runner_prints(tmp_path, run_cli):
+    for part in ("adapters", "datasets", "schemas"):
+        shutil.copytree(REPO_ROOT / part, tmp_path / part)
+    qlora = tmp_path / "adapters/ainative-v2/qlora.yaml"
+    qlora.write_text(
+        qlora.read_text()
+        .replace("lora_alpha: 32", "lora_alpha: thirty-two")
+        .replace("lora_dropout:", "lora_dropuot:")
+    )
+    readme = (REPO_ROOT / "README.md").read_text().splitlines()
+    examples = [line for line in readme if line.startswith("adapters/ainative-v2/qlora.yaml:")]
+
+    code, out, _ = run_cli("validate", "--repo", tmp_path, "ainative-v2")
+
+    assert code == 2
+    assert len(examples) == 2
+    printed = out.splitlines()
+    for example in examples:
+        assert example in printed

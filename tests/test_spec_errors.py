@@ -231,6 +231,13 @@ def test_lora_with_4bit_settings_is_contradictory(demo_repo):
     ]
 
 
+def test_adapter_paths_resolve_inside_the_repo_given(demo_repo, run_cli, monkeypatch, tmp_path):
+    elsewhere = tmp_path / "elsewhere" / "adapters" / "demo-v1"
+    elsewhere.mkdir(parents=True)
+    monkeypatch.chdir(elsewhere.parent.parent)
+    assert run_cli("validate", "--repo", demo_repo, "adapters/demo-v1")[0] == 0
+
+
 def test_unknown_adapter_is_a_clear_error_with_exit_code_2(demo_repo, run_cli):
     code, out, err = run_cli("show", "--repo", demo_repo, "nope-v9")
     assert code == 2
