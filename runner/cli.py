@@ -16,7 +16,7 @@ from rich.text import Text
 from runner import __version__
 from runner.errors import RunnerError, SpecError
 from runner.findings import has_errors
-from runner.report.console import diff_tables, print_findings, summary_line
+from runner.report.console import print_diff, print_findings, summary_line
 from runner.specs import load_adapter, require_adapter
 from runner.specs.diff import diff_bundles
 from runner.specs.scaffold import scaffold_version
@@ -112,8 +112,7 @@ def diff(
     """What changed between two versions: spec fields and dataset counts per category."""
     workspace = _workspace(repo)
     result = diff_bundles(require_adapter(workspace, old), require_adapter(workspace, new))
-    for table in diff_tables(result):
-        out.print(table)
+    print_diff(out, result)
 
 
 @app.command()

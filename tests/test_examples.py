@@ -66,9 +66,12 @@ def test_diff_of_the_ainative_versions_shows_new_categories_and_counts(run_cli):
     code, out, _ = run_cli("diff", "--repo", REPO_ROOT, "ainative-v1", "ainative-v2")
     assert code == 0
     lines = out.splitlines()
-    assert any("adapter.version" in line and "1" in line and "2" in line for line in lines)
-    assert any("dataset.version" in line and "v1" in line and "v2" in line for line in lines)
-    mcp = next(line for line in lines if "mcp_tools" in line)
+    assert "  adapter.version: 1 → 2" in lines
+    assert "  adapter.lineage.parent: null → ainative-v1" in lines
+    assert "  dataset.version: v1 → v2" in lines
+    assert "  eval.thresholds.overall.tests_present_rate: 0.8 → 0.85" in lines
+    assert "  dataset.categories.mcp_tools.min_train: (absent) → 15" in lines
+    mcp = next(line for line in lines if line.startswith("│ mcp_tools"))
     assert "0 → 18" in mcp
     assert "0 → 3" in mcp
 

@@ -61,18 +61,21 @@ def _delta(old: int | None, new: int | None) -> str:
     return f"{new - old:+d}" if new != old else "="
 
 
-def diff_tables(diff: SpecDiff) -> list[Table]:
-    fields = Table(title=f"spec fields: {diff.old} → {diff.new}", title_justify="left")
-    for column in ("field", diff.old, diff.new):
-        fields.add_column(column, overflow="fold")
+def print_diff(console: Console, diff: SpecDiff) -> None:
+    """Changed fields one per line (`key: old → new`), then records per category."""
+    console.print(Text(f"spec fields: {diff.old} → {diff.new}", style="bold"))
     for change in diff.fields:
-        fields.add_row(change.key, _show(change.old), _show(change.new))
+        line = Text(f"  {change.key}: ")
+        line.append(_show(change.old), style="red")
+        line.append(" → ")
+        line.append(_show(change.new), style="green")
+        console.print(line, soft_wrap=True)
     if not diff.fields:
-        fields.add_row("(no changes)", "", "")
+        console.print("  (no changes)")
 
     counts = Table(title="dataset records per category", title_justify="left")
     for column in ("category", "train", "", "eval", ""):
-        counts.add_column(column)
+        counts.add_column(column, no_wrap=True)
     for row in diff.categories:
         counts.add_row(
             row.category,
@@ -81,4 +84,4 @@ def diff_tables(diff: SpecDiff) -> list[Table]:
             f"{_count(row.old_eval)} → {_count(row.new_eval)}",
             _delta(row.old_eval, row.new_eval),
         )
-    return [fields, counts]
+    console.print(counts)
