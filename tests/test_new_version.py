@@ -41,6 +41,16 @@ def test_new_version_differs_only_in_identity_fields(demo_repo, run_cli):
     assert load_adapter(Workspace(demo_repo), dst).ok
 
 
+def test_new_version_keeps_explicit_nulls(demo_repo, run_cli):
+    edit(
+        demo_repo / SOURCE / "adapter.yaml",
+        "  repo_id: demo-org/demo-lora",
+        "  repo_id: demo-org/demo-lora\ntraining:\n  space_id: null",
+    )
+    assert run_cli("new", "--repo", demo_repo, "demo-v2", "--from", "demo-v1")[0] == 0
+    assert "  space_id: null\n" in (demo_repo / TARGET / "adapter.yaml").read_text()
+
+
 def test_new_version_with_a_new_dataset_version_repoints_the_manifest(demo_repo, run_cli):
     code, out, _ = run_cli(
         "new", "--repo", demo_repo, "demo-v2", "--from", "demo-v1", "--dataset", "v2"

@@ -32,7 +32,14 @@ def round_trip_yaml() -> YAML:
     yaml.preserve_quotes = True
     yaml.indent(mapping=2, sequence=4, offset=2)
     yaml.width = 4096  # never fold a long line the author wrote on one line
+    yaml.representer.add_representer(type(None), _represent_null)
     return yaml
+
+
+def _represent_null(representer: Any, _: None) -> Any:
+    # ruamel writes None as an empty value; `null` is what people write and what they expect
+    # to find again after `runner new` or `runner dataset lock` rewrote their file.
+    return representer.represent_scalar("tag:yaml.org,2002:null", "null")
 
 
 def dump_yaml(data: Any) -> str:
