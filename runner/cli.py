@@ -50,7 +50,7 @@ class OutputFormat(StrEnum):
 
 
 def _workspace(repo: Path | None) -> Workspace:
-    return Workspace(repo.resolve()) if repo else Workspace.discover()
+    return Workspace.at(repo) if repo else Workspace.discover()
 
 
 @app.callback(invoke_without_command=True)

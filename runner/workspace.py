@@ -38,6 +38,13 @@ class Workspace:
             "the adapters repository or pass --repo PATH"
         )
 
+    @classmethod
+    def at(cls, root: Path) -> Workspace:
+        """The repository at `root`, which must hold `adapters/`."""
+        if not (root / "adapters").is_dir():
+            raise InputError(f"{root} has no adapters/ directory; pass the repository root")
+        return cls(root.resolve())
+
     @property
     def adapters_dir(self) -> Path:
         return self.root / "adapters"

@@ -238,6 +238,12 @@ def test_adapter_paths_resolve_inside_the_repo_given(demo_repo, run_cli, monkeyp
     assert run_cli("validate", "--repo", demo_repo, "adapters/demo-v1")[0] == 0
 
 
+def test_a_repo_without_adapters_is_a_clear_error(tmp_path, run_cli):
+    code, _, err = run_cli("validate", "--repo", tmp_path)
+    assert code == 2
+    assert f"{tmp_path} has no adapters/ directory; pass the repository root" in err
+
+
 def test_unknown_adapter_is_a_clear_error_with_exit_code_2(demo_repo, run_cli):
     code, out, err = run_cli("show", "--repo", demo_repo, "nope-v9")
     assert code == 2
