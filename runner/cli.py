@@ -11,17 +11,25 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markdown import Markdown
 from rich.text import Text
 
 from runner import __version__
+from runner.changes import affected_adapters
 from runner.errors import RunnerError, SpecError
-from runner.findings import has_errors
+from runner.gitutil import changed_paths
+from runner.plan import make_plan
+from runner.policy.loading import Policies, load_policies
 from runner.report.console import print_diff, print_findings, summary_line
-from runner.specs import load_adapter, require_adapter
+from runner.report.github import annotations
+from runner.report.markdown import validation_markdown
+from runner.report.plan import plan_markdown
+from runner.specs import require_adapter
 from runner.specs.diff import diff_bundles
 from runner.specs.scaffold import scaffold_version
 from runner.specs.schema import stale_schemas, write_schemas
 from runner.specs.yamlio import dump_yaml
+from runner.validation import AdapterValidation, exit_code, validate_adapter
 from runner.workspace import Workspace
 
 app = typer.Typer(
@@ -46,7 +54,9 @@ AdapterArg = Annotated[str, typer.Argument(help="Adapter directory, e.g. adapter
 
 class OutputFormat(StrEnum):
     text = "text"
+    markdown = "markdown"
     json = "json"
+    github = "github"
 
 
 def _workspace(repo: Path | None) -> Workspace:
@@ -67,33 +77,78 @@ def validate(
     adapters: Annotated[
         list[str] | None, typer.Argument(help="Adapter directories (default: all).")
     ] = None,
+    changed_since: Annotated[
+        str | None,
+        typer.Option(
+            "--changed-since",
+            help="Validate the adapters a change since REF touches; also enforces that "
+            "versions existing at REF are not edited.",
+            metavar="REF",
+        ),
+    ] = None,
     output: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = (
         OutputFormat.text
     ),
     repo: RepoOption = None,
 ) -> None:
-    """Check adapter specs: every file, every cross-file rule, all problems in one run."""
+    """Check specs, policies and data; exit 0 clean, 1 on error findings, 2 on unusable input."""
     workspace = _workspace(repo)
-    directories = (
-        [workspace.adapter_dir(ref) for ref in adapters]
-        if adapters
-        else workspace.list_adapter_dirs()
-    )
-    results = {workspace.rel(d): load_adapter(workspace, d) for d in directories}
-    findings = [f for result in results.values() for f in result.findings]
+    directories = [workspace.adapter_dir(ref) for ref in adapters or []]
+    if changed_since:
+        touched = affected_adapters(workspace, changed_paths(workspace.root, changed_since))
+        directories += [d for d in touched if d not in directories]
+    elif not directories:
+        directories = workspace.list_adapter_dirs()
+    policies = load_policies(workspace)
+    results = []
+    for directory in directories:
+        with err.status(f"validating {workspace.rel(directory)}"):
+            results.append(validate_adapter(workspace, directory, policies, changed_since))
+    _print_validation(results, policies, output)
+    raise typer.Exit(exit_code(results, policies))
+
+
+def _print_validation(
+    results: list[AdapterValidation], policies: Policies, output: OutputFormat
+) -> None:
+    findings = policies.problems + [f for r in results for f in r.findings]
     if output is OutputFormat.json:
         payload = {
-            "adapters": {path: r.ok for path, r in results.items()},
+            "adapters": {r.path: r.ok for r in results},
             "findings": [f.to_dict() for f in findings],
         }
         out.print_json(json.dumps(payload))
+    elif output is OutputFormat.github:
+        for line in annotations(findings):
+            out.print(Text(line), soft_wrap=True)
+    elif output is OutputFormat.markdown:
+        by_adapter = {r.path: r.findings for r in results}
+        out.print(Text(validation_markdown(by_adapter, policies.problems)), soft_wrap=True)
     else:
         print_findings(out, findings)
-        for path, result in results.items():
+        for result in results:
             mark = Text("ok  ", style="green") if result.ok else Text("FAIL", style="bold red")
-            out.print(Text.assemble(mark, " ", path))
+            out.print(Text.assemble(mark, " ", result.path))
         out.print(summary_line(findings))
-    raise typer.Exit(2 if has_errors(findings) else 0)
+
+
+@app.command()
+def plan(
+    adapter: AdapterArg,
+    output: Annotated[OutputFormat, typer.Option("--format", help="text or markdown.")] = (
+        OutputFormat.text
+    ),
+    repo: RepoOption = None,
+) -> None:
+    """What merging would do: changes against the previous version, estimated GPU hours and cost."""
+    workspace = _workspace(repo)
+    with err.status(f"planning {adapter}"):
+        result = make_plan(workspace, workspace.adapter_dir(adapter), load_policies(workspace))
+    text = plan_markdown(result)
+    if output is OutputFormat.markdown:
+        out.print(Text(text), soft_wrap=True)
+    else:
+        out.print(Markdown(text))
 
 
 @app.command()

@@ -18,6 +18,7 @@ def demo_repo(tmp_path: Path) -> Path:
     root = tmp_path / "repo"
     shutil.copytree(FIXTURE_REPO, root)
     shutil.copytree(REPO_ROOT / "schemas", root / "schemas")
+    shutil.copytree(REPO_ROOT / "policies", root / "policies")
     return root
 
 

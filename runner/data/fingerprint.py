@@ -4,10 +4,11 @@ streaming pass so memory stays flat however large the file is."""
 from __future__ import annotations
 
 import hashlib
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from runner.data.jsonl import decode_record
 
 
 @dataclass
@@ -16,7 +17,7 @@ class Fingerprint:
     examples: int
     category_counts: Counter[str] = field(default_factory=Counter)
     unparsed_lines: list[int] = field(default_factory=list)
-    """Lines whose JSON could not be read; `runner validate` says why."""
+    """Lines with no readable category (the same decoding as the checks); validate says why."""
 
 
 def fingerprint(path: Path) -> Fingerprint:
@@ -30,20 +31,18 @@ def fingerprint(path: Path) -> Fingerprint:
             if not raw.strip():
                 continue
             examples += 1
-            category = _category_of(raw)
-            if category is None:
-                unparsed.append(line_no)
-            else:
+            record, _ = decode_record(raw, line_no, str(path))
+            category = record.get("category") if record else None
+            if isinstance(category, str):
                 categories[category] += 1
+            else:
+                unparsed.append(line_no)
     return Fingerprint(digest.hexdigest(), examples, categories, unparsed)
 
 
-def _category_of(raw: bytes) -> str | None:
-    try:
-        record = json.loads(raw)
-    except ValueError:  # includes UnicodeDecodeError
-        return None
-    if not isinstance(record, dict):
-        return None
-    category = record.get("category")
-    return category if isinstance(category, str) else None
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -18,6 +18,8 @@ from runner.specs.training import TrainingSpec
 from runner.specs.translate import validation_findings
 from runner.specs.yamlio import YamlDoc, read_yaml_file
 from runner.workspace import Workspace
+
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -80,14 +82,27 @@ class LoadResult:
         return self.bundle is not None and not has_errors(self.findings)
 
 
-def load_spec_file(
-    file: Path, spec_file: SpecFile, path: str
-) -> tuple[YamlDoc | None, BaseModel | None, list[Finding]]:
-    """Parse and validate one spec file; every problem comes back as a finding."""
+def load_model_file(
+    file: Path, model: type[M], path: str, *, schema_hint: str = ""
+) -> tuple[YamlDoc | None, M | None, list[Finding]]:
+    """Parse a YAML file and validate it against `model`; every problem is a finding."""
     doc, findings = read_yaml_file(file, path)
     if doc is None:
         return None, None, findings
-    if not doc.text.startswith("# yaml-language-server:"):
+    try:
+        return doc, model.model_validate(doc.data), findings
+    except ValidationError as error:
+        hint = schema_hint or f"the {model.__name__} fields"
+        return doc, None, findings + validation_findings(error, doc, model, hint)
+
+
+def load_spec_file(
+    file: Path, spec_file: SpecFile, path: str
+) -> tuple[YamlDoc | None, BaseModel | None, list[Finding]]:
+    """One of the four spec files: validated, and warned about when it names no schema."""
+    schema = f"schemas/{spec_file.schema_filename}"
+    doc, spec, findings = load_model_file(file, spec_file.model, path, schema_hint=schema)
+    if doc is not None and not doc.text.startswith("# yaml-language-server:"):
         findings.append(
             Finding(
                 "spec.schema-header",
@@ -99,11 +114,6 @@ def load_spec_file(
                 1,
             )
         )
-    try:
-        spec = spec_file.model.model_validate(doc.data)
-    except ValidationError as error:
-        schema = f"schemas/{spec_file.schema_filename}"
-        return doc, None, findings + validation_findings(error, doc, spec_file.model, schema)
     return doc, spec, findings
 
 

@@ -68,6 +68,11 @@ class DatasetManifest(SpecModel):
     files: DatasetFiles
     categories: dict[Slug, CategoryMinimum] = Field(min_length=1)
     """Every category a record may carry, with its minimum counts."""
+    extra_fields: list[Slug] = Field(default_factory=list)
+    """Record keys beyond the task's own (id, category, messages; answerable and
+    gold_citations for citation tasks), e.g. `topic`. Any other key is a finding."""
+    near_duplicate_similarity: Fraction = 0.9
+    """Prompts at least this similar (Jaccard of word 3-grams) count as near-duplicates."""
     answer_schema: RepoPath | None = None
     """JSON Schema the assistant's answer_json must satisfy (citation_grounded_chat)."""
     code_quality: CodeQualityMinimums | None = None

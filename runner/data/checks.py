@@ -1,0 +1,212 @@
+"""The data checks of one adapter: every record of both splits, then what only the whole
+dataset can show (duplicates, leakage, manifest integrity, minimum counts and shares)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+
+from runner.data.context import BASE_KEYS, CITATION_KEYS, Split, SplitContext, TextScanner
+from runner.data.dedup import near_duplicate_pairs
+from runner.data.fingerprint import sha256_of
+from runner.data.pipeline import SplitResult, SplitStats, check_file
+from runner.data.tokens import cached_tokenizer_file
+from runner.findings import Finding, Severity
+from runner.specs.bundle import AdapterBundle
+from runner.workspace import Workspace
+
+SPLITS: tuple[Split, Split] = ("train", "eval")
+
+
+@dataclass(frozen=True)
+class DatasetReport:
+    findings: list[Finding]
+    stats: dict[str, SplitStats]
+    tokens_exact: bool
+
+
+def check_dataset(
+    bundle: AdapterBundle, workspace: Workspace, policies: TextScanner | None
+) -> DatasetReport:
+    manifest = bundle.dataset
+    base = bundle.adapter.base_model
+    tokenizer = cached_tokenizer_file(base.id, base.revision)
+    schema, findings = _answer_schema(bundle, workspace)
+    allowed = {*BASE_KEYS, *manifest.extra_fields}
+    if bundle.adapter.task == "citation_grounded_chat":
+        allowed.update(CITATION_KEYS)
+    results: dict[str, SplitResult] = {}
+    for split in SPLITS:
+        entry = getattr(manifest.files, split)
+        context = SplitContext(
+            path=entry.path,
+            split=split,
+            task=bundle.adapter.task,
+            categories=frozenset(manifest.categories),
+            allowed_keys=frozenset(allowed),
+            answer_schema=schema,
+            max_seq_length=bundle.training.max_seq_length,
+            tokenizer_file=tokenizer,
+            policies=policies,
+        )
+        results[split] = check_file(workspace.root / entry.path, context)
+        findings += results[split].findings
+    findings += _duplicates_and_leakage(bundle, results)
+    findings += _manifest_integrity(bundle, workspace, results)
+    findings += _category_minimums(bundle, results)
+    findings += _code_quality(bundle, results)
+    if tokenizer is None:
+        findings.append(
+            bundle.docs["adapter.yaml"].finding(
+                ["base_model", "id"],
+                "data.token-estimate",
+                f"token lengths are estimates: no tokenizer for {base.id} in the local cache",
+                hint="lengths err long (3.5 characters a token)",
+                severity=Severity.INFO,
+            )
+        )
+    stats = {split: result.stats for split, result in results.items()}
+    return DatasetReport(findings, stats, tokenizer is not None)
+
+
+def _answer_schema(bundle: AdapterBundle, workspace: Workspace) -> tuple[dict | None, list]:
+    relative = bundle.dataset.answer_schema
+    if relative is None:
+        return None, []
+    try:
+        return json.loads((workspace.root / relative).read_text(encoding="utf-8")), []
+    except (OSError, ValueError) as err:
+        return None, [
+            bundle.docs["dataset.yaml"].finding(
+                ["answer_schema"],
+                "data.answer-schema",
+                f"answer_schema is not readable JSON: {err}",
+            )
+        ]
+
+
+def _duplicates_and_leakage(
+    bundle: AdapterBundle, results: dict[str, SplitResult]
+) -> list[Finding]:
+    """Within each split: the same prompt twice. Across: an eval prompt also in train."""
+    threshold = bundle.dataset.near_duplicate_similarity
+    train, evaluation = results["train"].keys, results["eval"].keys
+    paths = {split: getattr(bundle.dataset.files, split).path for split in SPLITS}
+    rows = [("train", line) for line in train.lines] + [("eval", line) for line in evaluation.lines]
+    exact = train.exact + evaluation.exact
+    signatures = np.vstack([train.signatures, evaluation.signatures])
+    first_seen: dict[bytes, int] = {}
+    matches: dict[int, tuple[int, str]] = {}
+    for row, key in enumerate(exact):
+        if key in first_seen:
+            matches[row] = (first_seen[key], "the same prompt")
+        else:
+            first_seen[key] = row
+    for row, other, similarity in near_duplicate_pairs(signatures, threshold):
+        matches.setdefault(row, (other, f"a prompt {similarity:.0%} similar to"))
+    findings = []
+    for row, (other, how) in sorted(matches.items()):
+        (split, line), (other_split, other_line) = rows[row], rows[other]
+        if split == other_split:
+            rule = "data.duplicate" if how == "the same prompt" else "data.near-duplicate"
+            message = (
+                f"{how} as line {other_line}"
+                if rule == "data.duplicate"
+                else (f"{how} line {other_line}")
+            )
+            hint = "drop one; duplicates over-weight an example"
+        else:
+            rule = "data.leakage" if how == "the same prompt" else "data.near-leakage"
+            where = f"{paths[other_split]} line {other_line}"
+            message = f"{how} as {where}" if rule == "data.leakage" else f"{how} {where}"
+            hint = "an eval prompt seen in training inflates the scores; drop or rewrite it"
+        findings.append(Finding(rule, Severity.ERROR, paths[split], line, message, hint))
+    return findings
+
+
+def _manifest_integrity(
+    bundle: AdapterBundle, workspace: Workspace, results: dict[str, SplitResult]
+) -> list[Finding]:
+    doc = bundle.docs["dataset.yaml"]
+    lock = f"if the change is intended, run `runner dataset lock {bundle.path}`"
+    findings = []
+    for split in SPLITS:
+        entry = getattr(bundle.dataset.files, split)
+        stats = results[split].stats
+        if entry.sha256 is not None and entry.sha256 != sha256_of(workspace.root / entry.path):
+            findings.append(
+                doc.finding(
+                    ["files", split, "sha256"],
+                    "data.sha256-mismatch",
+                    f"{entry.path} does not match its recorded sha256",
+                    hint=lock,
+                )
+            )
+        if entry.examples is not None and entry.examples != stats.records:
+            findings.append(
+                doc.finding(
+                    ["files", split, "examples"],
+                    "data.count-mismatch",
+                    f"{entry.path} has {stats.records} records; dataset.yaml says {entry.examples}",
+                    hint=lock,
+                )
+            )
+        if entry.category_counts is not None and entry.category_counts != dict(stats.categories):
+            findings.append(
+                doc.finding(
+                    ["files", split, "category_counts"],
+                    "data.count-mismatch",
+                    f"{entry.path} per-category counts differ from dataset.yaml",
+                    hint=lock,
+                    at_key=True,
+                )
+            )
+    return findings
+
+
+def _category_minimums(bundle: AdapterBundle, results: dict[str, SplitResult]) -> list[Finding]:
+    doc = bundle.docs["dataset.yaml"]
+    findings = []
+    for category, rule in bundle.dataset.categories.items():
+        for split, minimum in (("train", rule.min_train), ("eval", rule.min_eval)):
+            count = results[split].stats.categories.get(category, 0)
+            if count < minimum:
+                findings.append(
+                    doc.finding(
+                        ["categories", category, f"min_{split}"],
+                        "data.category-minimum",
+                        f"{category}: {count} {split} records, fewer than the minimum {minimum}",
+                        hint="add examples, or lower the minimum with a reason in the PR",
+                    )
+                )
+    return findings
+
+
+def _code_quality(bundle: AdapterBundle, results: dict[str, SplitResult]) -> list[Finding]:
+    minimums = bundle.dataset.code_quality
+    if minimums is None or bundle.adapter.task != "code_assistant":
+        return []
+    stats = SplitStats()
+    for split in SPLITS:
+        stats.merge(results[split].stats)
+    if stats.code_answers == 0:
+        return []
+    shares = {
+        "tests": stats.with_tests / stats.code_answers,
+        "type_hints": stats.with_type_hints / stats.code_answers,
+        "error_handling": stats.with_error_handling / stats.code_answers,
+    }
+    doc = bundle.docs["dataset.yaml"]
+    return [
+        doc.finding(
+            ["code_quality", trait],
+            "data.code-quality",
+            f"{share:.1%} of answers show {trait.replace('_', ' ')}; the minimum is "
+            f"{getattr(minimums, trait):.0%}",
+            hint="improve the answers that lack it, or lower the minimum with a reason",
+        )
+        for trait, share in shares.items()
+        if share < getattr(minimums, trait)
+    ]

@@ -1,0 +1,36 @@
+"""All of `policies/`: the text policies (attribution, secrets) and the training and
+promotion rules, with problems in the policy files themselves as findings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from runner.findings import Finding
+from runner.policy import TextPolicies, load_text_policies
+from runner.policy.promotion import PromotionPolicy
+from runner.policy.training import TrainingPolicy
+from runner.specs.bundle import load_model_file
+from runner.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class Policies:
+    text: TextPolicies
+    training: TrainingPolicy | None
+    promotion: PromotionPolicy | None
+    problems: list[Finding] = field(default_factory=list)
+    """Findings about the policy files; any error makes the input unusable (exit 2)."""
+
+
+def load_policies(workspace: Workspace) -> Policies:
+    directory = workspace.root / "policies"
+    text, problems = load_text_policies(directory, display_prefix="policies")
+    _, training, found = load_model_file(
+        directory / "training.yaml", TrainingPolicy, "policies/training.yaml"
+    )
+    problems += found
+    _, promotion, found = load_model_file(
+        directory / "promotion.yaml", PromotionPolicy, "policies/promotion.yaml"
+    )
+    problems += found
+    return Policies(text, training, promotion, problems)

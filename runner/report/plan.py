@@ -1,0 +1,87 @@
+"""A plan as markdown (the PR comment) or plain lines (the terminal)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from runner.plan import Plan
+from runner.report.markdown import cell
+from runner.specs.diff import is_missing
+
+
+def _value(value: Any) -> str:
+    if is_missing(value):
+        return "(absent)"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list):
+        return "[" + ", ".join(map(str, value)) + "]"
+    return str(value)
+
+
+def _count(value: int | None) -> str:
+    return "?" if value is None else str(value)
+
+
+def _cost_lines(plan: Plan) -> list[str]:
+    estimate = plan.estimate
+    if estimate is None:
+        return ["- cost: no estimate (policies/training.yaml did not load)"]
+    basis = "tokenizer counts" if plan.tokens_exact else "estimated token counts"
+    lines = [
+        f"- tokens: {estimate.train_tokens:,} per epoch, {estimate.trained_tokens:,} trained "
+        f"({basis})",
+    ]
+    if estimate.gpu_hours is None:
+        lines.append(f"- hardware `{estimate.hardware}` has no rate in policies/training.yaml")
+    else:
+        lines.append(
+            f"- GPU time: about {estimate.gpu_hours:.2f} h on `{estimate.hardware}`, "
+            f"about ${estimate.usd:.2f}"
+        )
+    return lines
+
+
+def plan_markdown(plan: Plan) -> str:
+    status = "❌" if plan.errors else "✅"
+    lines = [
+        f"## Plan: `{plan.adapter}`",
+        "",
+        f"Merging promotes it as `v{plan.version}` of `{plan.publish_repo}` if its eval passes "
+        f"the gate. Validation: {status} {plan.errors} error(s), {plan.warnings} warning(s).",
+        "",
+        "### Estimated cost",
+        *_cost_lines(plan),
+        "",
+    ]
+    if plan.diff is None:
+        lines.append("First version of this adapter: no previous version to compare with.")
+    else:
+        lines += [
+            f"### Changes since `{plan.previous}`",
+            "",
+            "| field | before | after |",
+            "|---|---|---|",
+            *(
+                f"| `{cell(c.key)}` | {cell(_value(c.old))} | {cell(_value(c.new))} |"
+                for c in plan.diff.fields
+            ),
+            "",
+            "| category | train | eval |",
+            "|---|---|---|",
+            *(
+                f"| {cell(c.category)} | {_count(c.old_train)} → {_count(c.new_train)} | "
+                f"{_count(c.old_eval)} → {_count(c.new_eval)} |"
+                for c in plan.diff.categories
+            ),
+        ]
+    if plan.waivers:
+        lines += ["", "### Waivers", ""]
+        lines += [
+            f"- `{w.metric}`{f' ({w.category})' if w.category else ''}: {w.reason} "
+            f"(approved by {w.approved_by})"
+            for w in plan.waivers
+        ]
+    return "\n".join(lines) + "\n"
