@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import re
-from functools import cache
+import zlib
 
 import numpy as np
-from datasketch import MinHash
 
 NUM_PERM = 64
 _WORD = re.compile(r"\w+")
@@ -30,21 +29,25 @@ def normalise(text: str) -> list[str]:
     return _WORD.findall(text.casefold())
 
 
-@cache
-def _template() -> MinHash:
-    return MinHash(num_perm=NUM_PERM, seed=1)
+_PRIME = (1 << 61) - 1
+_RANDOM = np.random.default_rng(1)
+# Affine hashes (a*x + b) mod p, one per permutation. a and b span the whole field: with
+# small ones, a*x never wraps and every permutation would pick the smallest crc32.
+_A = _RANDOM.integers(1, _PRIME, size=NUM_PERM, dtype=np.uint64)
+_B = _RANDOM.integers(0, _PRIME, size=NUM_PERM, dtype=np.uint64)
+
+
+def minhash(words: list[str]) -> np.ndarray:
+    """MinHash signature of the word 3-grams: NUM_PERM minima of affine hashes of crc32."""
+    grams = [" ".join(words[i : i + 3]) for i in range(max(1, len(words) - 2))]
+    hashes = np.fromiter((zlib.crc32(g.encode()) for g in grams), np.uint64, len(grams))
+    return ((hashes[:, None] * _A + _B) % _PRIME).min(axis=0)
 
 
 def prompt_keys(user_content: str) -> tuple[bytes, np.ndarray]:
     words = normalise(prompt_of(user_content))
     exact = hashlib.blake2b(" ".join(words).encode(), digest_size=8).digest()
-    template = _template()
-    signature = MinHash(
-        num_perm=NUM_PERM, permutations=template.permutations, scheme=template.scheme
-    )
-    grams = [" ".join(words[i : i + 3]).encode() for i in range(max(1, len(words) - 2))]
-    signature.update_batch(grams)
-    return exact, signature.hashvalues
+    return exact, minhash(words)
 
 
 BANDS = 16
