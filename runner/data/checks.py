@@ -104,8 +104,10 @@ def _duplicates_and_leakage(
             matches[row] = (first_seen[key], "the same prompt")
         else:
             first_seen[key] = row
-    for row, other, similarity in near_duplicate_pairs(signatures, threshold):
-        matches.setdefault(row, (other, f"a prompt {similarity:.0%} similar to"))
+    repeated = np.zeros(len(exact), bool)
+    repeated[list(matches)] = True
+    for row, other, similarity in near_duplicate_pairs(signatures, threshold, skip=repeated):
+        matches[row] = (other, f"a prompt {similarity:.0%} similar to")
     findings = []
     for row, (other, how) in sorted(matches.items()):
         (split, line), (other_split, other_line) = rows[row], rows[other]

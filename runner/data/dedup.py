@@ -50,40 +50,63 @@ def prompt_keys(user_content: str) -> tuple[bytes, np.ndarray]:
     return exact, minhash(words)
 
 
-BANDS = 16
-"""LSH bands over the 64 MinHash values (4 rows each): pairs at Jaccard 0.8 collide in some
-band with probability ~1, pairs at 0.3 with ~0.12; every candidate is then verified."""
+RECALL_AT_THRESHOLD = 0.95
 
 
-def near_duplicate_pairs(signatures: np.ndarray, threshold: float) -> list[tuple[int, int, float]]:
-    """(row, earliest similar earlier row, estimated Jaccard) for each row whose prompt is at
-    least `threshold` similar to an earlier row's."""
-    candidates: dict[int, set[int]] = {}
-    for group in _band_collisions(signatures):
-        for position, row in enumerate(group[1:], start=1):
-            candidates.setdefault(int(row), set()).update(int(r) for r in group[:position])
-    pairs = []
-    for row in sorted(candidates):
-        for other in sorted(candidates[row]):
-            similarity = float(np.mean(signatures[row] == signatures[other]))
-            if similarity >= threshold:
-                pairs.append((row, other, similarity))
-                break
-    return pairs
+def lsh_shape(threshold: float) -> tuple[int, int]:
+    """(bands, rows per band) over NUM_PERM values: the most rows per band (fewest false
+    candidates to verify) that still puts a pair exactly at the threshold in a shared band
+    with probability RECALL_AT_THRESHOLD; more similar pairs are caught more surely."""
+    for rows in (32, 16, 8, 4, 2, 1):
+        bands = NUM_PERM // rows
+        if 1 - (1 - threshold**rows) ** bands >= RECALL_AT_THRESHOLD:
+            return bands, rows
+    return NUM_PERM, 1
 
 
-def _band_collisions(signatures: np.ndarray) -> list[np.ndarray]:
-    """Groups of rows (ascending) that share all values of at least one band."""
-    width = NUM_PERM // BANDS
-    groups: list[np.ndarray] = []
-    for band in range(BANDS):
-        keys = np.ascontiguousarray(signatures[:, band * width : (band + 1) * width])
-        keys = keys.view(np.dtype((np.void, keys.dtype.itemsize * width))).ravel()
-        _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
-        shared = np.flatnonzero(counts[inverse] > 1)
-        if shared.size == 0:
+def near_duplicate_pairs(
+    signatures: np.ndarray, threshold: float, skip: np.ndarray | None = None
+) -> list[tuple[int, int, float]]:
+    """(row, earlier similar row, estimated Jaccard) for each row whose prompt is at least
+    `threshold` similar to an earlier row's. Rows flagged in `skip` (already reported as
+    exact duplicates) are neither tested nor used as references."""
+    rows = signatures.shape[0]
+    done = np.zeros(rows, bool) if skip is None else skip.copy()
+    usable = ~done
+    found: dict[int, tuple[int, float]] = {}
+    bands, width = lsh_shape(threshold)
+    for band in range(bands):
+        for group in _collisions(signatures[:, band * width : (band + 1) * width], usable):
+            _verify(signatures, group, threshold, done, found)
+    return [(row, other, similarity) for row, (other, similarity) in sorted(found.items())]
+
+
+def _collisions(band: np.ndarray, usable: np.ndarray) -> list[np.ndarray]:
+    """Groups of usable rows (ascending) that share every value of this band."""
+    rows = np.flatnonzero(usable)
+    keys = np.ascontiguousarray(band[rows])
+    keys = keys.view(np.dtype((np.void, keys.dtype.itemsize * keys.shape[1]))).ravel()
+    _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    shared = np.flatnonzero(counts[inverse] > 1)
+    order = shared[np.argsort(inverse[shared], kind="stable")]
+    bounds = np.flatnonzero(np.diff(inverse[order])) + 1
+    return [rows[g] for g in np.split(order, bounds)] if order.size else []
+
+
+def _verify(
+    signatures: np.ndarray,
+    group: np.ndarray,
+    threshold: float,
+    done: np.ndarray,
+    found: dict[int, tuple[int, float]],
+) -> None:
+    members = signatures[group]
+    for position in range(1, len(group)):
+        row = int(group[position])
+        if done[row]:
             continue
-        order = shared[np.argsort(inverse[shared], kind="stable")]
-        bounds = np.flatnonzero(np.diff(inverse[order])) + 1
-        groups += np.split(order, bounds)
-    return groups
+        similarity = (members[:position] == members[position]).mean(axis=1)
+        hits = np.flatnonzero(similarity >= threshold)
+        if hits.size:
+            found[row] = (int(group[hits[0]]), float(similarity[hits[0]]))
+            done[row] = True
