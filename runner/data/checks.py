@@ -131,38 +131,31 @@ def _duplicates_and_leakage(
 def _manifest_integrity(
     bundle: AdapterBundle, workspace: Workspace, results: dict[str, SplitResult]
 ) -> list[Finding]:
+    """What `runner dataset lock` recorded against what the files hold now."""
     doc = bundle.docs["dataset.yaml"]
     lock = f"if the change is intended, run `runner dataset lock {bundle.path}`"
     findings = []
     for split in SPLITS:
         entry = getattr(bundle.dataset.files, split)
         stats = results[split].stats
-        if entry.sha256 is not None and entry.sha256 != sha256_of(workspace.root / entry.path):
+        actual = {
+            "sha256": lambda e=entry: sha256_of(workspace.root / e.path),
+            "examples": lambda s=stats: s.records,
+            "category_counts": lambda s=stats: dict(s.categories),
+        }
+        for key, measure in actual.items():
+            recorded = getattr(entry, key)
+            if recorded is None or recorded == (found := measure()):
+                continue
+            rule = "data.sha256-mismatch" if key == "sha256" else "data.count-mismatch"
+            change = "" if key == "sha256" else f": recorded {recorded}, found {found}"
             findings.append(
                 doc.finding(
-                    ["files", split, "sha256"],
-                    "data.sha256-mismatch",
-                    f"{entry.path} does not match its recorded sha256",
+                    ["files", split, key],
+                    rule,
+                    f"{entry.path} does not match its recorded {key}{change}",
                     hint=lock,
-                )
-            )
-        if entry.examples is not None and entry.examples != stats.records:
-            findings.append(
-                doc.finding(
-                    ["files", split, "examples"],
-                    "data.count-mismatch",
-                    f"{entry.path} has {stats.records} records; dataset.yaml says {entry.examples}",
-                    hint=lock,
-                )
-            )
-        if entry.category_counts is not None and entry.category_counts != dict(stats.categories):
-            findings.append(
-                doc.finding(
-                    ["files", split, "category_counts"],
-                    "data.count-mismatch",
-                    f"{entry.path} per-category counts differ from dataset.yaml",
-                    hint=lock,
-                    at_key=True,
+                    at_key=key == "category_counts",
                 )
             )
     return findings

@@ -4,14 +4,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from runner.findings import Finding, Severity
-from runner.specs.diff import SpecDiff, is_missing
+from runner.report.values import show_count, show_value
+from runner.specs.diff import SpecDiff
 
 _STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
 
@@ -39,22 +39,6 @@ def summary_line(findings: list[Finding]) -> Text:
     return Text(f"{errors} error(s), {warnings} warning(s)", style=style)
 
 
-def _show(value: Any) -> str:
-    if is_missing(value):
-        return "(absent)"
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, list):
-        return "[" + ", ".join(map(str, value)) + "]"
-    return str(value)
-
-
-def _count(value: int | None) -> str:
-    return "?" if value is None else str(value)
-
-
 def _delta(old: int | None, new: int | None) -> str:
     if old is None or new is None:
         return ""
@@ -66,9 +50,9 @@ def print_diff(console: Console, diff: SpecDiff) -> None:
     console.print(Text(f"spec fields: {diff.old} → {diff.new}", style="bold"))
     for change in diff.fields:
         line = Text(f"  {change.key}: ")
-        line.append(_show(change.old), style="red")
+        line.append(show_value(change.old), style="red")
         line.append(" → ")
-        line.append(_show(change.new), style="green")
+        line.append(show_value(change.new), style="green")
         console.print(line, soft_wrap=True)
     if not diff.fields:
         console.print("  (no changes)")
@@ -79,9 +63,9 @@ def print_diff(console: Console, diff: SpecDiff) -> None:
     for row in diff.categories:
         counts.add_row(
             row.category,
-            f"{_count(row.old_train)} → {_count(row.new_train)}",
+            f"{show_count(row.old_train)} → {show_count(row.new_train)}",
             _delta(row.old_train, row.new_train),
-            f"{_count(row.old_eval)} → {_count(row.new_eval)}",
+            f"{show_count(row.old_eval)} → {show_count(row.new_eval)}",
             _delta(row.old_eval, row.new_eval),
         )
     console.print(counts)

@@ -2,27 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from runner.plan import Plan
 from runner.report.markdown import cell
-from runner.specs.diff import is_missing
-
-
-def _value(value: Any) -> str:
-    if is_missing(value):
-        return "(absent)"
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, list):
-        return "[" + ", ".join(map(str, value)) + "]"
-    return str(value)
-
-
-def _count(value: int | None) -> str:
-    return "?" if value is None else str(value)
+from runner.report.values import show_count, show_value
 
 
 def _cost_lines(plan: Plan) -> list[str]:
@@ -65,15 +47,15 @@ def plan_markdown(plan: Plan) -> str:
             "| field | before | after |",
             "|---|---|---|",
             *(
-                f"| `{cell(c.key)}` | {cell(_value(c.old))} | {cell(_value(c.new))} |"
+                f"| `{cell(c.key)}` | {cell(show_value(c.old))} | {cell(show_value(c.new))} |"
                 for c in plan.diff.fields
             ),
             "",
             "| category | train | eval |",
             "|---|---|---|",
             *(
-                f"| {cell(c.category)} | {_count(c.old_train)} → {_count(c.new_train)} | "
-                f"{_count(c.old_eval)} → {_count(c.new_eval)} |"
+                f"| {cell(c.category)} | {show_count(c.old_train)} → {show_count(c.new_train)} | "
+                f"{show_count(c.old_eval)} → {show_count(c.new_eval)} |"
                 for c in plan.diff.categories
             ),
         ]
