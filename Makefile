@@ -17,12 +17,12 @@ $(STAMP): pyproject.toml
 test: venv
 	$(BIN)/pytest
 
-# The lifecycle so far: validate every example adapter, show the resolved spec of the
-# embedded default, and compare two versions.
+# The lifecycle so far: validate every example adapter (specs, data, policies), show the
+# resolved spec of the embedded default, and plan the next ainative version.
 demo: venv
 	$(BIN)/runner validate
 	$(BIN)/runner show adapters/kwanzaa-mini-v1
-	$(BIN)/runner diff ainative-v1 ainative-v2
+	$(BIN)/runner plan adapters/ainative-v2
 
 bench: venv
 	@for bench in benchmarks/*_bench.py; do echo "== $$bench"; $(BIN)/python $$bench || exit 1; done
