@@ -11,7 +11,6 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.markdown import Markdown
 from rich.text import Text
 
 from runner import __version__
@@ -23,7 +22,7 @@ from runner.policy.loading import Policies, load_policies
 from runner.report.console import print_diff, print_findings, summary_line
 from runner.report.github import annotations
 from runner.report.markdown import validation_markdown
-from runner.report.plan import plan_markdown
+from runner.report.plan import plan_markdown, print_plan
 from runner.specs import require_adapter
 from runner.specs.diff import diff_bundles
 from runner.specs.scaffold import scaffold_version
@@ -144,11 +143,10 @@ def plan(
     workspace = _workspace(repo)
     with err.status(f"planning {adapter}"):
         result = make_plan(workspace, workspace.adapter_dir(adapter), load_policies(workspace))
-    text = plan_markdown(result)
     if output is OutputFormat.markdown:
-        out.print(Text(text), soft_wrap=True)
+        out.print(Text(plan_markdown(result)), soft_wrap=True)
     else:
-        out.print(Markdown(text))
+        print_plan(out, result)
 
 
 @app.command()

@@ -175,3 +175,11 @@ def test_plan_of_a_first_version_says_so(demo_repo, run_cli):
     code, out, _ = run_cli("plan", "--repo", demo_repo, A)
     assert code == 0
     assert "First version of this adapter" in out
+
+
+def test_a_policy_change_revalidates_every_adapter(git_repo, run_cli):
+    with (git_repo / "policies/training.yaml").open("a") as handle:
+        handle.write("# reviewed 2026-11\n")
+    code, out, _ = run_cli("validate", "--repo", git_repo, "--changed-since", "main")
+    assert code == 0
+    assert "ok   adapters/demo-v1" in out

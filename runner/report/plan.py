@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from rich.console import Console
+from rich.text import Text
+
 from runner.plan import Plan
+from runner.report.console import print_diff
 from runner.report.markdown import cell
 from runner.report.values import show_count, show_value
 
 
-def _cost_lines(plan: Plan) -> list[str]:
+def cost_lines(plan: Plan) -> list[str]:
     estimate = plan.estimate
     if estimate is None:
         return ["- cost: no estimate (policies/training.yaml did not load)"]
@@ -26,16 +30,30 @@ def _cost_lines(plan: Plan) -> list[str]:
     return lines
 
 
-def plan_markdown(plan: Plan) -> str:
+def plan_heading(plan: Plan) -> str:
     status = "❌" if plan.errors else "✅"
+    return (
+        f"Merging promotes it as `v{plan.version}` of `{plan.publish_repo}` if its eval passes "
+        f"the gate. Validation: {status} {plan.errors} error(s), {plan.warnings} warning(s)."
+    )
+
+
+def waiver_lines(plan: Plan) -> list[str]:
+    return [
+        f"- `{w.metric}`{f' ({w.category})' if w.category else ''}: {w.reason} "
+        f"(approved by {w.approved_by})"
+        for w in plan.waivers
+    ]
+
+
+def plan_markdown(plan: Plan) -> str:
     lines = [
         f"## Plan: `{plan.adapter}`",
         "",
-        f"Merging promotes it as `v{plan.version}` of `{plan.publish_repo}` if its eval passes "
-        f"the gate. Validation: {status} {plan.errors} error(s), {plan.warnings} warning(s).",
+        plan_heading(plan),
         "",
         "### Estimated cost",
-        *_cost_lines(plan),
+        *cost_lines(plan),
         "",
     ]
     if plan.diff is None:
@@ -60,10 +78,20 @@ def plan_markdown(plan: Plan) -> str:
             ),
         ]
     if plan.waivers:
-        lines += ["", "### Waivers", ""]
-        lines += [
-            f"- `{w.metric}`{f' ({w.category})' if w.category else ''}: {w.reason} "
-            f"(approved by {w.approved_by})"
-            for w in plan.waivers
-        ]
+        lines += ["", "### Waivers", "", *waiver_lines(plan)]
     return "\n".join(lines) + "\n"
+
+
+def print_plan(console: Console, plan: Plan) -> None:
+    """The plan for a terminal: the same content, changes one per line."""
+    console.print(Text(f"Plan: {plan.adapter}", style="bold"))
+    for line in [plan_heading(plan), *cost_lines(plan)]:
+        console.print(Text(line.replace("`", "")), soft_wrap=True)
+    if plan.diff is None:
+        console.print("First version of this adapter: no previous version to compare with.")
+    else:
+        print_diff(console, plan.diff)
+    if plan.waivers:
+        console.print(Text("Waivers", style="bold"))
+        for line in waiver_lines(plan):
+            console.print(Text(line.replace("`", "")), soft_wrap=True)
