@@ -1,0 +1,251 @@
+"""The only code in the runner that calls `huggingface_hub`: a small facade with retries,
+idempotent helpers and errors that say which repo, file and operation failed, and what to
+do. Tokens are redacted from every message it lets out."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, TypeVar
+
+from huggingface_hub import (
+    CommitOperationAdd,
+    CommitOperationDelete,
+    HfApi,
+    hf_hub_download,
+    snapshot_download,
+)
+
+from runner.errors import RunnerError
+from runner.hub.redact import install_log_redaction, redact, register_secret
+from runner.hub.retry import RetryPolicy, status_of, with_retries
+
+RepoType = Literal["model", "dataset", "space"]
+T = TypeVar("T")
+
+_WHAT_TO_DO = {
+    401: "the Hub rejected the token; set HF_TOKEN to a token with write access",
+    403: "the token may not do this; use a token with write access to the repo's owner",
+    404: "check the repo id and revision (the runner creates the repos it owns)",
+    409: "it already exists; nothing was changed",
+    412: "the branch moved since the parent commit; nothing was written, run again",
+}
+
+
+class HubError(RunnerError):
+    """A Hub operation that failed: which one, on which repo and file, and what to do."""
+
+    def __init__(
+        self,
+        operation: str,
+        repo: str,
+        detail: str,
+        *,
+        path: str | None = None,
+        status: int | None = None,
+    ) -> None:
+        self.operation, self.repo, self.path, self.status = operation, repo, path, status
+        where = f"{repo}" + (f" ({path})" if path else "")
+        super().__init__(redact(f"{operation} {where}: {detail}"))
+
+
+class StaleParentError(HubError):
+    """The branch head moved after the parent commit was read; nothing was overwritten."""
+
+
+@dataclass(frozen=True)
+class RepoRef:
+    repo_id: str
+    repo_type: RepoType = "model"
+
+    def __str__(self) -> str:
+        return self.repo_id if self.repo_type == "model" else f"{self.repo_type}s/{self.repo_id}"
+
+
+class HubClient:
+    def __init__(
+        self,
+        endpoint: str | None = None,
+        token: str | None = None,
+        retry: RetryPolicy | None = None,
+        cache_dir: Path | None = None,
+    ) -> None:
+        self.endpoint = endpoint or os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
+        self._token = token if token is not None else os.environ.get("HF_TOKEN")
+        register_secret(self._token)
+        install_log_redaction()
+        self.retry = retry or RetryPolicy()
+        self.cache_dir = cache_dir
+        self._api = HfApi(endpoint=self.endpoint, token=self._token)
+
+    def __repr__(self) -> str:
+        return f"HubClient(endpoint={self.endpoint!r}, token={'set' if self._token else 'unset'})"
+
+    def _run(
+        self, operation: str, repo: RepoRef | str, call: Callable[[], T], path: str | None = None
+    ) -> T:
+        try:
+            return with_retries(call, self.retry)
+        except Exception as error:
+            raise _hub_error(operation, str(repo), error, path) from None
+
+    def whoami(self) -> str:
+        return self._run("whoami", self.endpoint, lambda: self._api.whoami()["name"])
+
+    def ensure_repo(self, repo: RepoRef, *, private: bool = True) -> None:
+        self._run(
+            "create repo",
+            repo,
+            lambda: self._api.create_repo(
+                repo.repo_id,
+                repo_type=repo.repo_type,
+                private=private,
+                exist_ok=True,
+                **({"space_sdk": "docker"} if repo.repo_type == "space" else {}),
+            ),
+        )
+
+    def head(self, repo: RepoRef, revision: str = "main") -> str:
+        info = self._run(
+            "read repo",
+            repo,
+            lambda: self._api.repo_info(repo.repo_id, repo_type=repo.repo_type, revision=revision),
+        )
+        return str(info.sha)
+
+    def commit(
+        self,
+        repo: RepoRef,
+        files: Mapping[str, bytes | Path],
+        message: str,
+        *,
+        parent_commit: str | None = None,
+        delete: Iterable[str] = (),
+        revision: str = "main",
+    ) -> str:
+        """One atomic commit; with `parent_commit`, it fails (StaleParentError) instead of
+        overwriting a change made since."""
+        operations: list[CommitOperationAdd | CommitOperationDelete] = [
+            CommitOperationAdd(path_in_repo=path, path_or_fileobj=content)
+            for path, content in files.items()
+        ]
+        operations += [CommitOperationDelete(path_in_repo=path) for path in delete]
+        info = self._run(
+            "commit to",
+            repo,
+            lambda: self._api.create_commit(
+                repo.repo_id,
+                operations,
+                commit_message=message,
+                repo_type=repo.repo_type,
+                revision=revision,
+                parent_commit=parent_commit,
+            ),
+        )
+        return str(info.oid)
+
+    def sync_folder(
+        self, repo: RepoRef, folder: Path, message: str, *, parent_commit: str | None = None
+    ) -> str:
+        """Make the repo hold exactly `folder`: changed files uploaded, stray files deleted,
+        in one commit; unchanged files are not sent again."""
+        info = self._run(
+            "sync folder to",
+            repo,
+            lambda: self._api.upload_folder(
+                repo_id=repo.repo_id,
+                repo_type=repo.repo_type,
+                folder_path=folder,
+                commit_message=message,
+                delete_patterns="*",
+                parent_commit=parent_commit,
+            ),
+        )
+        return str(info.oid)
+
+    def tag_if_absent(self, repo: RepoRef, tag: str, revision: str) -> bool:
+        """Create `tag` at `revision`; False if it already points there. A tag pointing
+        elsewhere is never moved: that is an error."""
+        refs = self._run(
+            "list refs of",
+            repo,
+            lambda: self._api.list_repo_refs(repo.repo_id, repo_type=repo.repo_type),
+        )
+        existing = {ref.name: ref.target_commit for ref in refs.tags}
+        if tag in existing:
+            if existing[tag] == revision:
+                return False
+            raise HubError(
+                "tag",
+                str(repo),
+                f"tag {tag} already points at {existing[tag]}, not "
+                f"{revision}; tags are never moved: bump the version instead",
+            )
+        self._run(
+            "tag",
+            repo,
+            lambda: self._api.create_tag(
+                repo.repo_id, tag=tag, revision=revision, repo_type=repo.repo_type
+            ),
+        )
+        return True
+
+    def download(self, repo: RepoRef, filename: str, revision: str = "main") -> Path:
+        return Path(
+            self._run(
+                "download from",
+                repo,
+                lambda: hf_hub_download(
+                    repo.repo_id,
+                    filename,
+                    repo_type=repo.repo_type,
+                    revision=revision,
+                    endpoint=self.endpoint,
+                    token=self._token,
+                    cache_dir=self.cache_dir,
+                ),
+                path=filename,
+            )
+        )
+
+    def snapshot(
+        self, repo: RepoRef, revision: str = "main", allow_patterns: list[str] | None = None
+    ) -> Path:
+        return Path(
+            self._run(
+                "download",
+                repo,
+                lambda: snapshot_download(
+                    repo.repo_id,
+                    repo_type=repo.repo_type,
+                    revision=revision,
+                    endpoint=self.endpoint,
+                    token=self._token,
+                    cache_dir=self.cache_dir,
+                    allow_patterns=allow_patterns,
+                ),
+            )
+        )
+
+
+def _hub_error(operation: str, repo: str, error: Exception, path: str | None) -> HubError:
+    status = status_of(error)
+    server = getattr(error, "server_message", None) or ""
+    if status is None:
+        detail = (
+            f"the Hub could not be reached ({type(error).__name__}); check HF_ENDPOINT and "
+            "the network, then run again"
+        )
+    elif status in _WHAT_TO_DO:
+        detail = f"HTTP {status}{': ' + server if server else ''}; {_WHAT_TO_DO[status]}"
+    elif status >= 500 or status == 429:
+        detail = (
+            f"the Hub kept failing (HTTP {status}) after retries; nothing partial was "
+            "written, try again later"
+        )
+    else:
+        detail = f"HTTP {status}: {server or str(error).splitlines()[0]}"
+    kind = StaleParentError if status == 412 else HubError
+    return kind(operation, repo, detail, path=path, status=status)
