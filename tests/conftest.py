@@ -42,3 +42,12 @@ def run_cli(capsys: pytest.CaptureFixture[str]) -> RunCli:
         return code, captured.out, captured.err
 
     return run
+
+
+@pytest.fixture
+def hub(tmp_path: Path):
+    """A local Hub emulator on a free port, state under this test's tmp_path."""
+    from runner.hub.emulator import EmulatorServer
+
+    with EmulatorServer(tmp_path / "hub-data") as server:
+        yield server

@@ -1,0 +1,80 @@
+"""README front matter: parsed for `cardData` and checked by `/api/validate-yaml`."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import yaml  # PyYAML: what huggingface_hub itself parses cards with
+
+# The pattern huggingface_hub.repocard uses, so both sides agree on where metadata ends.
+YAML_BLOCK = re.compile(r"^(\s*---(?:\r\n|\r|\n))([\S\s]*?)((?:\r\n|\r|\n)---[ \t]*(\r\n|\n|$))")
+
+
+class CardError(ValueError):
+    pass
+
+
+def front_matter(text: str) -> dict[str, Any]:
+    """The card's metadata as JSON-safe data; {} without a front matter block.
+    Raises CardError when the block is not a YAML mapping."""
+    match = YAML_BLOCK.search(text)
+    if not match:
+        return {}
+    try:
+        data = yaml.safe_load(match.group(2))
+    except yaml.YAMLError as exc:
+        raise CardError(f"Invalid YAML in README.md metadata: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise CardError("README.md metadata must be a YAML mapping (key: value)")
+    # Dates and other YAML-only types become strings, as they do in the Hub's JSON.
+    return json.loads(json.dumps(data, default=str))
+
+
+def card_data_or_none(text: str) -> dict[str, Any] | None:
+    try:
+        return front_matter(text) or None
+    except CardError:
+        return None
+
+
+def validation_errors(text: str) -> list[str]:
+    """What the Hub would reject: unparsable YAML and a malformed `model-index`."""
+    try:
+        data = front_matter(text)
+    except CardError as exc:
+        return [str(exc)]
+    index = data.get("model-index")
+    if index is None:
+        return []
+    if not isinstance(index, list) or not all(isinstance(m, dict) for m in index):
+        return ["model-index must be a list of models"]
+    errors: list[str] = []
+    for model in index:
+        if not isinstance(model.get("name"), str):
+            errors.append("model-index[].name must be a string")
+        results = model.get("results")
+        if not isinstance(results, list):
+            errors.append("model-index[].results must be a list")
+            continue
+        for result in results:
+            if not isinstance(result, dict):
+                errors.append("model-index[].results[] must be a mapping")
+                continue
+            task, dataset, metrics = (
+                result.get("task"),
+                result.get("dataset"),
+                result.get("metrics"),
+            )
+            if not isinstance(task, dict) or "type" not in task:
+                errors.append("model-index[].results[].task.type is required")
+            if not isinstance(dataset, dict) or "type" not in dataset or "name" not in dataset:
+                errors.append("model-index[].results[].dataset needs type and name")
+            if not isinstance(metrics, list) or not all(
+                isinstance(m, dict) and "type" in m and "value" in m for m in metrics
+            ):
+                errors.append("model-index[].results[].metrics[] need type and value")
+    return errors

@@ -1,0 +1,64 @@
+"""What every route needs: the store, the Space runtimes, and access checks on repos."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from runner.hub.emulator.auth import Identity, caller, check_namespace, require_user
+from runner.hub.emulator.errors import BadRequest, RepoNotFound
+from runner.hub.emulator.faults import FaultInjector, RequestLog
+from runner.hub.emulator.spaces import SpaceManager
+from runner.hub.emulator.storage import Repo, Store
+
+# URL segment -> repo type
+PLURALS = {"models": "model", "datasets": "dataset", "spaces": "space"}
+
+
+@dataclass
+class Context:
+    store: Store
+    spaces: SpaceManager
+    faults: FaultInjector
+    log: RequestLog
+
+
+def get_context(request: Request) -> Context:
+    return request.app.state.ctx
+
+
+Ctx = Annotated[Context, Depends(get_context)]
+Caller = Annotated[Identity | None, Depends(caller)]
+
+
+def repo_type_of(plural: str) -> str:
+    if plural not in PLURALS:
+        raise BadRequest(f"Unknown repo type {plural!r}; expected models, datasets or spaces")
+    return PLURALS[plural]
+
+
+def url_prefix(repo_type: str) -> str:
+    """Web URLs of datasets and Spaces carry a prefix; models have none."""
+    return "" if repo_type == "model" else f"{repo_type}s/"
+
+
+def base_url(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+def readable(ctx: Context, repo_type: str, repo_id: str, identity: Identity | None) -> Repo:
+    """The repo if the caller may read it. Like the Hub, an anonymous caller gets 401 for a
+    private repo and a missing one alike, so existence does not leak."""
+    repo = ctx.store.get(repo_type, repo_id)
+    if repo is None or (repo.private and identity is None):
+        raise RepoNotFound(repo_id, status=401 if identity is None else 404)
+    return repo
+
+
+def writable(ctx: Context, repo_type: str, repo_id: str, identity: Identity | None) -> Repo:
+    user = require_user(identity)
+    repo = readable(ctx, repo_type, repo_id, user)
+    check_namespace(user, repo.namespace)
+    return repo

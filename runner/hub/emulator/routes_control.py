@@ -1,0 +1,77 @@
+"""The emulator's own control API under `/_emulator/` (not part of the Hub): faults, Space
+scripts and the request log, for tests that drive the emulator from another process."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+
+from runner.hub.emulator.context import Ctx
+from runner.hub.emulator.errors import BadRequest
+from runner.hub.emulator.faults import CONTROL_PREFIX, FaultMode
+from runner.hub.emulator.spaces import Outcome
+
+router = APIRouter(prefix=CONTROL_PREFIX.rstrip("/"))
+
+
+class FaultBody(BaseModel):
+    method: str | None = None
+    path: str
+    status: int = 500
+    times: int | None = 1
+    retry_after: int | None = None
+    mode: FaultMode = "status"
+    delay: float = 30.0
+
+
+@router.post("/faults")
+def add_fault(body: FaultBody, ctx: Ctx) -> dict[str, Any]:
+    try:
+        return ctx.faults.add(**body.model_dump()).to_json()
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from exc
+
+
+@router.get("/faults")
+def list_faults(ctx: Ctx) -> list[dict[str, Any]]:
+    return ctx.faults.rules()
+
+
+@router.delete("/faults")
+def clear_faults(ctx: Ctx) -> dict[str, Any]:
+    ctx.faults.clear()
+    return {}
+
+
+class ScriptBody(BaseModel):
+    repo_id: str
+    outcome: Outcome
+    stage: str = "BUILDING"
+    times: int | None = None
+
+
+@router.post("/spaces/script")
+def script_space(body: ScriptBody, ctx: Ctx) -> dict[str, Any]:
+    try:
+        ctx.spaces.script(body.repo_id, body.outcome, body.stage, body.times)
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from exc
+    return {}
+
+
+@router.get("/requests")
+def list_requests(ctx: Ctx) -> list[dict[str, Any]]:
+    return ctx.log.entries()
+
+
+@router.delete("/requests")
+def clear_requests(ctx: Ctx) -> dict[str, Any]:
+    ctx.log.clear()
+    return {}
+
+
+@router.get("/health")
+def health(ctx: Ctx) -> dict[str, Any]:
+    return {"ok": True, "repos": len(ctx.store.repos())}

@@ -1,0 +1,424 @@
+"""Space runtimes: a Space's `app.py` run as a local process, moving through the Hub's stages.
+
+A start materialises the Space's current tree into a work dir (BUILDING), launches `app.py`
+with the Space's secrets and variables in its environment (APP_STARTING), and watches it:
+RUNNING once it answers HTTP on $PORT, RUNTIME_ERROR when it exits on its own. Pausing
+stops the process. Every start bumps a generation number, and a watcher only writes the
+stage while its generation is current, so a pause or a new start can never be overwritten
+by a stale watcher."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from runner.hub.emulator.blobs import now_iso
+from runner.hub.emulator.cards import CardError, front_matter
+from runner.hub.emulator.errors import BadRequest
+from runner.hub.emulator.space_logs import LogBook, RunLog
+from runner.hub.emulator.storage import Repo, Store, split_repo_id
+
+HARDWARE = (
+    "cpu-basic", "cpu-upgrade", "zero-a10g", "t4-small", "t4-medium", "l4x1", "l4x4",
+    "l40sx1", "l40sx4", "l40sx8", "a10g-small", "a10g-large", "a10g-largex2", "a10g-largex4",
+    "a100-large", "a100x4", "a100x8", "rtx-pro-6000", "rtx-pro-6000x2", "rtx-pro-6000x4",
+    "rtx-pro-6000x8",
+)  # fmt: skip
+LIVE_STAGES = ("BUILDING", "APP_STARTING", "RUNNING", "RUNNING_BUILDING", "RUNNING_APP_STARTING")
+Outcome = Literal["BUILD_ERROR", "RUNTIME_ERROR", "hang"]
+# The environment an app inherits from the emulator's: enough to run Python and reach a GPU.
+_PASSTHROUGH = (
+    "PATH", "PYTHONPATH", "LD_LIBRARY_PATH", "CUDA_VISIBLE_DEVICES", "TMPDIR", "LANG", "LC_ALL",
+    "SSL_CERT_FILE", "VIRTUAL_ENV",
+)  # fmt: skip
+
+
+def default_settings(
+    sdk: str | None,
+    *,
+    hardware: str | None = None,
+    sleep_time: int | None = None,
+    secrets: list[dict[str, Any]] | None = None,
+    variables: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Settings of a new Space, persisted in its repo record."""
+    if hardware is not None and hardware not in HARDWARE:
+        raise BadRequest(f"Unknown hardware {hardware!r}; expected one of {', '.join(HARDWARE)}")
+
+    def keyed(items: list[dict[str, Any]] | None) -> dict[str, dict[str, Any]]:
+        return {
+            str(i["key"]): {
+                "value": str(i.get("value", "")),
+                "description": i.get("description"),
+                "updatedAt": now_iso(),
+            }
+            for i in items or []
+        }
+
+    return {
+        "sdk": sdk,
+        "hardware": hardware or "cpu-basic",
+        "sleepTime": sleep_time,
+        "secrets": keyed(secrets),
+        "variables": keyed(variables),
+        "paused": False,
+        "devMode": False,
+        "stage": "NO_APP_FILE",
+        "errorMessage": None,
+    }
+
+
+@dataclass
+class Script:
+    outcome: Outcome
+    stage: str
+    remaining: int | None
+
+
+@dataclass
+class SpaceState:
+    logs: LogBook
+    generation: int = 0
+    process: subprocess.Popen[str] | None = None
+    port: int | None = None
+    watchers: list[threading.Thread] = field(default_factory=list)
+
+
+class SpaceManager:
+    def __init__(self, store: Store, root: Path) -> None:
+        self.store = store
+        self.root = root
+        self.endpoint = ""  # set once the server has its port: the apps' HF_ENDPOINT
+        self._lock = threading.RLock()
+        self._states: dict[str, SpaceState] = {}
+        self._scripts: dict[str, Script] = {}
+        # Processes died with the previous emulator: a Space that was live is now stopped.
+        for repo in store.repos("space"):
+            if repo.space and repo.space.get("stage") in LIVE_STAGES:
+                self._save(repo, stage="STOPPED", errorMessage="The Hub emulator was restarted")
+
+    # -- state ------------------------------------------------------------------------------
+
+    def _state(self, repo_id: str) -> SpaceState:
+        with self._lock:
+            if repo_id not in self._states:
+                namespace, name = split_repo_id(repo_id)
+                self._states[repo_id] = SpaceState(LogBook(self.root / namespace / name / "logs"))
+            return self._states[repo_id]
+
+    def _save(self, repo: Repo, **changes: Any) -> None:
+        with self.store.lock:
+            assert repo.space is not None
+            repo.space.update(changes)
+            if self.store.get("space", repo.id) is repo:  # not deleted meanwhile
+                self.store.save(repo)
+
+    def _set(self, repo: Repo, generation: int, **changes: Any) -> bool:
+        """Write runtime fields only if `generation` is still the Space's current start."""
+        with self._lock:
+            if self._state(repo.id).generation != generation:
+                return False
+            self._save(repo, **changes)
+            return True
+
+    def logs(self, repo_id: str) -> LogBook:
+        return self._state(repo_id).logs
+
+    def runtime(self, repo: Repo) -> dict[str, Any]:
+        settings = repo.space or {}
+        stage = settings.get("stage", "NO_APP_FILE")
+        state = self._state(repo.id)
+        live = stage in ("RUNNING", "APP_STARTING")
+        namespace, name = split_repo_id(repo.id)
+        return {
+            "stage": stage,
+            "hardware": {
+                "current": settings.get("hardware") if live else None,
+                "requested": settings.get("hardware"),
+            },
+            "storage": None,
+            "gcTimeout": settings.get("sleepTime"),
+            "replicas": {"current": 1 if live else 0, "requested": 1},
+            "devMode": settings.get("devMode", False),
+            "domains": [{"domain": f"{namespace}-{name}.hf.space", "stage": "READY"}],
+            "sdk": settings.get("sdk"),
+            "errorMessage": settings.get("errorMessage"),
+            # Not on the real Hub: where the emulated app listens, for tests to call it.
+            "localUrl": f"http://127.0.0.1:{state.port}" if live and state.port else None,
+        }
+
+    # -- control ----------------------------------------------------------------------------
+
+    def script(self, repo_id: str, outcome: Outcome, stage: str, times: int | None) -> None:
+        if outcome not in ("BUILD_ERROR", "RUNTIME_ERROR", "hang"):
+            raise ValueError(f"outcome must be BUILD_ERROR, RUNTIME_ERROR or hang, not {outcome!r}")
+        if stage not in ("BUILDING", "APP_STARTING"):
+            raise ValueError(f"a Space can hang in BUILDING or APP_STARTING, not {stage!r}")
+        with self._lock:
+            self._scripts[repo_id] = Script(outcome, stage, times)
+
+    def _take_script(self, repo_id: str) -> Script | None:
+        with self._lock:
+            script = self._scripts.get(repo_id)
+            if script is None:
+                return None
+            if script.remaining is not None:
+                script.remaining -= 1
+                if script.remaining <= 0:
+                    del self._scripts[repo_id]
+            return script
+
+    def start(self, repo: Repo) -> None:
+        """(Re)start: stop what runs, then build and run the current tree in the background."""
+        with self._lock:
+            state = self._state(repo.id)
+            state.generation += 1
+            generation, old = state.generation, state.process
+            state.process, state.port = None, None
+            logs = state.logs.reset()
+            self._save(repo, stage="BUILDING", errorMessage=None, paused=False)
+        watcher = threading.Thread(
+            target=self._run,
+            args=(repo, generation, logs, old),
+            name=f"space {repo.id}",
+            daemon=True,
+        )
+        state.watchers = [w for w in state.watchers if w.is_alive()] + [watcher]
+        watcher.start()
+
+    def on_commit(self, repo: Repo) -> None:
+        if not (repo.space or {}).get("paused"):
+            self.start(repo)
+
+    def pause(self, repo: Repo) -> None:
+        with self._lock:
+            state = self._state(repo.id)
+            state.generation += 1
+            process, state.process, state.port = state.process, None, None
+            self._save(repo, stage="PAUSED", errorMessage=None, paused=True)
+            state.logs.close()
+        if process is not None:
+            # Let the pause response reach an app that paused itself before it is stopped.
+            threading.Thread(target=_terminate, args=(process, 0.2), daemon=True).start()
+
+    def forget(self, repo_id: str) -> None:
+        """The Space's repo was deleted: stop it and drop its files."""
+        namespace, name = split_repo_id(repo_id)
+        with self._lock:
+            state = self._state(repo_id)
+            state.generation += 1
+            process, state.process, state.port = state.process, None, None
+            self._scripts.pop(repo_id, None)
+        if process is not None:
+            _terminate(process)
+        shutil.rmtree(self.root / namespace / name, ignore_errors=True)
+        with self._lock:
+            # Fresh logs, but generations keep counting: a watcher of the deleted Space must
+            # never match a start of a Space re-created under the same id.
+            self._states[repo_id] = SpaceState(
+                LogBook(self.root / namespace / name / "logs"), generation=state.generation + 1
+            )
+
+    def stop_all(self) -> None:
+        with self._lock:
+            states = list(self._states.items())
+            for _, state in states:
+                state.generation += 1
+        for repo_id, state in states:
+            if state.process is not None:
+                _terminate(state.process)
+                state.process = None
+            for watcher in state.watchers:
+                watcher.join(timeout=5)
+            repo = self.store.get("space", repo_id)
+            if repo is not None and repo.space and repo.space.get("stage") in LIVE_STAGES:
+                self._save(repo, stage="STOPPED", errorMessage="The Hub emulator stopped")
+            state.logs.close()
+
+    # -- one start --------------------------------------------------------------------------
+
+    def _run(
+        self, repo: Repo, generation: int, logs: RunLog, old: subprocess.Popen[str] | None
+    ) -> None:
+        if old is not None:
+            _terminate(old)
+        try:
+            self._build_and_run(repo, generation, logs)
+        except Exception as exc:  # an emulator bug must show as a stage, not a silent thread
+            logs.add("build", f"Hub emulator error: {exc!r}")
+            self._set(repo, generation, stage="BUILD_ERROR", errorMessage=f"emulator: {exc!r}")
+        finally:
+            logs.close()
+
+    def _build_and_run(self, repo: Repo, generation: int, logs: RunLog) -> None:
+        commit = self.store.resolve(repo, "main")
+        logs.add("build", f"===== Build queued at {now_iso()} for commit {commit.id} =====")
+        readme = commit.tree.get("README.md")
+        try:
+            card = front_matter(self.store.blobs.read(readme.sha256).decode()) if readme else {}
+        except (CardError, UnicodeDecodeError) as exc:
+            card = {"_error": str(exc)}
+        if card.get("sdk") != "docker":
+            message = (
+                "Configuration error: README.md front matter must declare `sdk: docker` "
+                f"(found sdk: {card.get('sdk')!r})"
+            )
+            logs.add("build", message)
+            self._set(repo, generation, stage="CONFIG_ERROR", errorMessage=message)
+            return
+        if "app.py" not in commit.tree:
+            message = "No app.py in the Space: nothing to run"
+            logs.add("build", message)
+            self._set(repo, generation, stage="NO_APP_FILE", errorMessage=message)
+            return
+
+        script = self._take_script(repo.id)
+        if script and script.outcome == "BUILD_ERROR":
+            logs.add("build", "ERROR: build failed (scripted by the Hub emulator)")
+            self._set(repo, generation, stage="BUILD_ERROR", errorMessage="Build failed (scripted)")
+            return
+        if script and script.outcome == "hang" and script.stage == "BUILDING":
+            logs.add("build", "Build is taking its time (scripted hang)")
+            return
+
+        workdir = self._materialise(repo, commit.tree)
+        logs.add("build", f"Materialised {len(commit.tree)} files into {workdir}")
+        logs.add("build", "===== Build done =====")
+        logs.close("build")
+        if not self._set(repo, generation, stage="APP_STARTING"):
+            return
+        if script and script.outcome == "RUNTIME_ERROR":
+            logs.add("run", "Traceback: RuntimeError (scripted by the Hub emulator)")
+            message = "Exit code: 1. Reason: RuntimeError (scripted)"
+            self._set(repo, generation, stage="RUNTIME_ERROR", errorMessage=message)
+            return
+        if script and script.outcome == "hang":
+            logs.add("run", "Application is starting (scripted hang)")
+            return
+        self._launch(repo, generation, workdir, logs)
+
+    def _materialise(self, repo: Repo, tree: dict[str, Any] | Any) -> Path:
+        namespace, name = split_repo_id(repo.id)
+        workdir = self.root / namespace / name / "app"
+        shutil.rmtree(workdir, ignore_errors=True)
+        for path, entry in tree.items():
+            target = workdir / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(self.store.blobs.path(entry.sha256), target)
+        return workdir
+
+    def _environment(self, repo: Repo, workdir: Path, port: int) -> dict[str, str]:
+        settings = repo.space or {}
+        namespace, name = split_repo_id(repo.id)
+        home = workdir.parent / "home"
+        home.mkdir(parents=True, exist_ok=True)
+        env = {k: os.environ[k] for k in _PASSTHROUGH if k in os.environ}
+        env.update({k: v["value"] for k, v in settings.get("variables", {}).items()})
+        env.update({k: v["value"] for k, v in settings.get("secrets", {}).items()})
+        env.update(
+            {
+                "HOME": str(home),
+                "HF_HOME": str(home / ".cache" / "huggingface"),
+                "PYTHONUNBUFFERED": "1",
+                "HF_ENDPOINT": self.endpoint,
+                "HF_HUB_DISABLE_TELEMETRY": "1",
+                "SPACE_ID": repo.id,
+                "SPACE_AUTHOR_NAME": namespace,
+                "SPACE_REPO_NAME": name,
+                "SPACE_HOST": f"{namespace}-{name}.hf.space",
+                "SYSTEM": "spaces",
+                "PORT": str(port),
+            }
+        )
+        return env
+
+    def _launch(self, repo: Repo, generation: int, workdir: Path, logs: RunLog) -> None:
+        port = _free_port()
+        process = subprocess.Popen(
+            [sys.executable, "-u", "app.py"],
+            cwd=workdir,
+            env=self._environment(repo, workdir, port),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+            start_new_session=True,  # its own process group: stopping it stops its children
+        )
+        with self._lock:
+            state = self._state(repo.id)
+            if state.generation != generation:
+                _terminate(process)
+                return
+            state.process, state.port = process, port
+        logs.add("run", f"===== Application Startup at {now_iso()} (port {port}) =====")
+        reader = threading.Thread(target=_pump, args=(process, logs), daemon=True)
+        reader.start()
+
+        running = False
+        while process.poll() is None:
+            if self._state(repo.id).generation != generation:
+                return
+            if not running and _answers_http(port):
+                running = self._set(repo, generation, stage="RUNNING")
+                if not running:
+                    return
+            time.sleep(0.25 if running else 0.05)
+        reader.join(timeout=5)
+        tail = " | ".join(logs.tail("run", 10))
+        message = f"Exit code: {process.returncode}. Reason: {tail}"
+        self._set(repo, generation, stage="RUNTIME_ERROR", errorMessage=message)
+
+
+def _pump(process: subprocess.Popen[str], logs: RunLog) -> None:
+    assert process.stdout is not None
+    for line in process.stdout:
+        logs.add("run", line.rstrip("\n"))
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _answers_http(port: int) -> bool:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=0.5)
+    try:
+        connection.request("GET", "/")
+        connection.getresponse().read()
+        return True
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        connection.close()
+
+
+def _terminate(process: subprocess.Popen[str], grace: float = 0.0) -> None:
+    """Stop an app and its process group (which the emulator created): TERM, then KILL."""
+    if grace:
+        time.sleep(grace)
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=3)
+    except ProcessLookupError:
+        return
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        process.wait(timeout=3)

