@@ -17,11 +17,11 @@ def cached_tokenizer_file(repo_id: str, revision: str) -> str | None:
     """tokenizer.json of `repo_id@revision` if the Hugging Face cache already holds it."""
     try:
         import tokenizers  # noqa: F401  (only installed with the `train` extra)
-        from huggingface_hub import try_to_load_from_cache
     except ImportError:
         return None
-    found = try_to_load_from_cache(repo_id, "tokenizer.json", revision=revision)
-    return found if isinstance(found, str) else None
+    from runner.hub.client import cached_file
+
+    return cached_file(repo_id, "tokenizer.json", revision)
 
 
 @cache

@@ -17,6 +17,12 @@ from huggingface_hub import (
     hf_hub_download,
     snapshot_download,
 )
+from huggingface_hub.errors import (
+    RemoteEntryNotFoundError,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+)
+from huggingface_hub.hf_api import RepoFile
 
 from runner.errors import RunnerError
 from runner.hub.redact import install_log_redaction, redact, register_secret
@@ -51,6 +57,10 @@ class HubError(RunnerError):
         super().__init__(redact(f"{operation} {where}: {detail}"))
 
 
+class NotFoundError(HubError):
+    """The repo, revision or file does not exist (or is private and no token was given)."""
+
+
 class StaleParentError(HubError):
     """The branch head moved after the parent commit was read; nothing was overwritten."""
 
@@ -73,7 +83,8 @@ class HubClient:
         cache_dir: Path | None = None,
     ) -> None:
         self.endpoint = endpoint or os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
-        self._token = token if token is not None else os.environ.get("HF_TOKEN")
+        # An empty token means none: an empty Bearer header is not even valid HTTP.
+        self._token = token or os.environ.get("HF_TOKEN") or None
         register_secret(self._token)
         install_log_redaction()
         self.retry = retry or RetryPolicy()
@@ -165,6 +176,19 @@ class HubClient:
         )
         return str(info.oid)
 
+    def file_oids(self, repo: RepoRef, revision: str = "main") -> dict[str, str]:
+        """Path -> git blob id of every file at `revision` (what preupload compares)."""
+        items = self._run(
+            "list files of",
+            repo,
+            lambda: list(
+                self._api.list_repo_tree(
+                    repo.repo_id, repo_type=repo.repo_type, revision=revision, recursive=True
+                )
+            ),
+        )
+        return {item.path: item.blob_id for item in items if isinstance(item, RepoFile)}
+
     def tag_if_absent(self, repo: RepoRef, tag: str, revision: str) -> bool:
         """Create `tag` at `revision`; False if it already points there. A tag pointing
         elsewhere is never moved: that is an error."""
@@ -233,6 +257,12 @@ class HubClient:
 def _hub_error(operation: str, repo: str, error: Exception, path: str | None) -> HubError:
     status = status_of(error)
     server = getattr(error, "server_message", None) or ""
+    # LocalEntryNotFoundError is a download that could not reach the Hub: not a missing file.
+    if isinstance(
+        error, RepositoryNotFoundError | RevisionNotFoundError | RemoteEntryNotFoundError
+    ):
+        detail = "not found; check the repo id, revision and path (a private repo needs HF_TOKEN)"
+        return NotFoundError(operation, repo, detail, path=path, status=status)
     if status is None:
         detail = (
             f"the Hub could not be reached ({type(error).__name__}); check HF_ENDPOINT and "
@@ -249,3 +279,12 @@ def _hub_error(operation: str, repo: str, error: Exception, path: str | None) ->
         detail = f"HTTP {status}: {server or str(error).splitlines()[0]}"
     kind = StaleParentError if status == 412 else HubError
     return kind(operation, repo, detail, path=path, status=status)
+
+
+def cached_file(repo_id: str, filename: str, revision: str) -> str | None:
+    """A file of `repo_id@revision` if the local Hugging Face cache already holds it; never
+    touches the network."""
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(repo_id, filename, revision=revision)
+    return found if isinstance(found, str) else None

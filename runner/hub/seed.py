@@ -20,11 +20,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Protocol
 
-from huggingface_hub import HfApi
-from huggingface_hub.errors import HfHubHTTPError
-from huggingface_hub.hf_api import RepoFile
-
 from runner.errors import RunnerError
+from runner.hub.client import HubClient, NotFoundError, RepoRef
 from runner.hub.tiny_llama import TINY_REPO_ID, recipe_key, save_tiny_llama
 
 SMOLLM2_REPO_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -174,14 +171,12 @@ def seed_hub(endpoint: str, token: str, cache_dir: Path, models: list[str]) -> d
     same content are skipped, and an unchanged repo gets no new commit. The token must be
     allowed to write to each repo's namespace.
     """
-    api = HfApi(endpoint=endpoint, token=token)
+    client = HubClient(endpoint, token=token)
     commits: dict[str, str] = {}
     for repo_id, folder in build_models(cache_dir, models).items():
-        api.create_repo(repo_id, repo_type="model", exist_ok=True)
-        info = api.upload_folder(
-            repo_id=repo_id, folder_path=folder, commit_message=_message(folder)
-        )
-        commits[repo_id] = info.oid
+        repo = RepoRef(repo_id)
+        client.ensure_repo(repo, private=False)
+        commits[repo_id] = client.sync_folder(repo, folder, _message(folder))
     return commits
 
 
@@ -196,46 +191,34 @@ class SeedableHub(Protocol):
 def seed_emulator(hub: SeedableHub, cache_dir: Path, models: list[str]) -> dict[str, str]:
     """Like `seed_hub`, for repos in namespaces the emulated user may not write to over HTTP
     (`HuggingFaceTB/...`): files go in through `hub.seed`, and only when `main` differs."""
-    api = HfApi(endpoint=hub.endpoint)
+    client = HubClient(hub.endpoint)  # reading public repos needs no token
     commits: dict[str, str] = {}
     for repo_id, folder in build_models(cache_dir, models).items():
-        head = unchanged_head(api, repo_id, folder)
+        head = unchanged_head(client, RepoRef(repo_id), folder)
         commits[repo_id] = head or hub.seed(repo_id, _files(folder), message=_message(folder))
     return commits
 
 
-def unchanged_head(api: HfApi, repo_id: str, folder: Path) -> str | None:
+def unchanged_head(client: HubClient, repo: RepoRef, folder: Path) -> str | None:
     """The sha of `main` if it already holds every file of `folder` with the same content."""
     try:
-        head = api.repo_info(repo_id).sha
-        remote = {
-            item.path: item
-            for item in api.list_repo_tree(repo_id, revision=head, recursive=True)
-            if isinstance(item, RepoFile)
-        }
-    except HfHubHTTPError:
+        head = client.head(repo)
+        remote = client.file_oids(repo, revision=head)
+    except NotFoundError:
         return None
     for path, local in _files(folder).items():
-        entry = remote.get(path)
-        if entry is None or not _same_content(local, entry):
+        if remote.get(path) != _git_blob_id(local):
             return None
     return head
 
 
-def _same_content(local: Path, remote: RepoFile) -> bool:
-    blob_oid, sha256 = _git_and_sha256(local)
-    return remote.blob_id == blob_oid or (remote.lfs is not None and remote.lfs.sha256 == sha256)
-
-
-def _git_and_sha256(path: Path) -> tuple[str, str]:
-    """The git blob id (what the Hub lists as `oid`) and the sha256 (LFS oid) of a file."""
+def _git_blob_id(path: Path) -> str:
+    """The git blob id of a file: what the Hub lists as its `oid`."""
     blob = hashlib.sha1(b"blob %d\0" % path.stat().st_size, usedforsecurity=False)
-    digest = hashlib.sha256()
     with path.open("rb") as stream:
         while chunk := stream.read(1 << 20):
             blob.update(chunk)
-            digest.update(chunk)
-    return blob.hexdigest(), digest.hexdigest()
+    return blob.hexdigest()
 
 
 def _files(folder: Path) -> dict[str, Path]:
