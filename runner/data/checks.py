@@ -10,10 +10,10 @@ import numpy as np
 
 from runner.data.context import BASE_KEYS, CITATION_KEYS, Split, SplitContext, TextScanner
 from runner.data.dedup import near_duplicate_pairs
-from runner.data.fingerprint import sha256_of
 from runner.data.pipeline import SplitResult, SplitStats, check_file
 from runner.data.tokens import cached_tokenizer_file
 from runner.findings import Finding, Severity
+from runner.hashing import sha256_of
 from runner.specs.bundle import AdapterBundle
 from runner.workspace import Workspace
 

@@ -38,11 +38,3 @@ def fingerprint(path: Path) -> Fingerprint:
             else:
                 unparsed.append(line_no)
     return Fingerprint(digest.hexdigest(), examples, categories, unparsed)
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()

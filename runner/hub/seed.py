@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Protocol
 
 from runner.errors import RunnerError
+from runner.hashing import sha256_of
 from runner.hub.client import HubClient, NotFoundError, RepoRef
 from runner.hub.tiny_llama import TINY_REPO_ID, recipe_key, save_tiny_llama
 
@@ -59,14 +60,6 @@ def smollm2_gguf_path() -> Path:
     )
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        while chunk := stream.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def cached_build(cache_dir: Path, name: str, build: Callable[[Path], None]) -> Path:
     """`cache_dir/name`, built by `build(folder)` once; a crash mid-build leaves no folder."""
     final = cache_dir / name
@@ -89,7 +82,7 @@ def cached_build(cache_dir: Path, name: str, build: Callable[[Path], None]) -> P
 def build_smollm2(cache_dir: Path) -> Path:
     """A Hugging Face folder of SmolLM2-135M-Instruct, converted from the packaged GGUF."""
     gguf = smollm2_gguf_path()
-    key = file_sha256(gguf)[:16]
+    key = sha256_of(gguf)[:16]
     return cached_build(cache_dir, f"smollm2-135m-instruct-{key}-r{SMOLLM2_RECIPE}", _convert(gguf))
 
 
