@@ -1,0 +1,1 @@
+"""Training: the standalone train + generate script and what identifies a run."""
