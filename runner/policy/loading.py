@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from runner.findings import Finding
 from runner.policy import TextPolicies, load_text_policies
 from runner.policy.promotion import PromotionPolicy
+from runner.policy.space import SpacePolicy
 from runner.policy.training import TrainingPolicy
 from runner.specs.bundle import load_model_file
 from runner.workspace import Workspace
@@ -18,6 +19,7 @@ class Policies:
     text: TextPolicies
     training: TrainingPolicy | None
     promotion: PromotionPolicy | None
+    space: SpacePolicy | None
     problems: list[Finding] = field(default_factory=list)
     """Findings about the policy files; any error makes the input unusable (exit 2)."""
 
@@ -33,4 +35,6 @@ def load_policies(workspace: Workspace) -> Policies:
         directory / "promotion.yaml", PromotionPolicy, "policies/promotion.yaml"
     )
     problems += found
-    return Policies(text, training, promotion, problems)
+    _, space, found = load_model_file(directory / "space.yaml", SpacePolicy, "policies/space.yaml")
+    problems += found
+    return Policies(text, training, promotion, space, problems)

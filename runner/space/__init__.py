@@ -1,0 +1,1 @@
+"""The training Space: rendering its files for a run (and, later, syncing and watching it)."""

@@ -1,0 +1,18 @@
+"""What the Space image installs: the versions this runner is tested with, every one pinned.
+Changing a pin is a reviewed code change, and it changes what the policy check sees."""
+
+from __future__ import annotations
+
+BASE_IMAGE = "python:3.11.11-slim-bookworm"
+TORCH = "torch==2.13.0"
+TORCH_INDEX = "https://download.pytorch.org/whl/cu128"
+PACKAGES = (
+    "transformers==5.23.0",
+    "peft==0.21.2",
+    "trl==1.16.0",
+    "datasets==5.2.0",
+    "accelerate==1.15.0",
+    "bitsandbytes==0.50.2",
+    "huggingface_hub==2.4.0",
+)
+APP_PORT = 7860
