@@ -1,0 +1,820 @@
+"""Train one LoRA/QLoRA adapter, generate its eval outputs and push both to the Hub.
+
+One file, two homes:
+
+- inside a Hugging Face Space (the `space` backend), where `app.py` starts
+  `python train.py` at boot with the run config in the `RUN_CONFIG` variable;
+- on this machine (the `local` backend), as `python train.py --config run.json` in a
+  subprocess of the runner.
+
+So it is self-contained: it imports only the standard library, torch, transformers, peft,
+trl, datasets and huggingface_hub (and bitsandbytes, through transformers, for QLoRA), never
+the `runner` package. The Hub endpoint and token come from the environment (`HF_ENDPOINT`,
+`HF_TOKEN`), read by huggingface_hub itself.
+
+Stages: config, download (base model, dataset and incumbent at pinned revisions), load,
+train (TRL SFTTrainer + peft, loss on the assistant turn only), save (the adapter),
+generate (greedy, batched, left-padded, for the candidate, the base model with the adapter
+disabled and the incumbent adapter, on the same eval items), upload (adapter files,
+`eval_outputs.jsonl`, `metrics.json` and `run.json` in one commit under
+`output.path_in_repo`). A failure in any stage still uploads `run.json` with status `failed`,
+the stage and a redacted message, and the process exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+import platform
+import re
+import resource
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+# huggingface_hub reads these at import time.
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import torch
+from huggingface_hub import (
+    CommitOperationAdd,
+    HfApi,
+    hf_hub_download,
+    snapshot_download,
+)
+from peft import (
+    LoraConfig,
+    PeftModel,
+    get_peft_model,
+    prepare_model_for_kbit_training,
+)
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    BitsAndBytesConfig,
+    GenerationConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    set_seed,
+)
+from trl import SFTConfig, SFTTrainer
+
+# The PyPI `datasets` (ruff files it as first-party because of the repo's datasets/ folder).
+from datasets import Dataset
+
+LOG = logging.getLogger("train")
+
+CONFIG_KEYS = {
+    "run_id",
+    "adapter",
+    "task",
+    "base_model",
+    "dataset",
+    "training",
+    "generation",
+    "incumbent",
+    "output",
+}
+TRAINING_KEYS = {
+    "method",
+    "r",
+    "lora_alpha",
+    "lora_dropout",
+    "target_modules",
+    "modules_to_save",
+    "quantization",
+    "num_train_epochs",
+    "max_steps",
+    "learning_rate",
+    "lr_scheduler_type",
+    "warmup_ratio",
+    "per_device_train_batch_size",
+    "gradient_accumulation_steps",
+    "optim",
+    "weight_decay",
+    "max_grad_norm",
+    "max_seq_length",
+    "packing",
+    "assistant_only_loss",
+    "gradient_checkpointing",
+    "seed",
+}
+TASKS = {"citation_grounded_chat", "code_assistant"}
+# Weights, configs and tokenizers; not .bin/.gguf/.onnx duplicates of the same weights.
+MODEL_FILES = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken"]
+ADAPTER_FILES = ["adapter_config.json", "adapter_model.safetensors"]
+CUDA_ONLY_OPTIMIZERS = {"paged_adamw_8bit", "paged_adamw_32bit", "adamw_8bit"}
+DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+LIBRARIES = (
+    "torch",
+    "transformers",
+    "peft",
+    "trl",
+    "datasets",
+    "accelerate",
+    "huggingface_hub",
+    "bitsandbytes",
+    "safetensors",
+    "tokenizers",
+)
+_TOKEN_PATTERN = re.compile(r"hf_[A-Za-z0-9]{8,}")
+
+
+# -- stages and errors ------------------------------------------------------------------------
+
+
+class StageFailed(Exception):
+    """An exception raised inside a named stage of the run."""
+
+    def __init__(self, stage: str, error: BaseException) -> None:
+        super().__init__(f"{stage}: {type(error).__name__}: {error}")
+        self.stage = stage
+        self.error = error
+
+
+@contextmanager
+def stage(name: str, metrics: dict[str, Any]) -> Iterator[None]:
+    """Time a stage into `metrics["durations_s"]`; wrap what it raises in `StageFailed`."""
+    LOG.info("stage %s: start", name)
+    start = time.perf_counter()
+    try:
+        yield
+    except StageFailed:
+        raise
+    except Exception as error:
+        raise StageFailed(name, error) from error
+    finally:
+        metrics["durations_s"][name] = round(time.perf_counter() - start, 3)
+        LOG.info("stage %s: %.1f s", name, metrics["durations_s"][name])
+
+
+def redact(text: str) -> str:
+    """`text` without the Hub token of this environment or anything shaped like a token."""
+    token = os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN")
+    if token:
+        text = text.replace(token, "***")
+    return _TOKEN_PATTERN.sub("hf_***", text)
+
+
+def error_record(failure: StageFailed) -> dict[str, str]:
+    return {
+        "stage": failure.stage,
+        "type": type(failure.error).__name__,
+        "message": redact(str(failure.error))[:2000],
+    }
+
+
+# -- config -----------------------------------------------------------------------------------
+
+
+def read_config(config_path: str | None) -> dict[str, Any]:
+    """The run config from `--config PATH`, else the JSON text in `RUN_CONFIG`."""
+    if config_path:
+        return json.loads(Path(config_path).read_text(encoding="utf-8"))
+    text = os.environ.get("RUN_CONFIG")
+    if not text:
+        raise ValueError("no run config: pass --config run.json or set RUN_CONFIG to its JSON")
+    return json.loads(text)
+
+
+def check_config(config: dict[str, Any]) -> None:
+    """Raise ValueError naming every missing or unknown key and bad value."""
+    problems = _key_problems("", config, CONFIG_KEYS)
+    if isinstance(config.get("training"), dict):
+        problems += _key_problems("training.", config["training"], TRAINING_KEYS)
+    if not re.fullmatch(r"[0-9a-f]{16}", str(config.get("run_id", ""))):
+        problems.append("run_id: expected 16 lowercase hex characters")
+    if config.get("task") not in TASKS:
+        problems.append(f"task: expected one of {sorted(TASKS)}")
+    for key, inner in {
+        "base_model": ("repo_id", "revision"),
+        "dataset": ("repo_id", "revision", "train_file", "eval_file"),
+        "output": ("repo_id", "repo_type", "path_in_repo"),
+        "generation": ("max_new_tokens", "batch_size", "max_items"),
+    }.items():
+        value = config.get(key)
+        missing = [k for k in inner if not isinstance(value, dict) or k not in value]
+        problems += [f"{key}.{k}: missing" for k in missing]
+    if problems:
+        raise ValueError("invalid run config: " + "; ".join(problems))
+
+
+def _key_problems(prefix: str, value: Any, expected: set[str]) -> list[str]:
+    if not isinstance(value, dict):
+        return [f"{prefix or 'config'}: expected an object"]
+    missing = [f"{prefix}{k}: missing" for k in sorted(expected - set(value))]
+    unknown = [f"{prefix}{k}: unknown key" for k in sorted(set(value) - expected)]
+    return missing + unknown
+
+
+# -- download ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """Local paths of everything the run reads from the Hub."""
+
+    model_dir: Path
+    train_file: Path
+    eval_file: Path
+    incumbent_dir: Path | None
+
+
+def download_inputs(config: dict[str, Any]) -> Inputs:
+    """Base model, dataset files and incumbent adapter, each at its pinned revision."""
+    base, data, incumbent = config["base_model"], config["dataset"], config["incumbent"]
+    model_dir = snapshot_download(
+        base["repo_id"], revision=base["revision"], allow_patterns=MODEL_FILES
+    )
+    files = [
+        hf_hub_download(data["repo_id"], data[key], repo_type="dataset", revision=data["revision"])
+        for key in ("train_file", "eval_file")
+    ]
+    incumbent_dir = None
+    if incumbent:
+        incumbent_dir = Path(
+            snapshot_download(
+                incumbent["repo_id"], revision=incumbent["revision"], allow_patterns=ADAPTER_FILES
+            )
+        )
+    return Inputs(Path(model_dir), Path(files[0]), Path(files[1]), incumbent_dir)
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    with path.open(encoding="utf-8") as stream:
+        return [json.loads(line) for line in stream if line.strip()]
+
+
+# -- load -------------------------------------------------------------------------------------
+
+
+def device_type() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def compute_dtype(training: dict[str, Any]) -> torch.dtype:
+    """fp32 on a CPU; on a GPU the configured 4-bit compute dtype, or bf16 for plain LoRA."""
+    if device_type() == "cpu":
+        return torch.float32
+    quantization = training.get("quantization") or {}
+    name = quantization.get("bnb_4bit_compute_dtype", "bfloat16")
+    if name == "bfloat16" and not torch.cuda.is_bf16_supported():
+        return torch.float16
+    return DTYPES[name]
+
+
+def quantization_config(training: dict[str, Any]) -> BitsAndBytesConfig | None:
+    """NF4 (or FP4) 4-bit loading through bitsandbytes for `method: qlora`, else None."""
+    if training["method"] != "qlora":
+        return None
+    settings = training.get("quantization") or {}
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type=settings.get("bnb_4bit_quant_type", "nf4"),
+        bnb_4bit_use_double_quant=settings.get("bnb_4bit_use_double_quant", True),
+        bnb_4bit_compute_dtype=compute_dtype(training),
+    )
+
+
+def load_tokenizer(model_dir: Path) -> PreTrainedTokenizerBase:
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_base_model(model_dir: Path, training: dict[str, Any]) -> PreTrainedModel:
+    """The base model: 4-bit for QLoRA, full precision for LoRA, on the GPU when there is one."""
+    quantization = quantization_config(training)
+    model = AutoModelForCausalLM.from_pretrained(
+        model_dir,
+        dtype=compute_dtype(training),
+        quantization_config=quantization,
+        device_map={"": 0} if device_type() == "cuda" else "cpu",
+    )
+    if quantization is not None:
+        disable_cpu_weight_repacking(model)
+    return model
+
+
+def disable_cpu_weight_repacking(model: torch.nn.Module) -> int:
+    """Stop bitsandbytes' avx512_bf16 CPU path from repacking 4-bit weights in an eval
+    forward: once repacked, later training gradients are silently wrong (bitsandbytes 0.50).
+    Returns the number of 4-bit layers changed."""
+    layers = [m for m in model.modules() if hasattr(m, "support_avx512bf16_for_cpu")]
+    for layer in layers:
+        layer.support_avx512bf16_for_cpu = False
+    return len(layers)
+
+
+# -- train ------------------------------------------------------------------------------------
+
+
+def attach_lora(model: PreTrainedModel, training: dict[str, Any]) -> PeftModel:
+    """Wrap `model` in a fresh, trainable LoRA adapter (seeded by `training.seed`)."""
+    set_seed(training["seed"])
+    if training["method"] == "qlora":
+        model = prepare_model_for_kbit_training(
+            model,
+            use_gradient_checkpointing=training["gradient_checkpointing"],
+            gradient_checkpointing_kwargs={"use_reentrant": False},
+        )
+    config = LoraConfig(
+        r=training["r"],
+        lora_alpha=training["lora_alpha"],
+        lora_dropout=training["lora_dropout"],
+        target_modules=list(training["target_modules"]),
+        modules_to_save=list(training["modules_to_save"]) or None,
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, config)
+
+
+def chat_dataset(records: list[dict[str, Any]], assistant_only_loss: bool) -> Dataset:
+    """Chat records as TRL rows: prompt/completion (loss on the final assistant turn only)
+    when `assistant_only_loss`, else whole `messages` (loss on every token).
+
+    Prompt/completion works with any chat template; TRL's own `assistant_only_loss` needs
+    `{% generation %}` markers that most base models' templates lack."""
+    rows = []
+    for record in records:
+        messages = [{"role": m["role"], "content": m["content"]} for m in record["messages"]]
+        if messages[-1]["role"] != "assistant":
+            raise ValueError(f"record {record.get('id')!r} does not end with an assistant turn")
+        if assistant_only_loss:
+            rows.append({"prompt": messages[:-1], "completion": messages[-1:]})
+        else:
+            rows.append({"messages": messages})
+    return Dataset.from_list(rows)
+
+
+def resolve_optimizer(requested: str) -> tuple[str, str | None]:
+    """The optimizer to use here and, when it differs from the requested one, why."""
+    if device_type() == "cpu" and requested in CUDA_ONLY_OPTIMIZERS:
+        return "adamw_torch", f"{requested} needs CUDA (bitsandbytes); used adamw_torch on CPU"
+    return requested, None
+
+
+def sft_config(training: dict[str, Any], output_dir: Path, optim: str) -> SFTConfig:
+    """TRL's config from the resolved qlora.yaml. Packing is BFD packing, which is padding-free
+    with per-example position ids (no attention across examples)."""
+    dtype = compute_dtype(training)
+    on_cpu = device_type() == "cpu"
+    return SFTConfig(
+        output_dir=str(output_dir),
+        num_train_epochs=training["num_train_epochs"],
+        max_steps=training["max_steps"] or -1,
+        learning_rate=training["learning_rate"],
+        lr_scheduler_type=training["lr_scheduler_type"],
+        warmup_steps=training["warmup_ratio"],  # a float below 1 is a ratio in transformers 5
+        per_device_train_batch_size=training["per_device_train_batch_size"],
+        gradient_accumulation_steps=training["gradient_accumulation_steps"],
+        optim=optim,
+        weight_decay=training["weight_decay"],
+        max_grad_norm=training["max_grad_norm"],
+        max_length=training["max_seq_length"],
+        packing=training["packing"],
+        packing_strategy="bfd",
+        completion_only_loss=training["assistant_only_loss"],
+        assistant_only_loss=False,
+        activation_checkpointing=training["gradient_checkpointing"],
+        activation_checkpointing_kwargs={"use_reentrant": False},
+        seed=training["seed"],
+        data_seed=training["seed"],
+        bf16=not on_cpu and dtype == torch.bfloat16,
+        fp16=not on_cpu and dtype == torch.float16,
+        use_cpu=on_cpu,
+        dataloader_pin_memory=not on_cpu,
+        logging_steps=1,
+        save_strategy="no",
+        eval_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+    )
+
+
+def train_adapter(
+    model: PeftModel,
+    tokenizer: PreTrainedTokenizerBase,
+    records: list[dict[str, Any]],
+    training: dict[str, Any],
+    output_dir: Path,
+) -> dict[str, Any]:
+    """Train the LoRA weights of `model` in place; returns the training metrics."""
+    optim, optim_note = resolve_optimizer(training["optim"])
+    # A cache in the forward turns off transformers' packed-sequence masks: examples leak.
+    model.config.use_cache = False
+    trainer = SFTTrainer(
+        model=model,
+        args=sft_config(training, output_dir, optim),
+        train_dataset=chat_dataset(records, training["assistant_only_loss"]),
+        processing_class=tokenizer,
+    )
+    if device_type() == "cpu":
+        keep_trainable_weights_fp32(model)  # TRL casts QLoRA adapters to bf16
+    result = trainer.train()
+    model.config.use_cache = True
+    return {
+        **training_metrics(trainer.state.log_history, result.metrics),
+        "optimizer": {"requested": training["optim"], "used": optim, "note": optim_note},
+    }
+
+
+def keep_trainable_weights_fp32(model: torch.nn.Module) -> None:
+    """Undo TRL's bf16 cast of QLoRA adapter weights: a CPU computes in fp32."""
+    for param in model.parameters():
+        if param.requires_grad and param.dtype != torch.float32:
+            param.data = param.data.float()
+
+
+def training_metrics(log_history: list[dict[str, Any]], summary: dict[str, Any]) -> dict[str, Any]:
+    """Loss per logging step and throughput from the trainer's logs."""
+    steps = [
+        {
+            k: entry[k]
+            for k in ("step", "epoch", "loss", "learning_rate", "grad_norm", "num_tokens")
+            if k in entry
+        }
+        for entry in log_history
+        if "loss" in entry
+    ]
+    tokens = steps[-1].get("num_tokens", 0) if steps else 0
+    runtime = summary.get("train_runtime") or 0.0
+    return {
+        "loss_history": steps,
+        "train_loss": summary.get("train_loss"),
+        "train_runtime_s": runtime,
+        "train_tokens": tokens,
+        "train_tokens_per_s": round(tokens / runtime, 2) if runtime else None,
+        "global_steps": steps[-1]["step"] if steps else 0,
+    }
+
+
+# -- save -------------------------------------------------------------------------------------
+
+
+def save_adapter(model: PeftModel, adapter_dir: Path, base_model: dict[str, str]) -> list[Path]:
+    """Write adapter_config.json + adapter_model.safetensors. The config then names the Hub
+    base model and revision instead of the local snapshot (patched after saving, so peft's
+    vocabulary check reads the local config and never the network). The model card comes
+    with promotion, so peft's stub README is dropped."""
+    model.save_pretrained(adapter_dir)
+    config_path = adapter_dir / "adapter_config.json"
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    config["base_model_name_or_path"] = base_model["repo_id"]
+    config["revision"] = base_model["revision"]
+    write_json(config_path, config)
+    (adapter_dir / "README.md").unlink(missing_ok=True)
+    return sorted(p for p in adapter_dir.iterdir() if p.is_file())
+
+
+# -- generate ---------------------------------------------------------------------------------
+
+
+def prompt_messages(record: dict[str, Any]) -> list[dict[str, str]]:
+    """The chat up to (not including) the final assistant turn."""
+    messages = [{"role": m["role"], "content": m["content"]} for m in record["messages"]]
+    return messages[:-1] if messages and messages[-1]["role"] == "assistant" else messages
+
+
+def prompt_sha256(messages: list[dict[str, str]]) -> str:
+    """Hash of the prompt messages as canonical JSON: the same for every role and tokenizer."""
+    canonical = json.dumps(messages, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def eval_items(records: list[dict[str, Any]], max_items: int | None) -> list[dict[str, Any]]:
+    chosen = records if max_items is None else records[:max_items]
+    return [
+        {
+            "item_id": str(record.get("id", index)),
+            "category": record.get("category"),
+            "messages": prompt_messages(record),
+        }
+        for index, record in enumerate(chosen)
+    ]
+
+
+def greedy_config(
+    model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, max_new_tokens: int
+) -> GenerationConfig:
+    eos = getattr(model.generation_config, "eos_token_id", None) or tokenizer.eos_token_id
+    return GenerationConfig(
+        max_new_tokens=max_new_tokens,
+        do_sample=False,
+        num_beams=1,
+        eos_token_id=eos,
+        pad_token_id=tokenizer.pad_token_id,
+        use_cache=True,
+    )
+
+
+def generate_rows(
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    items: list[dict[str, Any]],
+    generation: dict[str, Any],
+    role: str,
+) -> list[dict[str, Any]]:
+    """Greedy outputs of `model` for `items`, in fixed-size left-padded batches."""
+    model.eval()
+    tokenizer.padding_side = "left"
+    config = greedy_config(model, tokenizer, generation["max_new_tokens"])
+    eos_ids = _as_set(config.eos_token_id)
+    rows: list[dict[str, Any]] = []
+    size = generation["batch_size"]
+    for start in range(0, len(items), size):
+        batch = items[start : start + size]
+        rows += _generate_batch(model, tokenizer, batch, config, eos_ids, role)
+    return rows
+
+
+def _generate_batch(
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    batch: list[dict[str, Any]],
+    config: GenerationConfig,
+    eos_ids: set[int],
+    role: str,
+) -> list[dict[str, Any]]:
+    texts = [
+        tokenizer.apply_chat_template(item["messages"], add_generation_prompt=True, tokenize=False)
+        for item in batch
+    ]
+    inputs = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+    inputs = inputs.to(model.device)
+    start = time.perf_counter()
+    with torch.no_grad():
+        output = model.generate(**inputs, generation_config=config)
+    if output.is_cuda:
+        torch.cuda.synchronize()
+    latency_ms = round((time.perf_counter() - start) * 1000, 1)
+    new_tokens = output[:, inputs["input_ids"].shape[1] :].tolist()
+    return [
+        _row(item, role, tokenizer, tokens, eos_ids, int(mask.sum()), latency_ms)
+        for item, tokens, mask in zip(batch, new_tokens, inputs["attention_mask"], strict=True)
+    ]
+
+
+def _row(
+    item: dict[str, Any],
+    role: str,
+    tokenizer: PreTrainedTokenizerBase,
+    tokens: list[int],
+    eos_ids: set[int],
+    prompt_tokens: int,
+    latency_ms: float,
+) -> dict[str, Any]:
+    """One eval row; latency is the wall time of the item's batch."""
+    end = next((i for i, t in enumerate(tokens) if t in eos_ids), None)
+    kept = tokens if end is None else tokens[:end]
+    return {
+        "item_id": item["item_id"],
+        "category": item["category"],
+        "prompt_sha256": prompt_sha256(item["messages"]),
+        "role": role,
+        "output": tokenizer.decode(kept, skip_special_tokens=True),
+        "latency_ms": latency_ms,
+        "prompt_tokens": prompt_tokens,
+        "output_tokens": len(tokens) if end is None else end + 1,
+    }
+
+
+def _as_set(value: int | list[int] | None) -> set[int]:
+    if value is None:
+        return set()
+    return {value} if isinstance(value, int) else set(value)
+
+
+def generate_all_roles(
+    model: PeftModel,
+    tokenizer: PreTrainedTokenizerBase,
+    items: list[dict[str, Any]],
+    generation: dict[str, Any],
+    incumbent_dir: Path | None,
+) -> list[dict[str, Any]]:
+    """Candidate (trained adapter), base (adapter disabled) and incumbent, same items."""
+    rows = generate_rows(model, tokenizer, items, generation, "candidate")
+    with model.disable_adapter():
+        rows += generate_rows(model, tokenizer, items, generation, "base")
+    if incumbent_dir is not None:
+        model.load_adapter(str(incumbent_dir), adapter_name="incumbent")
+        model.set_adapter("incumbent")
+        rows += generate_rows(model, tokenizer, items, generation, "incumbent")
+        model.set_adapter("default")
+    return rows
+
+
+# -- metrics, records and upload --------------------------------------------------------------
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def library_versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def peak_memory() -> dict[str, Any]:
+    """Peak GPU memory allocated by torch on a GPU, else the process's peak RSS."""
+    if device_type() == "cuda":
+        return {"kind": "cuda_max_allocated", "bytes": int(torch.cuda.max_memory_allocated())}
+    kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    return {"kind": "rss", "bytes": int(kib) * 1024}
+
+
+def device_name() -> str:
+    if device_type() == "cuda":
+        return torch.cuda.get_device_name(0)
+    return f"cpu ({platform.machine()}, {os.cpu_count()} cores)"
+
+
+def write_json(path: Path, value: Any) -> None:
+    path.write_text(json.dumps(value, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    with path.open("w", encoding="utf-8") as stream:
+        for row in rows:
+            stream.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def upload_files(output: dict[str, str], files: dict[str, Path], message: str) -> str:
+    """All `files` (name in the folder -> local path) in one commit; returns its id."""
+    api = HfApi()
+    api.create_repo(output["repo_id"], repo_type=output["repo_type"], exist_ok=True)
+    prefix = output["path_in_repo"].strip("/")
+    operations = [
+        CommitOperationAdd(path_in_repo=f"{prefix}/{name}", path_or_fileobj=str(path))
+        for name, path in sorted(files.items())
+    ]
+    info = api.create_commit(
+        output["repo_id"],
+        operations=operations,
+        commit_message=message,
+        repo_type=output["repo_type"],
+    )
+    return info.oid
+
+
+# -- the run ----------------------------------------------------------------------------------
+
+
+def train_and_generate(config: dict[str, Any], out_dir: Path, metrics: dict[str, Any]) -> None:
+    """Every stage up to the files in `out_dir`; raises StageFailed."""
+    training = config["training"]
+    with stage("download", metrics):
+        inputs = download_inputs(config)
+        train_records = read_jsonl(inputs.train_file)
+        items = eval_items(read_jsonl(inputs.eval_file), config["generation"]["max_items"])
+    with stage("load", metrics):
+        tokenizer = load_tokenizer(inputs.model_dir)
+        model = attach_lora(load_base_model(inputs.model_dir, training), training)
+    with stage("train", metrics):
+        metrics["training"] = train_adapter(
+            model, tokenizer, train_records, training, out_dir / "trainer"
+        )
+    with stage("save", metrics):
+        save_adapter(model, out_dir / "adapter", config["base_model"])
+    with stage("generate", metrics):
+        rows = generate_all_roles(
+            model, tokenizer, items, config["generation"], inputs.incumbent_dir
+        )
+        write_jsonl(out_dir / "eval_outputs.jsonl", rows)
+        metrics["generation"] = {"items": len(items), "rows": len(rows)}
+
+
+def run(config: dict[str, Any], out_dir: Path) -> int:
+    """The whole run; uploads run.json in every case. Returns the exit code."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    started = now_iso()
+    metrics: dict[str, Any] = {"durations_s": {}, "device": device_name()}
+    metrics["versions"] = library_versions()
+    error: dict[str, str] | None = None
+    try:
+        with stage("config", metrics):
+            check_config(config)
+        train_and_generate(config, out_dir, metrics)
+    except StageFailed as failure:
+        LOG.error("run failed: %s", redact(str(failure)))
+        error = error_record(failure)
+    metrics["peak_memory"] = peak_memory()
+    return finish(config, out_dir, metrics, started, error)
+
+
+def finish(
+    config: dict[str, Any],
+    out_dir: Path,
+    metrics: dict[str, Any],
+    started: str,
+    error: dict[str, str] | None,
+) -> int:
+    """Write metrics.json and run.json and upload them (with the adapter and eval outputs
+    when the run succeeded); a failed upload is recorded and only run.json is retried."""
+    if error is None:
+        try:
+            with stage("upload", metrics):
+                _write_records(config, out_dir, metrics, started, None)
+                upload_files(config["output"], _result_files(out_dir), _message(config, None))
+            return 0
+        except StageFailed as failure:
+            LOG.error("upload failed: %s", redact(str(failure)))
+            error = error_record(failure)
+    _write_records(config, out_dir, metrics, started, error)
+    _upload_failure(config, out_dir, error)
+    return 1
+
+
+def _write_records(
+    config: dict[str, Any],
+    out_dir: Path,
+    metrics: dict[str, Any],
+    started: str,
+    error: dict[str, str] | None,
+) -> None:
+    write_json(out_dir / "metrics.json", metrics)
+    record = {
+        "run_id": config.get("run_id"),
+        "adapter": config.get("adapter"),
+        "status": "failed" if error else "succeeded",
+        "error": error,
+        "started_at": started,
+        "finished_at": now_iso(),
+        "config": config,
+    }
+    write_json(out_dir / "run.json", record)
+
+
+def _result_files(out_dir: Path) -> dict[str, Path]:
+    files = {p.name: p for p in sorted((out_dir / "adapter").iterdir()) if p.is_file()}
+    for name in ("eval_outputs.jsonl", "metrics.json", "run.json"):
+        files[name] = out_dir / name
+    return files
+
+
+def _upload_failure(config: dict[str, Any], out_dir: Path, error: dict[str, str]) -> None:
+    output = config.get("output")
+    if not isinstance(output, dict) or not {"repo_id", "repo_type", "path_in_repo"} <= set(output):
+        LOG.error("no usable `output` in the config: run.json stays in %s", out_dir)
+        return
+    files = {name: out_dir / name for name in ("run.json", "metrics.json")}
+    try:
+        upload_files(output, files, _message(config, error))
+    except Exception as upload_error:
+        LOG.error("could not upload run.json: %s", redact(str(upload_error)))
+
+
+def _message(config: dict[str, Any], error: dict[str, str] | None) -> str:
+    outcome = f"failed in {error['stage']}" if error else "succeeded"
+    return f"Candidate {config.get('run_id')} of {config.get('adapter')}: {outcome}"
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", help="run config JSON file (default: $RUN_CONFIG)")
+    parser.add_argument(
+        "--output-dir",
+        help="where local files go (default: $RUN_OUTPUT_DIR, else a folder in the temp dir)",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s train.py %(levelname)s %(message)s", force=True
+    )
+    args = parse_args(argv)
+    try:
+        config = read_config(args.config)
+    except (OSError, ValueError) as error:
+        LOG.error("cannot read the run config: %s", redact(str(error)))
+        return 2
+    if not isinstance(config, dict):
+        LOG.error("the run config must be a JSON object")
+        return 2
+    default = Path(tempfile.gettempdir()) / f"run-{config.get('run_id', 'unknown')}"
+    out_dir = Path(args.output_dir or os.environ.get("RUN_OUTPUT_DIR") or default)
+    return run(config, out_dir)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
