@@ -51,3 +51,20 @@ def hub(tmp_path: Path):
 
     with EmulatorServer(tmp_path / "hub-data") as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def model_cache(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Built base models kept in the pytest cache, so the SmolLM2 conversion runs once."""
+    cache = getattr(request.config, "cache", None)  # None with -p no:cacheprovider
+    if cache is None:
+        return tmp_path_factory.mktemp("hub-seed-models")
+    return Path(cache.mkdir("hub-seed-models"))
+
+
+@pytest.fixture(scope="session")
+def tiny_folder(model_cache: Path) -> Path:
+    """The tiny random Llama with its locally trained tokenizer."""
+    from runner.hub.seed import build_tiny_llama
+
+    return build_tiny_llama(model_cache)

@@ -8,9 +8,6 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
-
-import pytest
 
 from tests.conftest import REPO_ROOT
 
@@ -40,12 +37,6 @@ def free_port() -> int:
 def listening(port: int) -> bool:
     with socket.socket() as probe:
         return probe.connect_ex(("127.0.0.1", port)) == 0
-
-
-@pytest.fixture(scope="session")
-def model_cache(request) -> Path:
-    """Shared with the seed tests: SmolLM2 is converted once per machine."""
-    return request.config.cache.mkdir("hub-seed-models")
 
 
 def test_seeded_smollm2_answers_after_snapshot_download_from_a_served_emulator(

@@ -49,20 +49,6 @@ CHATS = [
 
 
 @pytest.fixture(scope="session")
-def model_cache(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Built models kept in the pytest cache, so the SmolLM2 conversion runs once."""
-    cache = getattr(request.config, "cache", None)  # None with -p no:cacheprovider
-    if cache is None:
-        return tmp_path_factory.mktemp("hub-seed-models")
-    return Path(cache.mkdir("hub-seed-models"))
-
-
-@pytest.fixture(scope="session")
-def tiny_folder(model_cache: Path) -> Path:
-    return build_tiny_llama(model_cache)
-
-
-@pytest.fixture(scope="session")
 def smollm2_folder(model_cache: Path) -> Path:
     return build_smollm2(model_cache)
 

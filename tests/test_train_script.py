@@ -18,7 +18,7 @@ from peft import LoraConfig, PeftModel, get_peft_model, get_peft_model_state_dic
 from peft import set_peft_model_state_dict as load_lora_weights
 from transformers import AutoModelForCausalLM
 
-from runner.hub.seed import build_tiny_llama, seed_emulator
+from runner.hub.seed import seed_emulator
 from runner.hub.tiny_llama import TINY_REPO_ID
 from runner.train import train as script
 
@@ -85,19 +85,6 @@ QLORA = {
     "bnb_4bit_compute_dtype": "bfloat16",
 }
 GENERATION = {"max_new_tokens": 40, "batch_size": 4, "max_items": None}
-
-
-@pytest.fixture(scope="session")
-def model_cache(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    cache = getattr(request.config, "cache", None)  # None with -p no:cacheprovider
-    if cache is None:
-        return tmp_path_factory.mktemp("hub-seed-models")
-    return Path(cache.mkdir("hub-seed-models"))
-
-
-@pytest.fixture(scope="session")
-def tiny_folder(model_cache: Path) -> Path:
-    return build_tiny_llama(model_cache)
 
 
 @pytest.fixture(scope="module")
