@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runner.data.checks import DatasetReport, check_dataset
-from runner.findings import Finding, Severity, has_errors, sort_findings
+from runner.findings import Finding, has_errors, sort_findings
 from runner.policy.loading import Policies
 from runner.policy.promotion import check_promotion_rules
 from runner.policy.training import (
@@ -66,7 +66,3 @@ def exit_code(results: list[AdapterValidation], policies: Policies) -> int:
     if any(has_errors(r.findings) for r in results):
         return EXIT_FINDINGS
     return EXIT_CLEAN
-
-
-def count_by_severity(findings: list[Finding]) -> dict[Severity, int]:
-    return {s: sum(f.severity is s for f in findings) for s in Severity}

@@ -141,6 +141,18 @@ def request_hardware(
     return ctx.spaces.runtime(repo)
 
 
+def _set_setting(
+    ctx: Context, namespace: str, name: str, identity: Caller, key: str, value: Any
+) -> dict[str, Any]:
+    """Store one Space setting that needs no restart, and answer with the runtime."""
+    repo = _space(ctx, namespace, name, identity, write=True)
+    with ctx.store.lock:
+        assert repo.space is not None
+        repo.space[key] = value
+        ctx.store.save(repo)
+    return ctx.spaces.runtime(repo)
+
+
 class SleepBody(BaseModel):
     seconds: int
 
@@ -149,12 +161,7 @@ class SleepBody(BaseModel):
 def set_sleep_time(
     namespace: str, name: str, body: SleepBody, ctx: Ctx, identity: Caller
 ) -> dict[str, Any]:
-    repo = _space(ctx, namespace, name, identity, write=True)
-    with ctx.store.lock:
-        assert repo.space is not None
-        repo.space["sleepTime"] = body.seconds
-        ctx.store.save(repo)
-    return ctx.spaces.runtime(repo)
+    return _set_setting(ctx, namespace, name, identity, "sleepTime", body.seconds)
 
 
 class DevModeBody(BaseModel):
@@ -165,12 +172,7 @@ class DevModeBody(BaseModel):
 def set_dev_mode(
     namespace: str, name: str, body: DevModeBody, ctx: Ctx, identity: Caller
 ) -> dict[str, Any]:
-    repo = _space(ctx, namespace, name, identity, write=True)
-    with ctx.store.lock:
-        assert repo.space is not None
-        repo.space["devMode"] = body.enabled
-        ctx.store.save(repo)
-    return ctx.spaces.runtime(repo)
+    return _set_setting(ctx, namespace, name, identity, "devMode", body.enabled)
 
 
 @router.post(SPACE + "/restart")
