@@ -15,7 +15,9 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from runner.hub.seed import (
     BUILDERS,
+    MIRRORED_REVISIONS,
     SMOLLM2_CHAT_TEMPLATE,
+    SMOLLM2_REPO_ID,
     SeedError,
     build_smollm2,
     build_tiny_llama,
@@ -23,6 +25,8 @@ from runner.hub.seed import (
     seed_hub,
 )
 from runner.hub.tiny_llama import TINY_REPO_ID
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 FRANCE = [{"role": "user", "content": "What is the capital of France?"}]
 SYSTEM = {"role": "system", "content": "Reply with one JSON object."}
@@ -179,3 +183,21 @@ def test_seed_hub_uploads_over_http_once(
     assert seed_hub(emulator.endpoint, "hf_seed_token", model_cache, [repo_id]) == commits
     model = load_from_hub(emulator.endpoint, repo_id, tmp_path / "hf-cache")
     assert model.config.model_type == "llama"
+
+
+def test_a_mirrored_base_model_is_served_at_its_real_hub_commit(
+    emulator: Any, model_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    upstream = "0123456789abcdef0123456789abcdef01234567"
+    monkeypatch.setitem(MIRRORED_REVISIONS, TINY_REPO_ID, upstream)
+    assert seed_emulator(emulator, model_cache, [TINY_REPO_ID]) == {TINY_REPO_ID: upstream}
+    assert seed_emulator(emulator, model_cache, [TINY_REPO_ID]) == {TINY_REPO_ID: upstream}
+    path = snapshot_download(
+        TINY_REPO_ID, revision=upstream, endpoint=emulator.endpoint, cache_dir=tmp_path / "c"
+    )
+    assert (Path(path) / "config.json").is_file()
+
+
+def test_the_embedded_default_pins_the_commit_the_emulator_serves_smollm2_at() -> None:
+    spec = (REPO_ROOT / "adapters" / "kwanzaa-mini-v1" / "adapter.yaml").read_text()
+    assert f"revision: {MIRRORED_REVISIONS[SMOLLM2_REPO_ID]}" in spec

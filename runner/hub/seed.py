@@ -27,6 +27,9 @@ from runner.hub.tiny_llama import TINY_REPO_ID, recipe_key, save_tiny_llama
 
 SMOLLM2_REPO_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# The commit of the real repo that the example adapters pin. The emulator serves the
+# converted weights under that id, so a spec works unchanged against the Hub and the emulator.
+SMOLLM2_REVISION = "12fd25f77366fa6b3b4b768ec3050bf629380bac"
 SMOLLM2_RECIPE = "2"  # bump when the conversion changes, to rebuild cached folders
 SMOLLM2_MAX_LENGTH = 8192
 # The official template, as the GGUF carries it (real newlines inside the Jinja strings);
@@ -147,6 +150,7 @@ BUILDERS: dict[str, Callable[[Path], Path]] = {
     SMOLLM2_REPO_ID: build_smollm2,
     TINY_REPO_ID: build_tiny_llama,
 }
+MIRRORED_REVISIONS = {SMOLLM2_REPO_ID: SMOLLM2_REVISION}
 
 
 def build_models(cache_dir: Path, models: list[str]) -> dict[str, Path]:
@@ -178,17 +182,30 @@ class SeedableHub(Protocol):
 
     endpoint: str
 
-    def seed(self, repo_id: str, files: Mapping[str, bytes | Path], *, message: str) -> str: ...
+    def seed(
+        self,
+        repo_id: str,
+        files: Mapping[str, bytes | Path],
+        *,
+        message: str,
+        commit_id: str | None = None,
+    ) -> str: ...
 
 
 def seed_emulator(hub: SeedableHub, cache_dir: Path, models: list[str]) -> dict[str, str]:
     """Like `seed_hub`, for repos in namespaces the emulated user may not write to over HTTP
-    (`HuggingFaceTB/...`): files go in through `hub.seed`, and only when `main` differs."""
+    (`HuggingFaceTB/...`): files go in through `hub.seed`, and only when `main` differs.
+    A mirrored public repo gets the commit id it has on the real Hub (`MIRRORED_REVISIONS`)."""
     client = HubClient(hub.endpoint)  # reading public repos needs no token
     commits: dict[str, str] = {}
     for repo_id, folder in build_models(cache_dir, models).items():
         head = unchanged_head(client, RepoRef(repo_id), folder)
-        commits[repo_id] = head or hub.seed(repo_id, _files(folder), message=_message(folder))
+        commits[repo_id] = head or hub.seed(
+            repo_id,
+            _files(folder),
+            message=_message(folder),
+            commit_id=MIRRORED_REVISIONS.get(repo_id),
+        )
     return commits
 
 

@@ -230,10 +230,12 @@ class EmulatorServer:
         private: bool = False,
         message: str = "Seed from the Hub emulator",
         tag: str | None = None,
+        commit_id: str | None = None,
     ) -> str:
         """Put files into a repo (created if missing) without going through HTTP or the
         namespace check: for base models and data that belong to others on the real Hub.
-        Returns the new commit id."""
+        `commit_id` mirrors a public repo at the commit id it has there. Returns the new
+        commit id."""
         if repo_type not in REPO_TYPES:
             raise ValueError(f"repo_type must be one of {REPO_TYPES}")
         store = self.ctx.store
@@ -249,7 +251,9 @@ class EmulatorServer:
             )
             for path, data in files.items()
         ]
-        commit = store.commit(repo, "main", operations, title=message, author="system")
+        commit = store.commit(
+            repo, "main", operations, title=message, author="system", commit_id=commit_id
+        )
         if tag is not None:
             store.create_tag(repo, tag, commit.id)
         return commit.id

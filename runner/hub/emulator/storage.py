@@ -234,12 +234,16 @@ class Store:
         message: str,
         *,
         author: str,
+        commit_id: str | None = None,
     ) -> Commit:
         date = now_iso()
-        seed = json.dumps(
-            [repo.type, repo.id, parents, sorted(tree), title, date, uuid.uuid4().hex]
-        )
-        commit_id = hashlib.sha1(seed.encode(), usedforsecurity=False).hexdigest()
+        if commit_id is None:
+            seed = json.dumps(
+                [repo.type, repo.id, parents, sorted(tree), title, date, uuid.uuid4().hex]
+            )
+            commit_id = hashlib.sha1(seed.encode(), usedforsecurity=False).hexdigest()
+        elif not COMMIT_ID.fullmatch(commit_id) or self.get_commit(repo, commit_id):
+            raise BadRequest(f"commit id {commit_id!r} is not 40 hex or is already taken")
         commit = Commit(commit_id, parents, dict(tree), title, message, date, author)
         path = self._repo_dir(repo.type, repo.id) / "commits" / f"{commit_id}.json"
         write_json_atomic(path, commit.to_json())
@@ -303,7 +307,10 @@ class Store:
         message: str = "",
         parent: str | None = None,
         author: str = "ainative",
+        commit_id: str | None = None,
     ) -> Commit:
+        """`commit_id` forces the new commit's id: for mirroring a public repo at the commit
+        it has on the real Hub, so specs pinned to that commit work unchanged."""
         with self._lock:
             if branch not in repo.branches:
                 if branch in repo.tags or self.get_commit(repo, branch) is not None:
@@ -331,7 +338,9 @@ class Store:
                     for p in doomed:
                         del tree[p]
             _check_no_file_folder_clash(tree)
-            commit = self._write_commit(repo, (head,), tree, title, message, author=author)
+            commit = self._write_commit(
+                repo, (head,), tree, title, message, author=author, commit_id=commit_id
+            )
             repo.branches[branch] = commit.id
             self.save(repo)
             return commit
