@@ -10,11 +10,22 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.text import Text
 
 from runner import __version__
 from runner.changes import affected_adapters
+from runner.cli_shared import (
+    DEFAULT_HUB_DIR,
+    DEFAULT_MODEL_CACHE,
+    AdapterArg,
+    RepoOption,
+    app,
+    dataset_app,
+    err,
+    hub_app,
+    out,
+    workspace_for,
+)
 from runner.errors import RunnerError, SpecError
 from runner.gitutil import changed_paths
 from runner.plan import make_plan
@@ -29,31 +40,6 @@ from runner.specs.scaffold import scaffold_version
 from runner.specs.schema import stale_schemas, write_schemas
 from runner.specs.yamlio import dump_yaml
 from runner.validation import AdapterValidation, exit_code, validate_adapter
-from runner.workspace import Workspace
-
-app = typer.Typer(
-    name="runner",
-    help="GitOps for LoRA/QLoRA adapters: validate, train, evaluate and promote.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-dataset_app = typer.Typer(help="Dataset files of an adapter.", no_args_is_help=True)
-app.add_typer(dataset_app, name="dataset")
-hub_app = typer.Typer(help="The local Hub emulator and its base models.", no_args_is_help=True)
-app.add_typer(hub_app, name="hub")
-
-DEFAULT_HUB_DIR = Path(".hub")
-DEFAULT_MODEL_CACHE = Path.home() / ".cache" / "adapter-gitops" / "models"
-
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
-
-RepoOption = Annotated[
-    Path | None,
-    typer.Option("--repo", help="Repository root (default: the nearest directory with adapters/)."),
-]
-AdapterArg = Annotated[str, typer.Argument(help="Adapter directory, e.g. adapters/ainative-v2.")]
 
 
 class OutputFormat(StrEnum):
@@ -61,10 +47,6 @@ class OutputFormat(StrEnum):
     markdown = "markdown"
     json = "json"
     github = "github"
-
-
-def _workspace(repo: Path | None) -> Workspace:
-    return Workspace.at(repo) if repo else Workspace.discover()
 
 
 @app.callback(invoke_without_command=True)
@@ -96,7 +78,7 @@ def validate(
     repo: RepoOption = None,
 ) -> None:
     """Check specs, policies and data; exit 0 clean, 1 on error findings, 2 on unusable input."""
-    workspace = _workspace(repo)
+    workspace = workspace_for(repo)
     directories = [workspace.adapter_dir(ref) for ref in adapters or []]
     if changed_since:
         touched = affected_adapters(workspace, changed_paths(workspace.root, changed_since))
@@ -145,7 +127,7 @@ def plan(
     repo: RepoOption = None,
 ) -> None:
     """What merging would do: changes against the previous version, estimated GPU hours and cost."""
-    workspace = _workspace(repo)
+    workspace = workspace_for(repo)
     with err.status(f"planning {adapter}"):
         result = make_plan(workspace, workspace.adapter_dir(adapter), load_policies(workspace))
     if output is OutputFormat.markdown:
@@ -157,7 +139,7 @@ def plan(
 @app.command()
 def show(adapter: AdapterArg, repo: RepoOption = None) -> None:
     """Print the resolved spec (defaults filled in) as YAML."""
-    bundle = require_adapter(_workspace(repo), adapter)
+    bundle = require_adapter(workspace_for(repo), adapter)
     out.print(Text(dump_yaml(bundle.resolved())), end="", soft_wrap=True)
 
 
@@ -168,7 +150,7 @@ def diff(
     repo: RepoOption = None,
 ) -> None:
     """What changed between two versions: spec fields and dataset counts per category."""
-    workspace = _workspace(repo)
+    workspace = workspace_for(repo)
     result = diff_bundles(require_adapter(workspace, old), require_adapter(workspace, new))
     print_diff(out, result)
 
@@ -184,7 +166,7 @@ def new(
     repo: RepoOption = None,
 ) -> None:
     """Scaffold the next version from the previous one (comments and key order kept)."""
-    workspace = _workspace(repo)
+    workspace = workspace_for(repo)
     directory = scaffold_version(
         workspace, target, require_adapter(workspace, source), dataset_version
     )
@@ -201,7 +183,7 @@ def schema(
     repo: RepoOption = None,
 ) -> None:
     """Write the JSON Schemas of the spec files to schemas/."""
-    directory = _workspace(repo).schemas_dir
+    directory = workspace_for(repo).schemas_dir
     if check:
         stale = stale_schemas(directory)
         for name in stale:
@@ -220,7 +202,7 @@ def dataset_lock(adapter: AdapterArg, repo: RepoOption = None) -> None:
     """Record sha256 and example counts of the dataset files in dataset.yaml."""
     from runner.data.lock import lock_dataset
 
-    workspace = _workspace(repo)
+    workspace = workspace_for(repo)
     result = lock_dataset(require_adapter(workspace, adapter), workspace.root)
     for split, found in result.fingerprints.items():
         out.print(f"{split}: {found.examples} examples, sha256 {found.sha256[:12]}…")
@@ -277,6 +259,9 @@ def hub_seed(
 
     with EmulatorServer(data_dir) as hub:
         _seed(hub, cache_dir, model)
+
+
+import runner.cli_train  # noqa: E402, F401  (registers the training verbs on `app`)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,7 +5,7 @@ do. Tokens are redacted from every message it lets out."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TypeVar
@@ -14,6 +14,7 @@ from huggingface_hub import (
     CommitOperationAdd,
     CommitOperationDelete,
     HfApi,
+    SpaceRuntime,
     hf_hub_download,
     snapshot_download,
 )
@@ -25,6 +26,7 @@ from huggingface_hub.errors import (
 from huggingface_hub.hf_api import RepoFile
 
 from runner.errors import RunnerError
+from runner.hashing import git_blob_id
 from runner.hub.redact import install_log_redaction, redact, register_secret
 from runner.hub.retry import RetryPolicy, status_of, with_retries
 
@@ -93,6 +95,14 @@ class HubClient:
 
     def __repr__(self) -> str:
         return f"HubClient(endpoint={self.endpoint!r}, token={'set' if self._token else 'unset'})"
+
+    def environment(self) -> dict[str, str]:
+        """`HF_ENDPOINT` and `HF_TOKEN` for a process that must reach the same Hub as this
+        client (the local training subprocess, a Space's secret)."""
+        env = {"HF_ENDPOINT": self.endpoint}
+        if self._token:
+            env["HF_TOKEN"] = self._token
+        return env
 
     def _run(
         self, operation: str, repo: RepoRef | str, call: Callable[[], T], path: str | None = None
@@ -189,15 +199,32 @@ class HubClient:
         )
         return {item.path: item.blob_id for item in items if isinstance(item, RepoFile)}
 
-    def tag_if_absent(self, repo: RepoRef, tag: str, revision: str) -> bool:
-        """Create `tag` at `revision`; False if it already points there. A tag pointing
-        elsewhere is never moved: that is an error."""
+    def commit_holding(
+        self, repo: RepoRef, files: Mapping[str, Path], revision: str = "main"
+    ) -> str | None:
+        """The commit at `revision` if it holds every one of `files` (path in repo -> local
+        file) with the same content, else None (also when the repo or revision is missing)."""
+        try:
+            head = self.head(repo, revision)
+            remote = self.file_oids(repo, revision=head)
+        except NotFoundError:
+            return None
+        same = all(remote.get(path) == git_blob_id(local) for path, local in files.items())
+        return head if same else None
+
+    def tags(self, repo: RepoRef) -> dict[str, str]:
+        """Tag name -> commit id."""
         refs = self._run(
             "list refs of",
             repo,
             lambda: self._api.list_repo_refs(repo.repo_id, repo_type=repo.repo_type),
         )
-        existing = {ref.name: ref.target_commit for ref in refs.tags}
+        return {ref.name: ref.target_commit for ref in refs.tags}
+
+    def tag_if_absent(self, repo: RepoRef, tag: str, revision: str) -> bool:
+        """Create `tag` at `revision`; False if it already points there. A tag pointing
+        elsewhere is never moved: that is an error."""
+        existing = self.tags(repo)
         if tag in existing:
             if existing[tag] == revision:
                 return False
@@ -252,6 +279,78 @@ class HubClient:
                 ),
             )
         )
+
+    # -- Spaces -------------------------------------------------------------------------------
+
+    def set_space_secret(self, space: str, key: str, value: str) -> None:
+        register_secret(value)
+        self._run(
+            "set secret on",
+            RepoRef(space, "space"),
+            lambda: self._api.add_space_secret(space, key, value),
+            path=key,
+        )
+
+    def set_space_variable(self, space: str, key: str, value: str) -> None:
+        self._run(
+            "set variable on",
+            RepoRef(space, "space"),
+            lambda: self._api.add_space_variable(space, key, value),
+            path=key,
+        )
+
+    def request_space_hardware(self, space: str, hardware: str) -> None:
+        self._run(
+            "request hardware for",
+            RepoRef(space, "space"),
+            lambda: self._api.request_space_hardware(space, hardware),  # type: ignore[arg-type]
+        )
+
+    def space_runtime(self, space: str) -> SpaceState:
+        runtime = self._run(
+            "read runtime of", RepoRef(space, "space"), lambda: self._api.get_space_runtime(space)
+        )
+        return _space_state(runtime)
+
+    def restart_space(self, space: str) -> SpaceState:
+        runtime = self._run(
+            "restart", RepoRef(space, "space"), lambda: self._api.restart_space(space)
+        )
+        return _space_state(runtime)
+
+    def pause_space(self, space: str) -> SpaceState:
+        runtime = self._run("pause", RepoRef(space, "space"), lambda: self._api.pause_space(space))
+        return _space_state(runtime)
+
+    def space_log_tail(self, space: str, *, build: bool = False, lines: int = 20) -> list[str]:
+        """The last `lines` lines the Space's build or run printed so far, redacted."""
+        kind = "build" if build else "run"
+        log = self._run(
+            f"read {kind} logs of",
+            RepoRef(space, "space"),
+            lambda: list(self._api.fetch_space_logs(space, build=build)),
+        )
+        return [redact(line.rstrip("\n")) for line in log[-lines:]]
+
+    def follow_space_log(self, space: str) -> Iterator[str]:
+        """Run log lines as the app prints them, until the stream ends (the app exited or
+        the Space restarted). Not retried: a dropped stream just ends."""
+        for line in self._api.fetch_space_logs(space, follow=True):
+            yield redact(line.rstrip("\n"))
+
+
+@dataclass(frozen=True)
+class SpaceState:
+    """A Space's runtime as the runner needs it: stage, error message and hardware."""
+
+    stage: str
+    error: str | None
+    hardware: str | None
+
+
+def _space_state(runtime: SpaceRuntime) -> SpaceState:
+    raw = runtime.raw or {}
+    return SpaceState(str(runtime.stage), raw.get("errorMessage"), runtime.hardware)
 
 
 def _hub_error(operation: str, repo: str, error: Exception, path: str | None) -> HubError:

@@ -11,7 +11,6 @@ torch and transformers are imported only when a model is built.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 import shutil
@@ -22,7 +21,7 @@ from typing import Protocol
 
 from runner.errors import RunnerError
 from runner.hashing import sha256_of
-from runner.hub.client import HubClient, NotFoundError, RepoRef
+from runner.hub.client import HubClient, RepoRef
 from runner.hub.tiny_llama import TINY_REPO_ID, recipe_key, save_tiny_llama
 
 SMOLLM2_REPO_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -199,7 +198,7 @@ def seed_emulator(hub: SeedableHub, cache_dir: Path, models: list[str]) -> dict[
     client = HubClient(hub.endpoint)  # reading public repos needs no token
     commits: dict[str, str] = {}
     for repo_id, folder in build_models(cache_dir, models).items():
-        head = unchanged_head(client, RepoRef(repo_id), folder)
+        head = client.commit_holding(RepoRef(repo_id), _files(folder))
         commits[repo_id] = head or hub.seed(
             repo_id,
             _files(folder),
@@ -207,28 +206,6 @@ def seed_emulator(hub: SeedableHub, cache_dir: Path, models: list[str]) -> dict[
             commit_id=MIRRORED_REVISIONS.get(repo_id),
         )
     return commits
-
-
-def unchanged_head(client: HubClient, repo: RepoRef, folder: Path) -> str | None:
-    """The sha of `main` if it already holds every file of `folder` with the same content."""
-    try:
-        head = client.head(repo)
-        remote = client.file_oids(repo, revision=head)
-    except NotFoundError:
-        return None
-    for path, local in _files(folder).items():
-        if remote.get(path) != _git_blob_id(local):
-            return None
-    return head
-
-
-def _git_blob_id(path: Path) -> str:
-    """The git blob id of a file: what the Hub lists as its `oid`."""
-    blob = hashlib.sha1(b"blob %d\0" % path.stat().st_size, usedforsecurity=False)
-    with path.open("rb") as stream:
-        while chunk := stream.read(1 << 20):
-            blob.update(chunk)
-    return blob.hexdigest()
 
 
 def _files(folder: Path) -> dict[str, Path]:

@@ -16,6 +16,7 @@ from typing import Any
 
 from runner.hashing import sha256_of
 from runner.specs.bundle import AdapterBundle
+from runner.train.run_config import generation_settings
 
 TRAIN_SCRIPT = Path(__file__).with_name("train.py")
 
@@ -50,10 +51,7 @@ def run_inputs(bundle: AdapterBundle, repo_root: Path) -> RunInputs:
         base_revision=bundle.adapter.base_model.revision,
         engine=bundle.adapter.training.engine,
         training=bundle.training.model_dump(mode="json"),
-        generation={
-            **bundle.evaluation.generation.model_dump(mode="json"),
-            "max_items": bundle.evaluation.max_items,
-        },
+        generation=generation_settings(bundle),
         data_sha256={
             split: sha256_of(repo_root / getattr(files, split).path) for split in ("train", "eval")
         },

@@ -66,6 +66,10 @@ from transformers import (
     GenerationConfig,
     PreTrainedModel,
     PreTrainedTokenizerBase,
+    TrainerCallback,
+    TrainerControl,
+    TrainerState,
+    TrainingArguments,
     set_seed,
 )
 from trl import SFTConfig, SFTTrainer
@@ -129,6 +133,9 @@ LIBRARIES = (
     "tokenizers",
 )
 _TOKEN_PATTERN = re.compile(r"hf_[A-Za-z0-9]{8,}")
+# Lines starting with this on stdout are progress events for the runner's progress view
+# (read from the subprocess locally, from the Space's run log remotely).
+PROGRESS_MARKER = "@@progress "
 
 
 # -- stages and errors ------------------------------------------------------------------------
@@ -147,6 +154,7 @@ class StageFailed(Exception):
 def stage(name: str, metrics: dict[str, Any]) -> Iterator[None]:
     """Time a stage into `metrics["durations_s"]`; wrap what it raises in `StageFailed`."""
     LOG.info("stage %s: start", name)
+    emit_progress(stage=name)
     start = time.perf_counter()
     try:
         yield
@@ -157,6 +165,27 @@ def stage(name: str, metrics: dict[str, Any]) -> Iterator[None]:
     finally:
         metrics["durations_s"][name] = round(time.perf_counter() - start, 3)
         LOG.info("stage %s: %.1f s", name, metrics["durations_s"][name])
+
+
+def emit_progress(**event: Any) -> None:
+    print(PROGRESS_MARKER + json.dumps(event), flush=True)
+
+
+class ProgressCallback(TrainerCallback):
+    """One progress event per logged step: step, total steps and loss."""
+
+    def on_log(
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        logs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if logs and "loss" in logs:
+            emit_progress(
+                stage="train", step=state.global_step, total=state.max_steps, loss=logs["loss"]
+            )
 
 
 def redact(text: str) -> str:
@@ -421,6 +450,7 @@ def train_adapter(
         args=sft_config(training, output_dir, optim),
         train_dataset=chat_dataset(records, training["assistant_only_loss"]),
         processing_class=tokenizer,
+        callbacks=[ProgressCallback()],
     )
     if device_type() == "cpu":
         keep_trainable_weights_fp32(model)  # TRL casts QLoRA adapters to bf16

@@ -1,0 +1,105 @@
+"""CLI verbs that reach the Hub to train: `dataset push`, `space sync`, `train`, `smoke`."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+from rich.text import Text
+
+from runner.cli_shared import AdapterArg, RepoOption, app, dataset_app, err, out, workspace_for
+from runner.errors import RunnerError
+from runner.hub.client import HubClient
+from runner.policy.loading import load_policies
+from runner.report.progress import TrainProgress
+from runner.specs import require_adapter
+
+space_app = typer.Typer(help="The training Space of an adapter.", no_args_is_help=True)
+app.add_typer(space_app, name="space")
+
+TimeoutOption = Annotated[
+    float | None,
+    typer.Option(
+        "--timeout-minutes", help="Give up (and pause the Space) after this long.", min=0.01
+    ),
+]
+
+
+class BackendChoice(StrEnum):
+    local = "local"
+    space = "space"
+
+
+@dataset_app.command("push")
+def dataset_push(adapter: AdapterArg, repo: RepoOption = None) -> None:
+    """Upload the adapter's dataset version to its Hub dataset repo and tag it (once)."""
+    from runner.data.publish import push_dataset
+
+    workspace = workspace_for(repo)
+    bundle = require_adapter(workspace, adapter)
+    with err.status(f"pushing {bundle.dataset.name} {bundle.dataset.version}"):
+        pushed = push_dataset(bundle.dataset, workspace.root, HubClient())
+    state = "pushed and tagged" if pushed.created else "already on the Hub"
+    out.print(f"{pushed.repo_id}@{pushed.version} {state}: commit {pushed.commit}", soft_wrap=True)
+
+
+@space_app.command("sync")
+def space_sync(adapter: AdapterArg, timeout: TimeoutOption = None, repo: RepoOption = None) -> None:
+    """Render the training Space, sync it (stray files deleted), set its secret and run
+    config, request the hardware, and watch the run to its end; the Space ends paused."""
+    from runner.space.sync import describe_failure
+    from runner.train.launch import run_config, run_in_space
+    from runner.train.run_id import run_id
+
+    workspace = workspace_for(repo)
+    bundle = require_adapter(workspace, adapter)
+    client = HubClient()
+    config = run_config(bundle, workspace.root, client, run_id(bundle, workspace.root))
+    seconds = timeout * 60 if timeout else None
+    with TrainProgress(err, bundle.dirname) as progress:
+        result = run_in_space(
+            bundle, load_policies(workspace), client, config, seconds, progress.update
+        )
+    if not result.finished:
+        raise RunnerError(describe_failure(result))
+    out.print(f"Space {result.space_id}: {result.message}", soft_wrap=True)
+
+
+@app.command()
+def train(
+    adapter: AdapterArg,
+    backend: Annotated[
+        BackendChoice | None,
+        typer.Option(help="Where to train (default: adapter.yaml's training.backend)."),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Train even if this run id has a candidate.")
+    ] = False,
+    timeout: TimeoutOption = None,
+    repo: RepoOption = None,
+) -> None:
+    """Train the candidate for the adapter's run id, unless the Hub already has it."""
+    from runner.train.launch import train_candidate
+
+    workspace = workspace_for(repo)
+    bundle = require_adapter(workspace, adapter)
+    chosen = backend.value if backend else bundle.adapter.training.backend
+    with TrainProgress(err, f"{bundle.dirname} ({chosen})") as progress:
+        outcome = train_candidate(
+            bundle,
+            workspace.root,
+            HubClient(),
+            load_policies(workspace),
+            backend=chosen,
+            force=force,
+            timeout_s=timeout * 60 if timeout else None,
+            on_event=progress.update,
+        )
+    verb = "trained" if outcome.trained else "reused (already on the Hub; --force retrains)"
+    out.print(
+        Text.assemble(
+            ("candidate ", "bold"), (outcome.run_id, "bold green"), f" {verb}: {outcome.location}"
+        ),
+        soft_wrap=True,
+    )

@@ -1,0 +1,173 @@
+"""Train a candidate through a backend: `local` runs train.py in a subprocess here, `space`
+runs the same file in our training Space. Either way the candidate lands on the Hub at its
+run id's location, and a run id that already has a candidate is never trained again unless
+forced.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from runner.data.publish import push_dataset
+from runner.errors import RunnerError
+from runner.hub.client import HubClient
+from runner.policy.loading import Policies
+from runner.space.sync import (
+    SpaceRun,
+    Watch,
+    checked_render,
+    describe_failure,
+    space_id_for,
+    start_space,
+    sync_space,
+    watch_space,
+)
+from runner.specs.bundle import AdapterBundle
+from runner.train.candidate import RunRecord, clear_run, read_run
+from runner.train.progress import parse_progress
+from runner.train.run_config import (
+    CandidateLocation,
+    candidate_location,
+    dumps,
+    find_incumbent,
+    render_run_config,
+)
+from runner.train.run_id import TRAIN_SCRIPT, run_id
+
+Backend = Literal["local", "space"]
+EventSink = Callable[[dict[str, Any]], None]
+LOG_TAIL = 20
+
+
+class TrainingFailed(RunnerError):
+    """The run ended without a candidate; the message says where and why."""
+
+
+@dataclass(frozen=True)
+class TrainOutcome:
+    run_id: str
+    location: CandidateLocation
+    trained: bool
+    """False when an existing candidate was reused."""
+    run: RunRecord
+
+
+def _ignore(event: dict[str, Any]) -> None:
+    pass
+
+
+def train_candidate(
+    bundle: AdapterBundle,
+    repo_root: Path,
+    client: HubClient,
+    policies: Policies,
+    *,
+    backend: Backend,
+    force: bool = False,
+    timeout_s: float | None = None,
+    on_event: EventSink = _ignore,
+) -> TrainOutcome:
+    rid = run_id(bundle, repo_root)
+    location = candidate_location(bundle, rid)
+    previous = read_run(client, location)
+    if previous is not None and previous.is_candidate and not force:
+        return TrainOutcome(rid, location, trained=False, run=previous)
+    if previous is not None:
+        reason = "retrain (--force)" if previous.is_candidate else "retry a failed run"
+        clear_run(client, previous, reason)
+    config = run_config(bundle, repo_root, client, rid)
+    on_event({"stage": "start", "run_id": rid, "backend": backend})
+    if backend == "local":
+        failure = run_locally(config, client, repo_root / ".runs" / rid, on_event)
+    else:
+        space = run_in_space(bundle, policies, client, config, timeout_s, on_event)
+        failure = None if space.finished else describe_failure(space)
+    run = read_run(client, location)
+    if failure is not None or run is None or not run.is_candidate:
+        why = run.error if run is not None else "no run.json was uploaded"
+        raise TrainingFailed(
+            f"{bundle.dirname}: run {rid} ({backend}) made no candidate: {why}"
+            + (f"\n{failure}" if failure else "")
+        )
+    return TrainOutcome(rid, location, trained=True, run=run)
+
+
+def run_config(
+    bundle: AdapterBundle, repo_root: Path, client: HubClient, rid: str
+) -> dict[str, Any]:
+    """Push the dataset version (once) and render the run config against its commit."""
+    dataset = push_dataset(bundle.dataset, repo_root, client)
+    incumbent = find_incumbent(bundle, client)
+    return render_run_config(bundle, run_id=rid, dataset=dataset, incumbent=incumbent)
+
+
+def run_locally(
+    config: dict[str, Any], client: HubClient, work_dir: Path, on_event: EventSink
+) -> str | None:
+    """train.py in a subprocess; every line goes to `train.log`. Returns None on exit 0,
+    else the log tail."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    config_file = work_dir / "run_config.json"
+    config_file.write_text(dumps(config), encoding="utf-8")
+    command = [sys.executable, str(TRAIN_SCRIPT), "--config", str(config_file)]
+    command += ["--output-dir", str(work_dir / "output")]
+    env = {**os.environ, **client.environment(), "PYTHONUNBUFFERED": "1"}
+    tail: list[str] = []
+    with (work_dir / "train.log").open("w", encoding="utf-8") as log:
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+        )
+        try:
+            assert process.stdout is not None
+            for line in process.stdout:
+                log.write(line)
+                tail = [*tail[-(LOG_TAIL - 1) :], line.rstrip("\n")]
+                on_event(parse_progress(line) or {"log": line.rstrip("\n")})
+        finally:
+            if process.poll() is None:
+                process.terminate()
+            code = process.wait()
+    if code == 0:
+        return None
+    lines = "\n".join(f"  | {line}" for line in tail)
+    return f"train.py exited {code}; full log: {work_dir / 'train.log'}\n{lines}"
+
+
+def run_in_space(
+    bundle: AdapterBundle,
+    policies: Policies,
+    client: HubClient,
+    config: dict[str, Any],
+    timeout_s: float | None,
+    on_event: EventSink,
+) -> SpaceRun:
+    """Render (policy-checked), sync, configure, start and watch the training Space."""
+    space_id = space_id_for(bundle)
+    files = checked_render(bundle, policies, space_id)
+    token = client.environment().get("HF_TOKEN")
+    if not token:
+        raise RunnerError(
+            "the Space needs a token to push its results: set HF_TOKEN to a token with write "
+            f"access to {bundle.adapter.publish.repo_id.split('/')[0]}"
+        )
+    removed = sync_space(
+        client,
+        space_id,
+        files,
+        secrets={"HF_TOKEN": token},
+        variables={"RUN_CONFIG": dumps(config)},
+    )
+    on_event({"stage": "synced", "space": space_id, "removed": removed})
+    start_space(client, space_id, bundle.adapter.training.hardware)
+    watch = Watch(
+        timeout_s=timeout_s or bundle.adapter.training.timeout_minutes * 60.0,
+        on_stage=lambda stage: on_event({"stage": f"space {stage}"}),
+        on_log=lambda line: on_event(parse_progress(line) or {"log": line}),
+    )
+    return watch_space(client, space_id, watch)

@@ -1,0 +1,258 @@
+"""`runner train` through both backends against the local Hub emulator: the dataset push,
+the Space sync and watch, candidates found by run id, and every way a Space run can fail."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from huggingface_hub import HfApi
+
+from runner.hub.client import HubClient
+from runner.hub.seed import SMOLLM2_REPO_ID, seed_emulator
+from runner.hub.tiny_llama import TINY_REPO_ID
+from runner.specs import require_adapter
+from runner.train.candidate import read_run
+from runner.train.run_config import candidate_location
+from runner.train.run_id import run_id
+from runner.workspace import Workspace
+from tests.conftest import REPO_ROOT, RunCli, edit
+
+TOKEN = "hf_backendTestToken12345"
+ADAPTER = "kwanzaa-mini-v1"
+SPACE = "ainative/adapter-trainer"
+FIVE_FILES = [".gitattributes", "Dockerfile", "README.md", "app.py", "train.py"]
+
+
+def copy_repo(root: Path) -> Path:
+    for part in ("policies", "schemas", f"adapters/{ADAPTER}", "datasets/kwanzaa"):
+        shutil.copytree(REPO_ROOT / part, root / part)
+    return root
+
+
+def shorten(root: Path, steps: int = 1, items: int = 2, new_tokens: int = 16) -> None:
+    """Keep the adapter's settings but train and generate only a little: a test, not a run."""
+    directory = root / "adapters" / ADAPTER
+    edit(
+        directory / "qlora.yaml", "per_device_train_batch_size: 4", "per_device_train_batch_size: 1"
+    )
+    with (directory / "qlora.yaml").open("a", encoding="utf-8") as spec:
+        spec.write(f"max_steps: {steps}\n")
+    with (directory / "eval.yaml").open("a", encoding="utf-8") as spec:
+        spec.write(f"max_items: {items}\n")
+    edit(directory / "eval.yaml", "max_new_tokens: 160", f"max_new_tokens: {new_tokens}")
+
+
+@pytest.fixture
+def env(hub: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    return hub
+
+
+@pytest.fixture
+def tiny_repo(env: Any, model_cache: Path, tmp_path: Path) -> Path:
+    """The embedded default's specs and data on the tiny random Llama: seconds per run."""
+    commit = seed_emulator(env, model_cache, [TINY_REPO_ID])[TINY_REPO_ID]
+    root = copy_repo(tmp_path / "repo")
+    spec = root / "adapters" / ADAPTER / "adapter.yaml"
+    edit(spec, f"id: {SMOLLM2_REPO_ID}", f"id: {TINY_REPO_ID}")
+    edit(spec, "revision: 12fd25f77366fa6b3b4b768ec3050bf629380bac", f"revision: {commit}")
+    shorten(root)
+    return root
+
+
+def candidate_of(root: Path) -> Any:
+    workspace = Workspace(root)
+    bundle = require_adapter(workspace, f"adapters/{ADAPTER}")
+    return read_run(HubClient(), candidate_location(bundle, run_id(bundle, root)))
+
+
+def space_files(hub: Any) -> list[str]:
+    return sorted(
+        HfApi(endpoint=hub.endpoint, token=TOKEN).list_repo_files(SPACE, repo_type="space")
+    )
+
+
+def starts(hub: Any) -> int:
+    """Space starts requested by anyone (hardware requests and restarts)."""
+    return sum(
+        r["method"] == "POST" and r["path"].endswith(("/hardware", "/restart"))
+        for r in hub.requests()
+    )
+
+
+def test_the_embedded_default_trains_in_the_emulated_space_once(
+    env: Any, model_cache: Path, tmp_path: Path, run_cli: RunCli
+) -> None:
+    seed_emulator(env, model_cache, [SMOLLM2_REPO_ID])
+    root = copy_repo(tmp_path / "repo")
+    shorten(root)
+
+    code, out, err = run_cli("train", f"adapters/{ADAPTER}", "--backend", "space", "--repo", root)
+    assert code == 0, err[-3000:]
+    assert "trained" in out
+    run = candidate_of(root)
+    assert run.is_candidate, run.error
+    assert (
+        run.record["config"]["base_model"]["revision"] == "12fd25f77366fa6b3b4b768ec3050bf629380bac"
+    )
+    assert env.runtime(SPACE)["stage"] == "PAUSED"
+    assert space_files(env) == FIVE_FILES
+
+    before = starts(env)
+    code, out, err = run_cli("train", f"adapters/{ADAPTER}", "--backend", "space", "--repo", root)
+    assert code == 0, err[-3000:]
+    assert "reused" in out
+    assert starts(env) == before  # no second training
+
+
+def test_the_local_backend_makes_the_same_kind_of_candidate(
+    tiny_repo: Path, run_cli: RunCli
+) -> None:
+    code, out, err = run_cli(
+        "train", f"adapters/{ADAPTER}", "--backend", "local", "--repo", tiny_repo
+    )
+    assert code == 0, err[-3000:]
+    run = candidate_of(tiny_repo)
+    assert run.is_candidate, run.error
+    outputs = next((tiny_repo / ".runs").glob("*/output/eval_outputs.jsonl"))
+    rows = [json.loads(line) for line in outputs.open()]
+    assert {row["role"] for row in rows} == {"candidate", "base"}
+    assert TOKEN not in (next((tiny_repo / ".runs").glob("*/train.log"))).read_text()
+
+    code, out, _ = run_cli(
+        "train", f"adapters/{ADAPTER}", "--backend", "local", "--repo", tiny_repo
+    )
+    assert code == 0
+    assert "reused" in out
+
+
+@pytest.mark.parametrize(
+    ("outcome", "stage", "expected", "log_line"),
+    [
+        ("BUILD_ERROR", "BUILDING", "BUILD_ERROR: Build failed", "ERROR: build failed"),
+        ("RUNTIME_ERROR", "BUILDING", "RUNTIME_ERROR: Exit code: 1", "Traceback: RuntimeError"),
+        ("hang", "APP_STARTING", "no terminal stage after", "Application is starting"),
+    ],
+)
+def test_a_space_that_fails_or_hangs_ends_paused_with_its_log_and_no_candidate(
+    tiny_repo: Path,
+    env: Any,
+    run_cli: RunCli,
+    outcome: str,
+    stage: str,
+    expected: str,
+    log_line: str,
+) -> None:
+    env.script_space(SPACE, outcome, stage=stage, times=1)
+    code, _, err = run_cli(
+        "train",
+        f"adapters/{ADAPTER}",
+        "--backend",
+        "space",
+        "--timeout-minutes",
+        "0.1",
+        "--repo",
+        tiny_repo,
+    )
+    assert code == 1
+    assert expected in err
+    assert log_line in err
+    assert "made no candidate" in err
+    assert env.runtime(SPACE)["stage"] == "PAUSED"
+    run = candidate_of(tiny_repo)
+    assert run is None or not run.is_candidate
+    assert "Traceback (most recent call last)" not in err
+
+
+def test_a_hand_added_requirements_txt_is_removed_by_the_sync(
+    tiny_repo: Path, env: Any, run_cli: RunCli, tmp_path: Path
+) -> None:
+    api = HfApi(endpoint=env.endpoint, token=TOKEN)
+    api.create_repo(SPACE, repo_type="space", space_sdk="docker")
+    api.upload_file(
+        path_or_fileobj=b"torch==1.0.0\n",
+        path_in_repo="requirements.txt",
+        repo_id=SPACE,
+        repo_type="space",
+    )
+    api.pause_space(SPACE)
+    code, _, err = run_cli("space", "sync", f"adapters/{ADAPTER}", "--repo", tiny_repo)
+    assert code == 0, err[-3000:]
+    assert "removed files nobody rendered from the Space: requirements.txt" in err
+    assert space_files(env) == FIVE_FILES
+    assert env.runtime(SPACE)["stage"] == "PAUSED"
+
+
+def test_a_render_that_breaks_the_space_policy_is_never_synced(
+    tiny_repo: Path, env: Any, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from runner.space import sync
+
+    def with_requirements(adapter: str) -> dict[str, str]:
+        return {**real(adapter), "requirements.txt": "torch\n"}
+
+    real = sync.render_space
+    monkeypatch.setattr(sync, "render_space", with_requirements)
+    code, _, err = run_cli(
+        "train", f"adapters/{ADAPTER}", "--backend", "space", "--repo", tiny_repo
+    )
+    assert code == 2
+    assert "requirements.txt" in err
+    assert "space.file-set" in err
+    assert not any("/spaces/" in r["path"] and r["method"] == "POST" for r in env.requests())
+    assert candidate_of(tiny_repo) is None
+
+
+def test_the_dataset_version_is_pushed_once_tagged_and_immutable(
+    env: Any, tmp_path: Path, run_cli: RunCli
+) -> None:
+    root = copy_repo(tmp_path / "repo")
+    code, out, err = run_cli("dataset", "push", f"adapters/{ADAPTER}", "--repo", root)
+    assert code == 0, err
+    assert "pushed and tagged" in out
+    api = HfApi(endpoint=env.endpoint, token=TOKEN)
+    repo = "ainative/kwanzaa-grounded-chat"
+    files = set(api.list_repo_files(repo, repo_type="dataset", revision="v0"))
+    assert {"v0/train.jsonl", "v0/eval.jsonl", "answer_json.schema.json"} <= files
+    commits = len(api.list_repo_commits(repo, repo_type="dataset"))
+
+    code, out, _ = run_cli("dataset", "push", f"adapters/{ADAPTER}", "--repo", root)
+    assert code == 0
+    assert "already on the Hub" in out
+    assert len(api.list_repo_commits(repo, repo_type="dataset")) == commits
+
+    schema = root / "datasets" / "kwanzaa" / "answer_json.schema.json"
+    schema.write_text(schema.read_text().replace("{", "{ ", 1))
+    code, _, err = run_cli("dataset", "push", f"adapters/{ADAPTER}", "--repo", root)
+    assert code == 2
+    assert "immutable" in err
+    assert "new version" in err
+
+
+def test_data_that_no_longer_matches_its_lock_is_not_pushed(
+    env: Any, tmp_path: Path, run_cli: RunCli
+) -> None:
+    root = copy_repo(tmp_path / "repo")
+    with (root / "datasets/kwanzaa/v0/train.jsonl").open("a") as data:
+        data.write("\n")
+    code, _, err = run_cli("dataset", "push", f"adapters/{ADAPTER}", "--repo", root)
+    assert code == 2
+    assert "datasets/kwanzaa/v0/train.jsonl" in err
+    assert "runner dataset lock" in err
+
+
+def test_the_runner_reads_the_progress_lines_train_py_prints(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from runner.train import train as script
+    from runner.train.progress import parse_progress
+
+    script.emit_progress(stage="train", step=3, total=10, loss=0.5)
+    line = capsys.readouterr().out
+    assert parse_progress(line) == {"stage": "train", "step": 3, "total": 10, "loss": 0.5}
+    assert parse_progress("stage train: start") is None
