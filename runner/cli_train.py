@@ -103,3 +103,29 @@ def train(
         ),
         soft_wrap=True,
     )
+
+
+@app.command()
+def smoke(
+    adapter: AdapterArg,
+    steps: Annotated[int, typer.Option(help="Training steps.", min=1)] = 8,
+    repo: RepoOption = None,
+) -> None:
+    """Train a tiny random model with the base model's tokenizer and chat template for a few
+    steps on this CPU: proves data, template and config work together (exit 1 if not)."""
+    from runner.train.smoke import print_smoke, run_smoke
+
+    workspace = workspace_for(repo)
+    bundle = require_adapter(workspace, adapter)
+    with TrainProgress(err, f"smoke {bundle.dirname}") as progress:
+        report = run_smoke(
+            bundle,
+            workspace.root,
+            HubClient(),
+            steps=steps,
+            on_step=lambda step, loss: progress.update(
+                {"stage": "train", "step": step, "total": steps, "loss": loss}
+            ),
+        )
+    print_smoke(report, out)
+    raise typer.Exit(0 if report.ok else 1)

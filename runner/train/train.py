@@ -66,6 +66,7 @@ from transformers import (
     GenerationConfig,
     PreTrainedModel,
     PreTrainedTokenizerBase,
+    PrinterCallback,
     TrainerCallback,
     TrainerControl,
     TrainerState,
@@ -440,8 +441,10 @@ def train_adapter(
     records: list[dict[str, Any]],
     training: dict[str, Any],
     output_dir: Path,
+    callbacks: Sequence[TrainerCallback] | None = None,
 ) -> dict[str, Any]:
-    """Train the LoRA weights of `model` in place; returns the training metrics."""
+    """Train the LoRA weights of `model` in place; returns the training metrics. Each logged
+    step goes to `callbacks` (default: progress events on stdout for the runner)."""
     optim, optim_note = resolve_optimizer(training["optim"])
     # A cache in the forward turns off transformers' packed-sequence masks: examples leak.
     model.config.use_cache = False
@@ -450,8 +453,9 @@ def train_adapter(
         args=sft_config(training, output_dir, optim),
         train_dataset=chat_dataset(records, training["assistant_only_loss"]),
         processing_class=tokenizer,
-        callbacks=[ProgressCallback()],
+        callbacks=list(callbacks) if callbacks is not None else [ProgressCallback()],
     )
+    trainer.remove_callback(PrinterCallback)  # the callbacks report steps; no raw log dicts
     if device_type() == "cpu":
         keep_trainable_weights_fp32(model)  # TRL casts QLoRA adapters to bf16
     result = trainer.train()
