@@ -130,6 +130,13 @@ def test_the_local_backend_makes_the_same_kind_of_candidate(
     assert code == 0
     assert "reused" in out
 
+    code, out, err = run_cli(
+        "train", f"adapters/{ADAPTER}", "--backend", "local", "--force", "--repo", tiny_repo
+    )
+    assert code == 0, err[-3000:]
+    assert "trained" in out
+    assert candidate_of(tiny_repo).is_candidate
+
 
 @pytest.mark.parametrize(
     ("outcome", "stage", "expected", "log_line"),
