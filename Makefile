@@ -43,3 +43,22 @@ schema: venv
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+
+# AutoTrain 0.8.36's own parser reads the configs the runner renders for the `autotrain`
+# engine. AutoTrain is never a dependency of the runner: it goes into a throwaway venv under
+# /tmp, without its dependencies, next to only what its parser and params import (its own
+# pins; CPU torch). Renders with the runner's venv, parses with the throwaway one.
+AUTOTRAIN_VENV ?= /tmp/adapter-gitops-autotrain-venv
+AUTOTRAIN_OUT ?= /tmp/adapter-gitops-autotrain-configs
+AUTOTRAIN_PARSER_DEPS := torch==2.13.0 transformers==4.48.0 accelerate==1.2.1 datasets==3.2.0 \
+	pandas==2.2.3 scikit-learn==1.6.0 huggingface-hub==0.27.0 pydantic==2.10.4 pyyaml==6.0.2 \
+	loguru==0.7.3 requests==2.32.3
+
+.PHONY: autotrain-check
+autotrain-check: venv
+	rm -rf $(AUTOTRAIN_VENV) $(AUTOTRAIN_OUT)
+	$(BIN)/python scripts/check_autotrain_configs.py render $(AUTOTRAIN_OUT)
+	$(PYTHON) -m venv $(AUTOTRAIN_VENV)
+	$(AUTOTRAIN_VENV)/bin/python -m pip install --quiet --only-binary=:all: $(AUTOTRAIN_PARSER_DEPS)
+	$(AUTOTRAIN_VENV)/bin/python -m pip install --quiet --no-deps autotrain-advanced==0.8.36
+	$(AUTOTRAIN_VENV)/bin/python scripts/check_autotrain_configs.py parse $(AUTOTRAIN_OUT)

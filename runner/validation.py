@@ -48,6 +48,10 @@ def validate_adapter(
         findings += policies.text.scan(
             doc.text, path=doc.path, line=1, target="spec", multiline=True
         )
+    if bundle.adapter.training.engine == "autotrain":
+        from runner.train.autotrain import autotrain_findings
+
+        findings += autotrain_findings(bundle)
     if policies.promotion is not None:
         findings += check_promotion_rules(policies.promotion, bundle, workspace, base_ref)
     data = check_dataset(bundle, workspace, policies.text)

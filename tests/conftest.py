@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import os
 import shutil
+import stat
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -68,3 +71,48 @@ def tiny_folder(model_cache: Path) -> Path:
     from runner.hub.seed import build_tiny_llama
 
     return build_tiny_llama(model_cache)
+
+
+# Stands in for `autotrain --config FILE`: checks what the app prepared, then pushes the two
+# adapter files to <username>/<project_name> (when FAKE_AUTOTRAIN_PUSH is 1) creating the repo
+# without exist_ok, as AutoTrain does. It prints the token, which the app must redact.
+FAKE_AUTOTRAIN = """\
+#!{python}
+import json, os, pathlib, sys
+import yaml
+from huggingface_hub import CommitOperationAdd, HfApi
+
+config = yaml.safe_load(pathlib.Path(sys.argv[2]).read_text())
+print("fake autotrain, token", os.environ["HF_TOKEN"], flush=True)
+problems = []
+if "SPACE_ID" in os.environ or os.environ.get("PAUSE_ON_FAILURE") != "0":
+    problems.append("AutoTrain could pause the Space itself")
+if not pathlib.Path(config["base_model"], "config.json").is_file():
+    problems.append("no base model at " + config["base_model"])
+data = pathlib.Path(config["data"]["path"], "train.jsonl").read_text().splitlines()
+if not data or any(sorted(json.loads(line)) != ["messages"] for line in data):
+    problems.append("train.jsonl should hold the records' messages only")
+if problems or os.environ.get("FAKE_AUTOTRAIN_PUSH") != "1":
+    print("fake autotrain pushes nothing:", problems, flush=True)
+    sys.exit(0)
+api = HfApi(token=os.environ[config["hub"]["token"][2:-1]])
+repo = config["hub"]["username"] + "/" + config["project_name"]
+api.create_repo(repo, private=True)
+api.create_commit(repo, commit_message="Upload folder", operations=[
+    CommitOperationAdd("adapter_config.json", b'{{"r": 16}}'),
+    CommitOperationAdd("adapter_model.safetensors", b"fresh weights"),
+    CommitOperationAdd("README.md", b"AutoTrain's model card"),
+])
+print("fake autotrain pushed", repo, flush=True)
+"""
+
+
+@pytest.fixture
+def fake_autotrain(tmp_path, monkeypatch):
+    """`autotrain` on the PATH the emulator hands to the Space's app."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    script = bin_dir / "autotrain"
+    script.write_text(FAKE_AUTOTRAIN.format(python=sys.executable))
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")

@@ -200,8 +200,8 @@ def test_a_render_that_breaks_the_space_policy_is_never_synced(
 ) -> None:
     from runner.space import sync
 
-    def with_requirements(adapter: str) -> dict[str, str]:
-        return {**real(adapter), "requirements.txt": "torch\n"}
+    def with_requirements(*args: Any) -> dict[str, str]:
+        return {**real(*args), "requirements.txt": "torch\n"}
 
     real = sync.render_space
     monkeypatch.setattr(sync, "render_space", with_requirements)
@@ -263,3 +263,49 @@ def test_the_runner_reads_the_progress_lines_train_py_prints(
     line = capsys.readouterr().out
     assert parse_progress(line) == {"stage": "train", "step": 3, "total": 10, "loss": 0.5}
     assert parse_progress("stage train: start") is None
+
+
+def test_the_autotrain_engine_trains_in_the_space_and_is_judged_by_its_artifacts(
+    tiny_repo: Path, env: Any, run_cli: RunCli, fake_autotrain: None, monkeypatch: Any
+) -> None:
+    directory = tiny_repo / "adapters" / ADAPTER
+    edit(
+        directory / "adapter.yaml",
+        "backend: local\n  engine: trl",
+        "backend: space\n  engine: autotrain",
+    )
+    edit(directory / "qlora.yaml", "max_steps: 1\n", "")
+    edit(directory / "qlora.yaml", "packing: false", "packing: true\nassistant_only_loss: false")
+    code, out, _ = run_cli("validate", f"adapters/{ADAPTER}", "--repo", tiny_repo)
+    assert "autotrain." not in out  # every setting is one AutoTrain honours
+
+    monkeypatch.setenv("FAKE_AUTOTRAIN_PUSH", "0")  # AutoTrain "succeeds" (exit 0), pushes nothing
+    code, _, err = run_cli("train", f"adapters/{ADAPTER}", "--repo", tiny_repo)
+    assert code == 1
+    assert "made no candidate" in err
+    assert env.runtime(SPACE)["stage"] == "PAUSED"
+
+    HfApi(endpoint=env.endpoint, token=TOKEN).add_space_variable(SPACE, "FAKE_AUTOTRAIN_PUSH", "1")
+    code, out, err = run_cli("train", f"adapters/{ADAPTER}", "--repo", tiny_repo)
+    assert code == 0, err[-3000:]
+    run = candidate_of(tiny_repo)
+    assert run.is_candidate, run.error
+    assert run.record["engine"] == "autotrain"
+
+
+def test_settings_autotrain_cannot_honour_fail_validation_at_their_key(
+    tmp_path: Path, run_cli: RunCli
+) -> None:
+    root = copy_repo(tmp_path / "repo")
+    spec = root / "adapters" / ADAPTER / "adapter.yaml"
+    edit(spec, "backend: local\n  engine: trl", "backend: space\n  engine: autotrain")
+    code, out, _ = run_cli("validate", f"adapters/{ADAPTER}", "--repo", root)
+    assert code == 1
+    assert f"adapters/{ADAPTER}/qlora.yaml:20:1" in out
+    assert "packing: false" in out
+    assert "autotrain.unsupported" in out
+
+    edit(spec, "backend: space", "backend: local")
+    code, out, _ = run_cli("validate", f"adapters/{ADAPTER}", "--repo", root)
+    assert code == 2
+    assert "engine autotrain runs AutoTrain's own image inside a Space" in out

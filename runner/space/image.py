@@ -16,3 +16,11 @@ PACKAGES = (
     "huggingface_hub==2.4.0",
 )
 APP_PORT = 7860
+
+# The `autotrain` engine's image. AutoTrain's own Docker Hub images are tagged `latest` and by
+# commit (its docker workflow), never by release, so a `:0.8.36` tag would not pull; instead
+# the PyTorch image of AutoTrain 0.8.36's time (torch 2.5.1, CUDA 12.4, Python 3.11) with
+# the release from PyPI, whose own dependencies are pinned (==) in its metadata.
+AUTOTRAIN_BASE_IMAGE = "pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime"
+AUTOTRAIN_VERSION = "0.8.36"
+AUTOTRAIN_PACKAGE = f"autotrain-advanced=={AUTOTRAIN_VERSION}"

@@ -1,10 +1,15 @@
 """The files of a training Space for one run: exactly .gitattributes, README.md,
 Dockerfile, app.py and train.py. The run config reaches the Space as a variable, so the
-files (and the image built from them) are the same for every run of a runner version."""
+files (and the image built from them) are the same for every run of a runner version.
+
+Engine `trl` runs train.py. Engine `autotrain` runs AutoTrain Advanced from its own pinned
+image, started by a different app.py; train.py still ships (unused) so that every Space
+holds the same five files and one policy checks both."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from runner.space import image
 
@@ -18,17 +23,28 @@ GITATTRIBUTES = """\
 """
 
 
-def render_space(adapter: str) -> dict[str, str]:
+Engine = Literal["trl", "autotrain"]
+APP_TEMPLATES: dict[Engine, str] = {
+    "trl": "app_template.py",
+    "autotrain": "autotrain_app_template.py",
+}
+
+
+def render_space(adapter: str, engine: Engine = "trl") -> dict[str, str]:
+    dockerfile = _autotrain_dockerfile() if engine == "autotrain" else _dockerfile()
     return {
         ".gitattributes": GITATTRIBUTES,
-        "README.md": _readme(adapter),
-        "Dockerfile": _dockerfile(),
-        "app.py": (HERE / "app_template.py").read_text(encoding="utf-8"),
+        "README.md": _readme(adapter, engine),
+        "Dockerfile": dockerfile,
+        "app.py": (HERE / APP_TEMPLATES[engine]).read_text(encoding="utf-8"),
         "train.py": TRAIN_SCRIPT.read_text(encoding="utf-8"),
     }
 
 
-def _readme(adapter: str) -> str:
+def _readme(adapter: str, engine: Engine) -> str:
+    runs = ""
+    if engine == "autotrain":
+        runs = f"It trains with AutoTrain Advanced {image.AUTOTRAIN_VERSION} (`llm-sft`).\n"
     return (
         "---\n"
         f"title: trainer for {adapter}\n"
@@ -37,6 +53,7 @@ def _readme(adapter: str) -> str:
         "pinned: false\n"
         "---\n\n"
         f"Training Space for `adapters/{adapter}`, rendered by the adapters repository's runner.\n"
+        f"{runs}"
         "Do not edit it by hand: every sync restores exactly these five files.\n"
     )
 
@@ -48,6 +65,20 @@ def _dockerfile() -> str:
         "ENV PYTHONUNBUFFERED=1 HF_HUB_DISABLE_TELEMETRY=1 HF_HOME=/tmp/hf\n"
         f"RUN pip install --no-cache-dir {image.TORCH} --index-url {image.TORCH_INDEX}\n"
         f"RUN pip install --no-cache-dir {' '.join(image.PACKAGES)}\n"
+        "WORKDIR /app\n"
+        "COPY app.py train.py /app/\n"
+        f"EXPOSE {image.APP_PORT}\n"
+        'CMD ["python", "app.py"]\n'
+    )
+
+
+def _autotrain_dockerfile() -> str:
+    # AutoTrain brings its own pinned stack (transformers, trl, peft, bitsandbytes,
+    # huggingface_hub); installing ours next to it would break one or the other.
+    return (
+        f"FROM {image.AUTOTRAIN_BASE_IMAGE}\n"
+        "ENV PYTHONUNBUFFERED=1 HF_HUB_DISABLE_TELEMETRY=1 HF_HOME=/tmp/hf\n"
+        f"RUN pip install --no-cache-dir {image.AUTOTRAIN_PACKAGE}\n"
         "WORKDIR /app\n"
         "COPY app.py train.py /app/\n"
         f"EXPOSE {image.APP_PORT}\n"

@@ -68,7 +68,7 @@ def space_id_for(bundle: AdapterBundle) -> str:
 def checked_render(bundle: AdapterBundle, policies: Policies, space_id: str) -> dict[str, str]:
     """The Space's files, or a SpecError when they break `policies/space.yaml`: a failing
     render is never synced."""
-    files = render_space(bundle.dirname)
+    files = render_space(bundle.dirname, bundle.adapter.training.engine)
     if policies.space is None:
         raise RunnerError("policies/space.yaml is missing or invalid; it guards every sync")
     found = check_space(files, policies.space, policies.text, where=f"space:{space_id}")

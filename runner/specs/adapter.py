@@ -69,6 +69,17 @@ class TrainingTarget(SpecModel):
     timeout_minutes: PositiveInt = 180
     """Give up on a run (and pause the Space) after this long."""
 
+    @model_validator(mode="after")
+    def _autotrain_runs_in_a_space(self) -> TrainingTarget:
+        if self.engine == "autotrain" and self.backend != "space":
+            raise spec_error(
+                "autotrain_needs_space",
+                "engine autotrain runs AutoTrain's own image inside a Space; set "
+                "`backend: space`, or use `engine: trl` to train locally",
+                at="engine",
+            )
+        return self
+
 
 class Lineage(SpecModel):
     parent: str | None = None

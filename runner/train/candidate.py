@@ -11,6 +11,8 @@ from runner.hub.client import HubClient, NotFoundError
 from runner.train.run_config import ADAPTER_FILES, CandidateLocation
 
 REQUIRED_FILES = (*ADAPTER_FILES, "eval_outputs.jsonl", "metrics.json", "run.json")
+# AutoTrain trains only: its candidates' eval outputs are generated at evaluation time.
+AUTOTRAIN_FILES = (*ADAPTER_FILES, "run.json")
 
 
 @dataclass(frozen=True)
@@ -27,7 +29,8 @@ class RunRecord:
 
     @property
     def missing(self) -> list[str]:
-        return [name for name in REQUIRED_FILES if name not in self.files]
+        required = AUTOTRAIN_FILES if self.record.get("engine") == "autotrain" else REQUIRED_FILES
+        return [name for name in required if name not in self.files]
 
     @property
     def is_candidate(self) -> bool:

@@ -139,6 +139,24 @@ def run_locally(
     return f"train.py exited {code}; full log: {work_dir / 'train.log'}\n{lines}"
 
 
+def space_variables(bundle: AdapterBundle, config: dict[str, Any], space_id: str) -> dict[str, str]:
+    """The run config, and for the autotrain engine the AutoTrain config rendered from it
+    (AutoTrain pushes to the Space owner's namespace)."""
+    variables = {"RUN_CONFIG": dumps(config)}
+    if bundle.adapter.training.engine == "autotrain":
+        from runner.train.autotrain import autotrain_config_yaml, render_autotrain_config
+
+        autotrain = render_autotrain_config(
+            bundle,
+            run_id=config["run_id"],
+            username=space_id.split("/")[0],
+            dataset_repo=config["dataset"]["repo_id"],
+            dataset_revision=config["dataset"]["revision"],
+        )
+        variables["AUTOTRAIN_CONFIG"] = autotrain_config_yaml(autotrain)
+    return variables
+
+
 def run_in_space(
     bundle: AdapterBundle,
     policies: Policies,
@@ -161,7 +179,7 @@ def run_in_space(
         space_id,
         files,
         secrets={"HF_TOKEN": token},
-        variables={"RUN_CONFIG": dumps(config)},
+        variables=space_variables(bundle, config, space_id),
     )
     on_event({"stage": "synced", "space": space_id, "removed": removed})
     start_space(client, space_id, bundle.adapter.training.hardware)

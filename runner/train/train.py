@@ -448,9 +448,10 @@ def train_adapter(
     optim, optim_note = resolve_optimizer(training["optim"])
     # A cache in the forward turns off transformers' packed-sequence masks: examples leak.
     model.config.use_cache = False
+    shaped = one_packed_sequence_per_forward(training, model.config._attn_implementation)
     trainer = SFTTrainer(
         model=model,
-        args=sft_config(training, output_dir, optim),
+        args=sft_config(shaped, output_dir, optim),
         train_dataset=chat_dataset(records, training["assistant_only_loss"]),
         processing_class=tokenizer,
         callbacks=list(callbacks) if callbacks is not None else [ProgressCallback()],
@@ -463,6 +464,23 @@ def train_adapter(
     return {
         **training_metrics(trainer.state.log_history, result.metrics),
         "optimizer": {"requested": training["optim"], "used": optim, "note": optim_note},
+    }
+
+
+def one_packed_sequence_per_forward(
+    training: dict[str, Any], attention: str | None
+) -> dict[str, Any]:
+    """Padding-free packing joins a batch's packed sequences into one row. Flash attention
+    keeps them apart cheaply; any other attention builds and runs the full square mask over
+    the joined row (measured: 1.8x the step time of the same tokens padded). So without flash
+    attention, feed one packed sequence per forward and accumulate: every optimizer step
+    still sees the same sequences."""
+    if not training["packing"] or (attention or "").startswith("flash_attention"):
+        return training
+    batch = training["per_device_train_batch_size"]
+    return training | {
+        "per_device_train_batch_size": 1,
+        "gradient_accumulation_steps": training["gradient_accumulation_steps"] * batch,
     }
 
 
