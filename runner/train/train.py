@@ -812,8 +812,21 @@ def _write_records(
         "started_at": started,
         "finished_at": now_iso(),
         "config": config,
+        "sha256": {} if error else adapter_hashes(out_dir / "adapter"),
     }
     write_json(out_dir / "run.json", record)
+
+
+def adapter_hashes(adapter_dir: Path) -> dict[str, str]:
+    """sha256 of each adapter file, so the runner can verify what it downloads later."""
+    hashes = {}
+    for path in sorted(adapter_dir.iterdir()):
+        digest = hashlib.sha256()
+        with path.open("rb") as stream:
+            while block := stream.read(1 << 20):
+                digest.update(block)
+        hashes[path.name] = digest.hexdigest()
+    return hashes
 
 
 def _result_files(out_dir: Path) -> dict[str, Path]:

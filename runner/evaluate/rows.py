@@ -1,0 +1,149 @@
+"""`eval_outputs.jsonl`: one generated output per (role, eval item), as `runner/train/train.py`
+writes it, and its join with the eval records it was generated from."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, NamedTuple, get_args
+
+from runner.errors import InputError
+from runner.findings import quote
+
+Role = Literal["candidate", "base", "incumbent"]
+ROLES: tuple[Role, ...] = get_args(Role)
+_SHOWN_PROBLEMS = 10
+
+
+@dataclass(frozen=True, slots=True)
+class OutputRow:
+    item_id: str
+    category: str | None
+    prompt_sha256: str
+    role: Role
+    output: str
+    latency_ms: float
+    """Wall time of the batch the item was generated in."""
+    prompt_tokens: int
+    output_tokens: int
+    line: int | None = None
+    """Where the row is in its file, for findings; None for rows built in memory."""
+
+
+_FIELDS: dict[str, tuple[type, ...]] = {
+    "item_id": (str,),
+    "category": (str, type(None)),
+    "prompt_sha256": (str,),
+    "role": (str,),
+    "output": (str,),
+    "latency_ms": (int, float),
+    "prompt_tokens": (int,),
+    "output_tokens": (int,),
+}
+
+
+def read_rows(path: Path) -> list[OutputRow]:
+    """Every row of an outputs file; InputError naming `file:line` for each bad line."""
+    rows: list[OutputRow] = []
+    problems: list[str] = []
+    with path.open(encoding="utf-8") as handle:
+        for number, text in enumerate(handle, start=1):
+            if not text.strip():
+                continue
+            try:
+                rows.append(parse_row(text, number))
+            except ValueError as err:
+                problems.append(f"{path}:{number}: {err}")
+    _raise_if(problems, f"{path} has {len(problems)} bad line(s)")
+    return rows
+
+
+def parse_row(text: str, line: int | None = None) -> OutputRow:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"not JSON: {err.msg} (column {err.colno})") from None
+    if not isinstance(data, dict):
+        raise ValueError("expected a JSON object")
+    missing = [key for key in _FIELDS if key not in data]
+    if missing:
+        raise ValueError(f"missing key(s) {', '.join(map(quote, missing))}")
+    for key, types in _FIELDS.items():
+        # bool is an int to Python; a true/false count or latency is a writer bug.
+        if isinstance(data[key], bool) or not isinstance(data[key], types):
+            raise ValueError(f"{key}: unexpected {type(data[key]).__name__} value")
+    if data["role"] not in ROLES:
+        raise ValueError(f"role {quote(data['role'])} is not one of {', '.join(ROLES)}")
+    return OutputRow(**{key: data[key] for key in _FIELDS}, line=line)
+
+
+def prompt_sha256(record: dict[str, Any]) -> str:
+    """The prompt hash `train.py` writes into each row: canonical JSON of the messages before
+    the final assistant turn. Restated here because train.py only imports with torch."""
+    messages = [{"role": m["role"], "content": m["content"]} for m in record["messages"]]
+    if messages and messages[-1]["role"] == "assistant":
+        messages = messages[:-1]
+    canonical = json.dumps(messages, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+class Pair(NamedTuple):
+    row: OutputRow
+    record: dict[str, Any]
+
+
+def join(rows: Iterable[OutputRow], records: Sequence[dict[str, Any]]) -> dict[Role, list[Pair]]:
+    """Each role's rows paired with their eval records, in record order. `records` are the
+    items that were evaluated (the first `max_items` when eval.yaml sets it). Raises
+    InputError naming the item of every row without a record, every record without a row
+    for a role that has rows, every duplicate, and every prompt that changed since
+    generation."""
+    by_id = {str(record["id"]): record for record in records}
+    problems: list[str] = []
+    placed: dict[Role, dict[str, OutputRow]] = {}
+    for row in rows:
+        seen = placed.setdefault(row.role, {})
+        record = by_id.get(row.item_id)
+        if row.item_id in seen:
+            problems.append(f"{_where(row)}: a second {row.role} row for item {quote(row.item_id)}")
+        elif record is None:
+            problems.append(
+                f"{_where(row)}: {row.role} row for item {quote(row.item_id)}, "
+                "which is not an eval record"
+            )
+        elif row.prompt_sha256 != prompt_sha256(record):
+            problems.append(
+                f"{_where(row)}: {row.role} row for item {quote(row.item_id)} was "
+                "generated from a different prompt than the eval record has now"
+            )
+        seen.setdefault(row.item_id, row)
+    for role, seen in placed.items():
+        problems += [
+            f"eval record {quote(item_id)} has no {role} row"
+            for item_id in by_id
+            if item_id not in seen
+        ]
+    _raise_if(problems, "the outputs do not match the eval records")
+    return {
+        role: [Pair(placed[role][item_id], record) for item_id, record in by_id.items()]
+        for role in ROLES
+        if role in placed
+    }
+
+
+def _where(row: OutputRow) -> str:
+    return "row" if row.line is None else f"line {row.line}"
+
+
+def _raise_if(problems: list[str], summary: str) -> None:
+    if not problems:
+        return
+    shown = problems[:_SHOWN_PROBLEMS]
+    more = len(problems) - len(shown)
+    lines = [f"  - {problem}" for problem in shown]
+    if more:
+        lines.append(f"  - and {more} more")
+    raise InputError(f"{summary}:\n" + "\n".join(lines))
