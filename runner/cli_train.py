@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -12,6 +13,7 @@ from runner.cli_shared import AdapterArg, RepoOption, app, dataset_app, err, out
 from runner.errors import RunnerError
 from runner.hub.client import HubClient
 from runner.policy.loading import load_policies
+from runner.report.console import print_decision
 from runner.report.progress import TrainProgress
 from runner.specs import require_adapter
 
@@ -129,3 +131,47 @@ def smoke(
         )
     print_smoke(report, out)
     raise typer.Exit(0 if report.ok else 1)
+
+
+@app.command("eval")
+def evaluate(
+    adapter: AdapterArg,
+    run: Annotated[
+        str | None, typer.Option("--run", help="Run id (default: the specs' current run id).")
+    ] = None,
+    generate_locally: Annotated[
+        bool,
+        typer.Option("--generate-locally", help="Generate the eval outputs on this machine."),
+    ] = False,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out", help="Where eval_report.json/.md go (default: .runs/<run id>)."),
+    ] = None,
+    repo: RepoOption = None,
+) -> None:
+    """Fetch the candidate, verify its adapter, score its outputs and apply the gate; writes
+    eval_report.json and eval_report.md. Exit 0 when it passes the gate, 1 when not."""
+    from runner.evaluate.pipeline import evaluate_candidate
+    from runner.report.eval_comment import eval_comment, write_step_summary
+    from runner.train.run_id import run_id
+
+    workspace = workspace_for(repo)
+    bundle = require_adapter(workspace, adapter)
+    rid = run or run_id(bundle, workspace.root)
+    folder = out_dir or workspace.root / ".runs" / rid
+    with err.status(f"evaluating {bundle.dirname} run {rid}"):
+        report = evaluate_candidate(
+            bundle,
+            workspace.root,
+            HubClient(),
+            run_id=rid,
+            generate_locally=generate_locally,
+            out_dir=folder,
+        )
+    markdown = eval_comment(report)
+    report.write(folder / "eval_report.json")
+    (folder / "eval_report.md").write_text(markdown, encoding="utf-8")
+    write_step_summary(markdown)
+    print_decision(out, report)
+    out.print(f"report: {folder / 'eval_report.md'}", soft_wrap=True)
+    raise typer.Exit(0 if report.passed else 1)

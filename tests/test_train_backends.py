@@ -4,71 +4,17 @@ the Space sync and watch, candidates found by run id, and every way a Space run 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 from huggingface_hub import HfApi
 
-from runner.hub.client import HubClient
 from runner.hub.seed import SMOLLM2_REPO_ID, seed_emulator
-from runner.hub.tiny_llama import TINY_REPO_ID
-from runner.specs import require_adapter
-from runner.train.candidate import read_run
-from runner.train.run_config import candidate_location
-from runner.train.run_id import run_id
-from runner.workspace import Workspace
-from tests.conftest import REPO_ROOT, RunCli, edit
+from tests.conftest import ADAPTER, TOKEN, RunCli, candidate_of, copy_repo, edit, shorten
 
-TOKEN = "hf_backendTestToken12345"
-ADAPTER = "kwanzaa-mini-v1"
 SPACE = "ainative/adapter-trainer"
 FIVE_FILES = [".gitattributes", "Dockerfile", "README.md", "app.py", "train.py"]
-
-
-def copy_repo(root: Path) -> Path:
-    for part in ("policies", "schemas", f"adapters/{ADAPTER}", "datasets/kwanzaa"):
-        shutil.copytree(REPO_ROOT / part, root / part)
-    return root
-
-
-def shorten(root: Path, steps: int = 1, items: int = 2, new_tokens: int = 16) -> None:
-    """Keep the adapter's settings but train and generate only a little: a test, not a run."""
-    directory = root / "adapters" / ADAPTER
-    edit(
-        directory / "qlora.yaml", "per_device_train_batch_size: 4", "per_device_train_batch_size: 1"
-    )
-    with (directory / "qlora.yaml").open("a", encoding="utf-8") as spec:
-        spec.write(f"max_steps: {steps}\n")
-    with (directory / "eval.yaml").open("a", encoding="utf-8") as spec:
-        spec.write(f"max_items: {items}\n")
-    edit(directory / "eval.yaml", "max_new_tokens: 160", f"max_new_tokens: {new_tokens}")
-
-
-@pytest.fixture
-def env(hub: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
-    monkeypatch.setenv("HF_TOKEN", TOKEN)
-    return hub
-
-
-@pytest.fixture
-def tiny_repo(env: Any, model_cache: Path, tmp_path: Path) -> Path:
-    """The embedded default's specs and data on the tiny random Llama: seconds per run."""
-    commit = seed_emulator(env, model_cache, [TINY_REPO_ID])[TINY_REPO_ID]
-    root = copy_repo(tmp_path / "repo")
-    spec = root / "adapters" / ADAPTER / "adapter.yaml"
-    edit(spec, f"id: {SMOLLM2_REPO_ID}", f"id: {TINY_REPO_ID}")
-    edit(spec, "revision: 12fd25f77366fa6b3b4b768ec3050bf629380bac", f"revision: {commit}")
-    shorten(root)
-    return root
-
-
-def candidate_of(root: Path) -> Any:
-    workspace = Workspace(root)
-    bundle = require_adapter(workspace, f"adapters/{ADAPTER}")
-    return read_run(HubClient(), candidate_location(bundle, run_id(bundle, root)))
 
 
 def space_files(hub: Any) -> list[str]:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
@@ -12,6 +13,9 @@ from rich.text import Text
 from runner.findings import Finding, Severity
 from runner.report.values import show_count, show_value
 from runner.specs.diff import SpecDiff
+
+if TYPE_CHECKING:
+    from runner.evaluate.report import EvalReport
 
 _STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
 
@@ -69,3 +73,17 @@ def print_diff(console: Console, diff: SpecDiff) -> None:
             _delta(row.old_eval, row.new_eval),
         )
     console.print(counts)
+
+
+def print_decision(console: Console, report: EvalReport) -> None:
+    """The gate's decision first, then every check with the numbers behind it."""
+    verdict = ("PASSES", "bold green") if report.passed else ("FAILS", "bold red")
+    console.print(
+        Text.assemble(f"{report.adapter} run {report.run_id} ", verdict, " the gate"),
+        soft_wrap=True,
+    )
+    for check in report.checks:
+        mark = Text("pass ", style="green") if check.passed else Text("FAIL ", style="bold red")
+        console.print(Text.assemble("  ", mark, (check.name, "bold"), f": {check.detail}"))
+        if check.warning:
+            console.print(Text(f"       warning: {check.warning}", style="yellow"))

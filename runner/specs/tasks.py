@@ -15,6 +15,8 @@ TASK_METRICS: dict[str, tuple[str, ...]] = {
         "citation_precision",
         "citation_recall",
         "refusal_correctness_rate",
+        "answer_rate_on_answerable",
+        "refusal_rate_on_unanswerable",
         "retrieval_groundedness_rate",
     ),
     "code_assistant": (

@@ -127,6 +127,7 @@ def run_locally(
             assert process.stdout is not None
             for line in process.stdout:
                 log.write(line)
+                log.flush()  # `tail -f train.log` follows a long run
                 tail = [*tail[-(LOG_TAIL - 1) :], line.rstrip("\n")]
                 on_event(parse_progress(line) or {"log": line.rstrip("\n")})
         finally:

@@ -1,0 +1,216 @@
+"""The promotion gate declared in `eval.yaml`, applied to scored outputs. Every check is
+kept with the numbers behind it, pass or fail; the decision passes only if all pass.
+
+Order, as the design says: zero-tolerance rules, floors (overall and per category; the point
+estimate decides, the Wilson interval is shown and warns when it dips under the floor),
+non-inferiority against the promoted incumbent (paired bootstrap), the primary metric
+beating the base model, then serving limits measured while generating.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from runner.evaluate.metrics import (
+    ZERO_TOLERANCE_METRICS,
+    BalancedMean,
+    ItemScores,
+    Metric,
+    Sum,
+    by_category,
+)
+from runner.evaluate.rows import Role
+from runner.evaluate.stats import p95, paired_bootstrap, wilson_interval
+from runner.specs.evaluation import EvalSpec
+
+CheckKind = Literal["zero_tolerance", "floor", "non_inferiority", "beats_base", "serving"]
+
+
+@dataclass(frozen=True)
+class Check:
+    kind: CheckKind
+    name: str
+    passed: bool
+    detail: str
+    """The numbers behind the outcome, in one line."""
+    metric: str | None = None
+    category: str | None = None
+    threshold: float | None = None
+    value: float | None = None
+    interval: tuple[float, float] | None = None
+    warning: str | None = None
+
+
+@dataclass(frozen=True)
+class Serving:
+    """What generating the candidate's outputs cost: p95 latency and peak memory."""
+
+    p95_latency_ms: float | None
+    peak_memory_mb: float | None
+
+
+@dataclass(frozen=True)
+class Decision:
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(check.passed for check in self.checks)
+
+    @property
+    def failed(self) -> list[Check]:
+        return [check for check in self.checks if not check.passed]
+
+
+def decide(
+    spec: EvalSpec,
+    metrics: Sequence[Metric],
+    scores: Mapping[Role, list[ItemScores]],
+    serving: Serving,
+) -> Decision:
+    by_name = {metric.name: metric for metric in metrics}
+    candidate = scores["candidate"]
+    checks = zero_tolerance_checks(spec, by_name, candidate)
+    checks += floor_checks(spec, by_name, candidate)
+    primary = by_name[spec.primary_metric]
+    if "incumbent" in scores and spec.comparisons.incumbent.enabled:
+        checks.append(non_inferiority_check(spec, primary, candidate, scores["incumbent"]))
+    if "base" in scores and spec.comparisons.base_model.must_beat:
+        checks.append(beats_base_check(spec, primary, candidate, scores["base"]))
+    checks += serving_checks(spec, serving)
+    return Decision(checks)
+
+
+def zero_tolerance_checks(
+    spec: EvalSpec, metrics: Mapping[str, Metric], items: Sequence[ItemScores]
+) -> list[Check]:
+    checks = []
+    for rule in spec.zero_tolerance:
+        key = ZERO_TOLERANCE_METRICS[rule]
+        hits = Sum(key)(items) or 0.0
+        offenders = [i.item_id for i in items if (i.values.get(key) or 0) > 0]
+        detail = f"{hits:g} hit(s)" + (f" in {', '.join(offenders[:5])}" if offenders else "")
+        checks.append(Check("zero_tolerance", rule, hits == 0, detail, key, None, 0.0, hits))
+    return checks
+
+
+def floor_checks(
+    spec: EvalSpec, metrics: Mapping[str, Metric], items: Sequence[ItemScores]
+) -> list[Check]:
+    floors = [(None, name, floor) for name, floor in spec.thresholds.overall.items()]
+    floors += [
+        (category, name, floor)
+        for category, table in spec.thresholds.categories.items()
+        for name, floor in table.items()
+    ]
+    groups = by_category(items)
+    return [
+        floor_check(metrics[name], groups.get(category, []) if category else items, floor, category)
+        for category, name, floor in floors
+    ]
+
+
+def floor_check(
+    metric: Metric, items: Sequence[ItemScores], floor: float, category: str | None
+) -> Check:
+    where = f"{metric.name}" + (f" [{category}]" if category else "")
+    value = metric.aggregate(items)
+    n = applicable(metric, items)
+    if value is None:
+        detail = "no item it applies to"
+        return Check("floor", where, False, detail, metric.name, category, floor)
+    low, high = wilson_interval(value * n, n)
+    warning = None
+    if low < floor <= value:
+        warning = f"the 95% interval's lower bound {low:.3f} is under the floor on {n} item(s)"
+    detail = f"{value:.3f} (95% CI {low:.3f}-{high:.3f}, n={n}) vs floor {floor:.3f}"
+    return Check(
+        "floor", where, value >= floor, detail, metric.name, category, floor, value, (low, high),
+        warning,
+    )  # fmt: skip
+
+
+def non_inferiority_check(
+    spec: EvalSpec,
+    metric: Metric,
+    candidate: Sequence[ItemScores],
+    incumbent: Sequence[ItemScores],
+) -> Check:
+    settings = spec.comparisons.incumbent
+    result = paired_bootstrap(
+        candidate,
+        incumbent,
+        metric.aggregate,
+        resamples=settings.bootstrap_samples,
+        seed=settings.seed,
+        confidence=settings.confidence,
+    )
+    name = f"{metric.name} vs incumbent"
+    if result is None:
+        return Check("non_inferiority", name, False, "no item it applies to", metric.name)
+    delta, low, high = result
+    passed = low > -settings.margin
+    detail = (
+        f"Δ {delta:+.3f} ({settings.confidence:.0%} CI {low:+.3f} to {high:+.3f}, "
+        f"{settings.bootstrap_samples} paired resamples); lower bound must stay above "
+        f"-{settings.margin:g}"
+    )
+    return Check(
+        "non_inferiority", name, passed, detail, metric.name, None, -settings.margin, delta,
+        (low, high),
+    )  # fmt: skip
+
+
+def beats_base_check(
+    spec: EvalSpec,
+    metric: Metric,
+    candidate: Sequence[ItemScores],
+    base: Sequence[ItemScores],
+) -> Check:
+    ours, theirs = metric.aggregate(candidate), metric.aggregate(base)
+    name = f"{metric.name} beats the base model"
+    if ours is None or theirs is None:
+        return Check("beats_base", name, False, "no item it applies to", metric.name)
+    settings = spec.comparisons.incumbent
+    result = paired_bootstrap(
+        candidate, base, metric.aggregate, resamples=settings.bootstrap_samples, seed=settings.seed
+    )
+    interval = (result[1], result[2]) if result else None
+    shown = f" (95% CI of Δ {interval[0]:+.3f} to {interval[1]:+.3f})" if interval else ""
+    detail = f"candidate {ours:.3f} vs base {theirs:.3f}: Δ {ours - theirs:+.3f}{shown}"
+    return Check(
+        "beats_base", name, ours > theirs, detail, metric.name, None, theirs, ours, interval
+    )
+
+
+def serving_checks(spec: EvalSpec, serving: Serving) -> list[Check]:
+    limits = [
+        ("p95 latency (ms)", spec.serving.p95_latency_ms, serving.p95_latency_ms),
+        ("peak memory (MB)", spec.serving.peak_memory_mb, serving.peak_memory_mb),
+    ]
+    checks = []
+    for name, limit, measured in limits:
+        if limit is None:
+            continue
+        if measured is None:
+            checks.append(Check("serving", name, False, "not measured by the run", None))
+            continue
+        detail = f"{measured:,.0f} vs limit {limit:,.0f}"
+        checks.append(
+            Check("serving", name, measured <= limit, detail, None, None, limit, measured)
+        )
+    return checks
+
+
+def applicable(metric: Metric, items: Sequence[ItemScores]) -> int:
+    """How many items the metric has a value for (the n of its interval)."""
+    aggregate = metric.aggregate
+    keys = aggregate.keys if isinstance(aggregate, BalancedMean) else (aggregate.key,)
+    return sum(any(item.values.get(key) is not None for key in keys) for item in items)
+
+
+def serving_from(latencies_ms: Sequence[float], peak_memory_bytes: int | None) -> Serving:
+    memory = peak_memory_bytes / 2**20 if peak_memory_bytes else None
+    return Serving(p95(list(latencies_ms)), memory)

@@ -1,0 +1,172 @@
+"""`runner eval`: fetch a candidate from the Hub, verify its adapter against the spec, score
+its eval outputs, apply the gate and build the report.
+
+The candidate's outputs were generated where the GPU was (inside the run); with
+`generate_locally` (or for an AutoTrain candidate, which brings none) they are generated
+here instead, with train.py's own generation code.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from runner.errors import InputError, RunnerError
+from runner.evaluate import SCORERS, load_context, read_rows, score
+from runner.evaluate.gate import decide, serving_from
+from runner.evaluate.report import EvalReport, loss_points, metric_rows, worst_items
+from runner.hashing import sha256_of
+from runner.hub.client import HubClient
+from runner.specs.bundle import AdapterBundle
+from runner.train.candidate import read_run
+from runner.train.run_config import ADAPTER_FILES, CandidateLocation, candidate_location
+from runner.train.run_id import run_id as current_run_id
+
+
+@dataclass(frozen=True)
+class CandidateFiles:
+    location: CandidateLocation
+    folder: Path
+    """A local folder holding the run's files (adapter, outputs, records)."""
+    record: dict[str, Any]
+    metrics: dict[str, Any]
+
+
+def fetch_candidate(client: HubClient, location: CandidateLocation) -> CandidateFiles:
+    run = read_run(client, location)
+    if run is None:
+        raise RunnerError(
+            f"no run {location.run_id} at {location}: train it first "
+            "(`runner train ADAPTER`), or pass the run id of an existing one with --run"
+        )
+    if not run.is_candidate:
+        raise RunnerError(f"run {location.run_id} at {location} is not a candidate: {run.error}")
+    snapshot = client.snapshot(location.repo, allow_patterns=[f"{location.path}/*"])
+    folder = snapshot / location.path
+    metrics_file = folder / "metrics.json"
+    metrics = json.loads(metrics_file.read_text(encoding="utf-8")) if metrics_file.is_file() else {}
+    return CandidateFiles(location, folder, run.record, metrics)
+
+
+def verify_adapter(bundle: AdapterBundle, files: CandidateFiles) -> list[str]:
+    """What was checked, one line each; a RunnerError listing every mismatch otherwise."""
+    problems, checked = [], []
+    recorded = files.record.get("sha256") or {}
+    for name in ADAPTER_FILES:
+        path = files.folder / name
+        if name in recorded:
+            if sha256_of(path) != recorded[name]:
+                problems.append(f"{name}: sha256 differs from the run's record (altered upload?)")
+            else:
+                checked.append(f"{name}: sha256 {recorded[name][:12]}… matches run.json")
+    config = json.loads((files.folder / "adapter_config.json").read_text(encoding="utf-8"))
+    base, training = bundle.adapter.base_model, bundle.training
+    expected = {
+        "base_model_name_or_path": base.id,
+        "revision": base.revision,
+        "r": training.r,
+        "lora_alpha": training.lora_alpha,
+        "target_modules": sorted(training.target_modules),
+    }
+    for key, want in expected.items():
+        got = config.get(key)
+        got = sorted(got) if isinstance(got, list) else got
+        if got != want:
+            problems.append(f"adapter_config.json {key}: {got!r}, the spec says {want!r}")
+    if problems:
+        raise RunnerError(
+            f"the candidate at {files.location} does not match {bundle.path}:\n"
+            + "\n".join(f"  - {p}" for p in problems)
+        )
+    return [*checked, f"adapter_config.json matches the spec ({', '.join(expected)})"]
+
+
+def eval_records(bundle: AdapterBundle, repo_root: Path) -> list[dict[str, Any]]:
+    """The evaluated records, in file order (the first `max_items` when set)."""
+    relative = bundle.dataset.files.eval.path
+    path = repo_root / relative
+    records = []
+    with path.open(encoding="utf-8") as stream:
+        for number, line in enumerate(stream, start=1):
+            if line.strip():
+                try:
+                    records.append(json.loads(line))
+                except ValueError as error:
+                    raise InputError(
+                        f"{bundle.dataset.files.eval.path}:{number}: {error}"
+                    ) from None
+    limit = bundle.evaluation.max_items
+    return records if limit is None else records[:limit]
+
+
+def evaluate_candidate(
+    bundle: AdapterBundle,
+    repo_root: Path,
+    client: HubClient,
+    *,
+    run_id: str | None = None,
+    generate_locally: bool = False,
+    out_dir: Path,
+) -> EvalReport:
+    rid = run_id or current_run_id(bundle, repo_root)
+    files = fetch_candidate(client, candidate_location(bundle, rid))
+    verified = verify_adapter(bundle, files)
+    outputs = files.folder / "eval_outputs.jsonl"
+    serving_memory = (files.metrics.get("peak_memory") or {}).get("bytes")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if generate_locally or not outputs.is_file():
+        from runner.evaluate.generate import generate_outputs
+
+        generated = generate_outputs(bundle, repo_root, client, files.folder, out_dir)
+        outputs, serving_memory = generated.outputs, generated.peak_memory_bytes
+    return build_report(bundle, repo_root, rid, outputs, files, verified, serving_memory, client)
+
+
+def build_report(
+    bundle: AdapterBundle,
+    repo_root: Path,
+    rid: str,
+    outputs: Path,
+    files: CandidateFiles,
+    verified: list[str],
+    peak_memory_bytes: int | None,
+    client: HubClient,
+) -> EvalReport:
+    schema = bundle.dataset.answer_schema
+    context = load_context(repo_root / "policies", repo_root / schema if schema else None)
+    rows = read_rows(outputs)
+    records = eval_records(bundle, repo_root)
+    scores = score(bundle.adapter.task, rows, records, context)
+    metrics = SCORERS[bundle.adapter.task].metrics
+    latencies = [row.latency_ms for row in rows if row.role == "candidate"]
+    serving = serving_from(latencies, peak_memory_bytes)
+    decision = decide(bundle.evaluation, metrics, scores, serving)
+    thresholds = bundle.evaluation.thresholds
+    categories = [
+        row
+        for category in sorted({r.get("category") for r in records if r.get("category")})
+        for row in metric_rows(metrics, scores, thresholds.categories.get(category, {}), category)
+    ]
+    texts = {row.item_id: row.output for row in rows if row.role == "candidate"}
+    return EvalReport(
+        adapter=bundle.dirname,
+        run_id=rid,
+        task=bundle.adapter.task,
+        primary_metric=bundle.evaluation.primary_metric,
+        passed=decision.passed,
+        checks=decision.checks,
+        overall=metric_rows(metrics, scores, thresholds.overall),
+        categories=categories,
+        serving=serving,
+        loss_history=loss_points(files.metrics),
+        worst_items=worst_items(scores["candidate"], texts),
+        links={"candidate": _tree_url(client, files.location)},
+        verification=verified,
+        items=len(records),
+    )
+
+
+def _tree_url(client: HubClient, location: CandidateLocation) -> str:
+    return f"{client.endpoint}/{location.repo_id}/tree/main/{location.path}"

@@ -1,0 +1,118 @@
+"""The eval report: what `runner eval` writes (`eval_report.json`) and what the PR comment
+and the model card are rendered from. Plain data, so JSON round-trips it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from runner.evaluate.gate import Check, Serving, applicable
+from runner.evaluate.metrics import ItemScores, Metric, by_category
+from runner.evaluate.rows import Role
+from runner.evaluate.stats import wilson_interval
+
+WORST_ITEMS = 5
+
+
+@dataclass(frozen=True)
+class MetricRow:
+    metric: str
+    category: str | None
+    threshold: float | None
+    candidate: float | None
+    interval: tuple[float, float] | None
+    incumbent: float | None
+    base: float | None
+
+    @property
+    def delta_vs_base(self) -> float | None:
+        if self.candidate is None or self.base is None:
+            return None
+        return self.candidate - self.base
+
+
+@dataclass(frozen=True)
+class FailingItem:
+    item_id: str
+    category: str
+    failed: dict[str, str]
+    """Metric -> why."""
+    output: str
+
+
+@dataclass(frozen=True)
+class EvalReport:
+    adapter: str
+    run_id: str
+    task: str
+    primary_metric: str
+    passed: bool
+    checks: list[Check]
+    overall: list[MetricRow]
+    categories: list[MetricRow]
+    serving: Serving
+    loss_history: list[tuple[float, float]]
+    worst_items: list[FailingItem]
+    links: dict[str, str] = field(default_factory=dict)
+    verification: list[str] = field(default_factory=list)
+    """What was verified about the adapter files (hashes, config against the spec)."""
+    items: int = 0
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, ensure_ascii=False) + "\n"
+
+    def write(self, path: Path) -> None:
+        path.write_text(self.to_json(), encoding="utf-8")
+
+
+def metric_rows(
+    metrics: Sequence[Metric],
+    scores: Mapping[Role, list[ItemScores]],
+    thresholds: Mapping[str, float],
+    category: str | None = None,
+) -> list[MetricRow]:
+    def pick(role: Role) -> list[ItemScores] | None:
+        items = scores.get(role)
+        if items is None:
+            return None
+        return by_category(items).get(category, []) if category else items
+
+    rows = []
+    candidate = pick("candidate") or []
+    for metric in metrics:
+        value = metric.aggregate(candidate)
+        n = applicable(metric, candidate)
+        interval = wilson_interval(value * n, n) if value is not None and n else None
+        others = {role: pick(role) for role in ("incumbent", "base")}
+        rows.append(
+            MetricRow(
+                metric.name,
+                category,
+                thresholds.get(metric.name),
+                value,
+                interval,
+                *(metric.aggregate(items) if items else None for items in others.values()),
+            )
+        )
+    return rows
+
+
+def worst_items(
+    candidate: Sequence[ItemScores], outputs: Mapping[str, str], limit: int = WORST_ITEMS
+) -> list[FailingItem]:
+    """The candidate's items that failed the most metrics, most first (stable by item id)."""
+    failing = sorted(
+        (item for item in candidate if item.reasons), key=lambda i: (-len(i.reasons), i.item_id)
+    )
+    return [
+        FailingItem(i.item_id, i.category, dict(i.reasons), outputs.get(i.item_id, "")[:600])
+        for i in failing[:limit]
+    ]
+
+
+def loss_points(metrics_json: Mapping[str, Any]) -> list[tuple[float, float]]:
+    history = (metrics_json.get("training") or {}).get("loss_history") or []
+    return [(float(step["step"]), float(step["loss"])) for step in history if "loss" in step]

@@ -1,0 +1,526 @@
+"""The PR eval comment: one sticky comment per adapter, found by a hidden marker.
+
+Decision first, then the checks, the metric tables (overall and per category), Mermaid
+`xychart-beta` charts (GitHub renders them), serving limits, the worst failing items
+collapsed, and links. The same markdown goes to `$GITHUB_STEP_SUMMARY` when it is set.
+
+Model outputs and anything derived from them are untrusted: outside code they are escaped
+(no HTML, no table breaks); inside code they sit in a fence longer than any backtick run
+they hold, so nothing they contain can close the fence or the `<details>` around it.
+Everything is deterministic: the same report gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import fields, is_dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from runner.errors import InputError
+from runner.evaluate.gate import Check
+from runner.evaluate.report import EvalReport, FailingItem, MetricRow
+from runner.report.markdown import cell
+
+MARKER_PREFIX = "<!-- adapter-gitops:eval "
+MARKER_SUFFIX = " -->"
+MISSING = "—"
+LOSS_CHART_POINTS = 60
+"""The loss curve is thinned to at most this many points (evenly spaced, last kept)."""
+OUTPUT_CHARS = 1200
+OUTPUT_LINES = 40
+
+_KIND = {
+    "zero_tolerance": "zero tolerance",
+    "floor": "floor",
+    "non_inferiority": "non-inferiority",
+    "beats_base": "beats base",
+    "serving": "serving",
+}
+_SERVING = (("p95 latency", "p95 latency (ms)", "ms"), ("peak memory", "peak memory (MB)", "MB"))
+
+
+# -- the marker ---------------------------------------------------------------------------
+
+
+def _marker_name(adapter: str) -> str:
+    """The adapter name as it can sit in an HTML comment (nothing that could end it)."""
+    return re.sub(r"[^A-Za-z0-9._/-]", "_", adapter).replace("--", "-_")
+
+
+def marker(adapter: str) -> str:
+    """The hidden first line of `adapter`'s eval comment: the sticky comment's key."""
+    return f"{MARKER_PREFIX}adapter={_marker_name(adapter)}{MARKER_SUFFIX}"
+
+
+_MARKER_RE = re.compile(re.escape(MARKER_PREFIX) + r"adapter=(\S+)" + re.escape(MARKER_SUFFIX))
+
+
+def marked_adapter(body: str) -> str | None:
+    """The adapter whose eval comment `body` is (by its marker), None for any other comment."""
+    match = _MARKER_RE.match(body.lstrip())
+    return match.group(1) if match else None
+
+
+def is_eval_comment(body: str, adapter: str) -> bool:
+    """Whether `body` is the eval comment of `adapter`: the one to update, not duplicate."""
+    return marked_adapter(body) == _marker_name(adapter)
+
+
+# -- escaping and formatting --------------------------------------------------------------
+
+
+def _text(value: object) -> str:
+    """Untrusted text outside code: no HTML, no table or line breaks."""
+    text = str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return cell(text)
+
+
+def _code(value: object) -> str:
+    """Inline code that no backtick in `value` can close; safe in a table cell."""
+    text = " ".join(str(value).split()) or " "
+    ticks = "`" * (_longest_run(text, "`") + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return cell(f"{ticks}{pad}{text}{pad}{ticks}")
+
+
+def _longest_run(text: str, char: str) -> int:
+    runs = re.findall(f"{re.escape(char)}+", text)
+    return max((len(run) for run in runs), default=0)
+
+
+def _fenced(text: str, info: str = "text") -> list[str]:
+    """A fenced code block longer than any backtick run in `text`, so nothing closes it."""
+    fence = "`" * max(3, _longest_run(text, "`") + 1)
+    return [f"{fence}{info}", *text.split("\n"), fence]
+
+
+def _is_count(metric: str) -> bool:
+    return metric.endswith("_hits")
+
+
+def _value(value: float | None, metric: str = "") -> str:
+    if value is None or not math.isfinite(value):
+        return MISSING
+    return f"{value:,.0f}" if _is_count(metric) else f"{value:.3f}"
+
+
+def _delta(value: float | None, metric: str = "") -> str:
+    if value is None or not math.isfinite(value):
+        return MISSING
+    return f"{value:+,.0f}" if _is_count(metric) else f"{value:+.3f}"
+
+
+def _under(row: MetricRow) -> bool:
+    return row.threshold is not None and row.candidate is not None and row.candidate < row.threshold
+
+
+# -- the comment --------------------------------------------------------------------------
+
+
+def eval_comment(report: EvalReport) -> str:
+    """The PR comment (and job summary) for one adapter's eval report."""
+    lines = [marker(report.adapter), *_heading(report), "", *_checks(report)]
+    lines += ["", *_overall(report)]
+    lines += _section(_categories(report))
+    lines += _section(_charts(report))
+    lines += _section(_serving(report))
+    lines += _section(_worst(report.worst_items))
+    lines += _section(_verification(report.verification))
+    lines += _section(_links(report.links))
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _section(lines: list[str]) -> list[str]:
+    return ["", *lines] if lines else []
+
+
+def _heading(report: EvalReport) -> list[str]:
+    failed = sum(not check.passed for check in report.checks)
+    total = len(report.checks)
+    if report.passed:
+        passed = f"all {total} checks passed" if total else "no checks declared"
+        decision = f"✅ {_code(report.adapter)} passes the gate: {passed}"
+    else:
+        decision = f"❌ {_code(report.adapter)} fails the gate: {failed} of {total} checks failed"
+    facts = [
+        f"run {_code(report.run_id)}",
+        f"task {_code(report.task)}",
+        f"{report.items} eval item(s)" if report.items else None,
+        f"primary metric {_code(report.primary_metric)}",
+    ]
+    return [f"## {decision}", "", "Eval of " + " · ".join(f for f in facts if f) + "."]
+
+
+def _check_line(check: Check) -> list[str]:
+    icon = "✅" if check.passed else "❌"
+    kind = _KIND.get(check.kind, check.kind)
+    lines = [f"- {icon} {kind}: {_code(check.name)}: {_text(check.detail)}"]
+    if check.warning:
+        lines.append(f"  - ⚠️ {_text(check.warning)}")
+    return lines
+
+
+def _checks(report: EvalReport) -> list[str]:
+    """Failing and warned checks in the open, every check (gate order) collapsed."""
+    if not report.checks:
+        return ["No gate checks were declared."]
+    shown = [c for c in report.checks if not c.passed or c.warning]
+    lines = []
+    if shown:
+        failing = any(not c.passed for c in shown)
+        warned = any(c.warning for c in shown)
+        title = " and ".join(
+            t for t, wanted in (("Failed checks", failing), ("warnings", warned)) if wanted
+        ).capitalize()
+        lines += [f"### {title}", ""]
+        for check in shown:
+            lines += _check_line(check)
+        lines.append("")
+    lines += [f"<details><summary>All {len(report.checks)} checks, in gate order</summary>", ""]
+    for check in report.checks:
+        lines += _check_line(check)
+    return [*lines, "", "</details>"]
+
+
+def _overall(report: EvalReport) -> list[str]:
+    lines = [
+        "### Metrics",
+        "",
+        "| metric | threshold | candidate (95% CI) | incumbent | base | Δ vs base |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in report.overall:
+        name = _code(row.metric) + (" ★" if row.metric == report.primary_metric else "")
+        threshold = f"≥ {_value(row.threshold)}" if row.threshold is not None else MISSING
+        candidate = _value(row.candidate, row.metric)
+        if row.interval is not None and row.candidate is not None:
+            low, high = row.interval
+            candidate += f" ({low:.2f}\u2013{high:.2f})"  # an en dash
+        if _under(row):
+            candidate = f"❌ **{candidate}**"
+        lines.append(
+            f"| {name} | {threshold} | {candidate} | {_value(row.incumbent, row.metric)} "
+            f"| {_value(row.base, row.metric)} | {_delta(row.delta_vs_base, row.metric)} |"
+        )
+    if not report.overall:
+        lines.append(f"| {MISSING} | | | | | |")
+    lines += [
+        "",
+        "★ primary metric. ❌ **bold**: under its threshold. The interval is Wilson's 95% "
+        "interval; incumbent and base are the promoted version and the base model on the "
+        "same items.",
+    ]
+    return lines
+
+
+def _categories(report: EvalReport) -> list[str]:
+    """One row per metric, one column per category; each cell: candidate (base)."""
+    names = list(dict.fromkeys(row.category for row in report.categories if row.category))
+    if not names:
+        return []
+    cells: dict[tuple[str, str], MetricRow] = {
+        (row.metric, row.category): row for row in report.categories if row.category
+    }
+    metrics = list(dict.fromkeys(row.metric for row in report.categories))
+    lines = [
+        "### Per category",
+        "",
+        "| metric | " + " | ".join(_text(name) for name in names) + " |",
+        "|---|" + "---|" * len(names),
+    ]
+    for metric in metrics:
+        rows = [cells.get((metric, name)) for name in names]
+        if all(r is None or (r.candidate is None and r.base is None) for r in rows):
+            continue  # the metric applies to no category: a row of dashes says nothing
+        shown = [_category_cell(r) for r in rows]
+        lines.append(f"| {_code(metric)} | " + " | ".join(shown) + " |")
+    lines += [
+        "",
+        "Each cell: candidate (base model). ❌ **bold**: under the category's floor, shown "
+        "after it.",
+    ]
+    return lines
+
+
+def _category_cell(row: MetricRow | None) -> str:
+    if row is None or (row.candidate is None and row.base is None):
+        return MISSING
+    text = f"{_value(row.candidate, row.metric)} ({_value(row.base, row.metric)})"
+    if _under(row):
+        return f"❌ **{text}** floor {_value(row.threshold)}"
+    return text
+
+
+# -- Mermaid charts -----------------------------------------------------------------------
+
+
+def _label(text: object) -> str:
+    """A quoted xychart-beta label: no quotes, backticks, brackets or comment markers."""
+    cleaned = re.sub(r"[^\w .,:/()+&'-]", "_", " ".join(str(text).split()))
+    return f'"{cleaned or "_"}"'
+
+
+def _number(value: float) -> str:
+    """A number as xychart-beta reads it: plain decimal, never an exponent."""
+    text = f"{value:.4f}".rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
+def _nice_max(value: float) -> float:
+    """A round upper bound for an axis: 1, 2, 2.5 or 5 times a power of ten."""
+    if value <= 0:
+        return 1.0
+    power = 10 ** math.floor(math.log10(value))
+    return next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= value)
+
+
+def xychart(
+    title: str,
+    x_title: str,
+    labels: Sequence[object],
+    y_title: str,
+    y_range: tuple[float, float],
+    series: Sequence[tuple[Literal["bar", "line"], Sequence[float]]],
+) -> list[str]:
+    """A fenced `mermaid` xychart-beta block; every series has one value per label."""
+    for _, values in series:
+        if len(values) != len(labels):
+            raise ValueError(f"{len(values)} values for {len(labels)} x labels")
+    lines = [
+        "xychart-beta",
+        f"    title {_label(title)}",
+        f"    x-axis {_label(x_title)} [{', '.join(_label(x) for x in labels)}]",
+        f"    y-axis {_label(y_title)} {_number(y_range[0])} --> {_number(y_range[1])}",
+    ]
+    lines += [f"    {kind} [{', '.join(_number(v) for v in values)}]" for kind, values in series]
+    return ["```mermaid", *lines, "```"]
+
+
+def _thin(points: Sequence[tuple[float, float]], limit: int) -> list[tuple[float, float]]:
+    if len(points) <= limit:
+        return list(points)
+    picks = sorted({round(i * (len(points) - 1) / (limit - 1)) for i in range(limit)})
+    return [points[i] for i in picks]
+
+
+def _charts(report: EvalReport) -> list[str]:
+    lines: list[str] = []
+    finite = [
+        (step, loss)
+        for step, loss in report.loss_history
+        if math.isfinite(step) and math.isfinite(loss)
+    ]
+    if finite:
+        points = _thin(finite, LOSS_CHART_POINTS)
+        low = min(0.0, math.floor(min(loss for _, loss in points)))
+        high = _nice_max(max(loss for _, loss in points))
+        lines += xychart(
+            "Training loss",
+            "step",
+            [_number(step) for step, _ in points],
+            "loss",
+            (low, high),
+            [("line", [loss for _, loss in points])],
+        )
+        notes = []
+        if len(points) < len(finite):
+            notes.append(f"{len(points)} of {len(finite)} logged steps shown")
+        if len(finite) < len(report.loss_history):
+            notes.append(f"{len(report.loss_history) - len(finite)} non-finite loss value(s)")
+        if notes:
+            lines += ["", "Loss curve: " + "; ".join(notes) + "."]
+    rows = [
+        row
+        for row in report.categories
+        if row.metric == report.primary_metric and row.category and row.candidate is not None
+    ]
+    if rows:
+        candidate = [row.candidate or 0.0 for row in rows]
+        base = [row.base for row in rows]
+        series: list[tuple[Literal["bar", "line"], Sequence[float]]] = [("bar", candidate)]
+        with_base = all(value is not None for value in base)
+        if with_base:
+            series.append(("line", [value or 0.0 for value in base]))
+        peak = max([*candidate, *(v for v in base if v is not None)])
+        top = 1.0 if peak <= 1.0 and not _is_count(report.primary_metric) else _nice_max(peak)
+        title = f"{report.primary_metric} by category"
+        if lines:
+            lines.append("")
+        lines += xychart(
+            title, "category", [row.category for row in rows], report.primary_metric, (0, top),
+            series,
+        )  # fmt: skip
+        lines += [
+            "",
+            "Bars: candidate"
+            + (
+                "; line: base model." if with_base else " (no base model score for every category)."
+            ),
+        ]
+    return ["### Charts", "", *lines] if lines else []
+
+
+# -- serving, failing items, links --------------------------------------------------------
+
+
+def _serving(report: EvalReport) -> list[str]:
+    measured = {
+        "p95 latency (ms)": report.serving.p95_latency_ms,
+        "peak memory (MB)": report.serving.peak_memory_mb,
+    }
+    checks = {c.name: c for c in report.checks if c.kind == "serving"}
+    lines = ["### Serving", "", "| | measured | limit | |", "|---|---|---|---|"]
+    for shown, name, unit in _SERVING:
+        value = measured[name]
+        check = checks.get(name)
+        limit = f"{check.threshold:,.0f} {unit}" if check and check.threshold is not None else "—"
+        result = MISSING if check is None else ("✅" if check.passed else "❌")
+        value_text = "not measured" if value is None else f"{value:,.0f} {unit}"
+        lines.append(f"| {shown} | {value_text} | {limit} | {result} |")
+    return lines
+
+
+def _clip(output: str) -> tuple[str, bool]:
+    text = output.replace("\r\n", "\n").replace("\r", "\n")
+    clipped = text[:OUTPUT_CHARS]
+    kept = clipped.split("\n")[:OUTPUT_LINES]
+    clipped = "\n".join(kept)
+    return clipped, clipped != text
+
+
+def _worst(items: Sequence[FailingItem]) -> list[str]:
+    if not items:
+        return []
+    lines = [
+        f"<details><summary>Worst failing items ({len(items)}), most failed metrics first"
+        "</summary>",
+        "",
+    ]
+    for item in items:
+        lines += [f"#### {_code(item.item_id)} ({_text(item.category)})", ""]
+        lines += [
+            f"- {_code(metric)}: {_text(reason)}" for metric, reason in sorted(item.failed.items())
+        ]
+        text, clipped = _clip(item.output)
+        lines += ["", *_fenced(text)]
+        if clipped:
+            lines += ["", f"*Output truncated (first {OUTPUT_CHARS} characters, at most "
+                          f"{OUTPUT_LINES} lines).*"]  # fmt: skip
+        lines.append("")
+    return [*lines, "</details>"]
+
+
+def _verification(checked: Sequence[str]) -> list[str]:
+    if not checked:
+        return []
+    return [
+        f"<details><summary>Adapter verified ({len(checked)} check(s))</summary>",
+        "",
+        *(f"- {_text(line)}" for line in checked),
+        "",
+        "</details>",
+    ]
+
+
+_SAFE_URL = re.compile(r"https?://[^\s<>()\[\]`\"']+")
+_LINK_TITLES = {"candidate": "Candidate on the Hub"}
+
+
+def _links(links: Mapping[str, str]) -> list[str]:
+    if not links:
+        return []
+    lines = ["### Links", ""]
+    for key, url in sorted(links.items()):
+        title = _text(_LINK_TITLES.get(key, key))
+        target = f"[{url}]({url})" if _SAFE_URL.fullmatch(url) else _code(url)
+        lines.append(f"- {title}: {target}")
+    return lines
+
+
+# -- the job summary ----------------------------------------------------------------------
+
+
+def write_step_summary(markdown: str, env: Mapping[str, str] = os.environ) -> bool:
+    """Append `markdown` to the job summary named by `GITHUB_STEP_SUMMARY`; False if unset."""
+    target = env.get("GITHUB_STEP_SUMMARY")
+    if not target:
+        return False
+    with Path(target).open("a", encoding="utf-8") as stream:
+        stream.write(markdown if markdown.endswith("\n") else markdown + "\n")
+        stream.write("\n")
+    return True
+
+
+# -- loading a report ---------------------------------------------------------------------
+
+
+def load_report(path: Path) -> EvalReport:
+    """An `EvalReport` from the JSON `EvalReport.write` wrote (tuples come back as tuples)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise InputError(f"{path}: cannot read an eval report: {error}") from None
+    try:
+        return typing.cast(EvalReport, _build(EvalReport, data))
+    except (TypeError, ValueError, KeyError) as error:
+        raise InputError(f"{path}: not an eval report: {error}") from None
+
+
+def _build(kind: Any, data: Any) -> Any:
+    """`data` (parsed JSON) as an instance of the type `kind`, nested dataclasses included."""
+    origin = typing.get_origin(kind)
+    args = typing.get_args(kind)
+    if kind is Any:
+        return data
+    if origin in (typing.Union, types.UnionType):
+        if data is None and type(None) in args:
+            return None
+        options = [a for a in args if a is not type(None)]
+        if len(options) != 1:
+            raise TypeError(f"cannot rebuild a value of {kind}")
+        return _build(options[0], data)
+    if origin is Literal:
+        if data not in args:
+            raise ValueError(f"{data!r} is not one of {', '.join(map(repr, args))}")
+        return data
+    if is_dataclass(kind) and isinstance(kind, type):
+        if not isinstance(data, dict):
+            raise TypeError(f"{kind.__name__}: expected an object, got {type(data).__name__}")
+        hints = typing.get_type_hints(kind)
+        known = {f.name for f in fields(kind) if f.init}
+        return kind(**{k: _build(hints[k], v) for k, v in data.items() if k in known})
+    if origin is list:
+        return [_build(args[0], v) for v in _sequence(data)]
+    if origin is tuple:
+        values = _sequence(data)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_build(args[0], v) for v in values)
+        if len(values) != len(args):
+            raise ValueError(f"expected {len(args)} values, got {len(values)}")
+        return tuple(_build(a, v) for a, v in zip(args, values, strict=True))
+    if origin is dict:
+        if not isinstance(data, dict):
+            raise TypeError(f"expected an object, got {type(data).__name__}")
+        return {_build(args[0], k): _build(args[1], v) for k, v in data.items()}
+    if kind is float:
+        if isinstance(data, bool) or not isinstance(data, int | float):
+            raise TypeError(f"expected a number, got {data!r}")
+        return float(data)
+    if kind in (int, str, bool):
+        if not isinstance(data, kind) or (kind is int and isinstance(data, bool)):
+            raise TypeError(f"expected {kind.__name__}, got {data!r}")
+        return data
+    raise TypeError(f"cannot rebuild a value of {kind}")
+
+
+def _sequence(data: Any) -> list[Any]:
+    if not isinstance(data, list):
+        raise TypeError(f"expected a list, got {type(data).__name__}")
+    return data
