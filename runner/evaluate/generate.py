@@ -47,9 +47,10 @@ def generate_outputs(
             allow_patterns=list(ADAPTER_FILES),
         )
     items = script.eval_items(eval_records(bundle, repo_root), None)
-    rows = script.generate_all_roles(
-        model, tokenizer, items, generation_settings(bundle), incumbent_dir
-    )
+    with script.PeakMemory() as memory:
+        rows = script.generate_all_roles(
+            model, tokenizer, items, generation_settings(bundle), incumbent_dir
+        )
     outputs = out_dir / "eval_outputs.jsonl"
     script.write_jsonl(outputs, rows)
-    return Generated(outputs, script.peak_memory()["bytes"])
+    return Generated(outputs, memory.peak["bytes"])

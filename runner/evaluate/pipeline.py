@@ -83,6 +83,13 @@ def verify_adapter(bundle: AdapterBundle, files: CandidateFiles) -> list[str]:
     return [*checked, f"adapter_config.json matches the spec ({', '.join(expected)})"]
 
 
+def generation_peak_memory(metrics: dict[str, Any]) -> int | None:
+    """Peak memory while generating (what serving costs); runs before it was measured
+    separately report the whole process's peak."""
+    measured = (metrics.get("generation") or {}).get("peak_memory") or metrics.get("peak_memory")
+    return (measured or {}).get("bytes")
+
+
 def eval_records(bundle: AdapterBundle, repo_root: Path) -> list[dict[str, Any]]:
     """The evaluated records, in file order (the first `max_items` when set)."""
     relative = bundle.dataset.files.eval.path
@@ -114,7 +121,7 @@ def evaluate_candidate(
     files = fetch_candidate(client, candidate_location(bundle, rid))
     verified = verify_adapter(bundle, files)
     outputs = files.folder / "eval_outputs.jsonl"
-    serving_memory = (files.metrics.get("peak_memory") or {}).get("bytes")
+    serving_memory = generation_peak_memory(files.metrics)
     out_dir.mkdir(parents=True, exist_ok=True)
     if generate_locally or not outputs.is_file():
         from runner.evaluate.generate import generate_outputs

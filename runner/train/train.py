@@ -33,6 +33,7 @@ import re
 import resource
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -694,6 +695,46 @@ def peak_memory() -> dict[str, Any]:
     return {"kind": "rss", "bytes": int(kib) * 1024}
 
 
+class PeakMemory:
+    """Peak memory while the block runs, for the serving limit: CUDA's peak allocation since
+    the block started, or on a CPU the highest RSS sampled every 20 ms (the process's own
+    peak RSS also counts the training before)."""
+
+    def __enter__(self) -> PeakMemory:
+        self.peak: dict[str, Any] = {}
+        self._stop = threading.Event()
+        self._rss = _rss_bytes()
+        if device_type() == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        else:
+            self._sampler = threading.Thread(target=self._sample, daemon=True)
+            self._sampler.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.02):
+            self._rss = max(self._rss, _rss_bytes())
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if device_type() == "cuda":
+            self.peak = {
+                "kind": "cuda_max_allocated",
+                "bytes": int(torch.cuda.max_memory_allocated()),
+            }
+        else:
+            self._sampler.join()
+            self.peak = {"kind": "rss_sampled", "bytes": max(self._rss, _rss_bytes())}
+
+
+def _rss_bytes() -> int:
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+    return pages * os.sysconf("SC_PAGE_SIZE")
+
+
 def device_name() -> str:
     if device_type() == "cuda":
         return torch.cuda.get_device_name(0)
@@ -747,12 +788,12 @@ def train_and_generate(config: dict[str, Any], out_dir: Path, metrics: dict[str,
         )
     with stage("save", metrics):
         save_adapter(model, out_dir / "adapter", config["base_model"])
-    with stage("generate", metrics):
+    with stage("generate", metrics), PeakMemory() as memory:
         rows = generate_all_roles(
             model, tokenizer, items, config["generation"], inputs.incumbent_dir
         )
         write_jsonl(out_dir / "eval_outputs.jsonl", rows)
-        metrics["generation"] = {"items": len(items), "rows": len(rows)}
+    metrics["generation"] = {"items": len(items), "rows": len(rows), "peak_memory": memory.peak}
 
 
 def run(config: dict[str, Any], out_dir: Path) -> int:
