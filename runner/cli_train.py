@@ -147,23 +147,29 @@ def evaluate(
         Path | None,
         typer.Option("--out", help="Where eval_report.json/.md go (default: .runs/<run id>)."),
     ] = None,
+    upload: Annotated[
+        bool,
+        typer.Option("--upload", help="Also put the report next to the candidate on the Hub."),
+    ] = False,
     repo: RepoOption = None,
 ) -> None:
     """Fetch the candidate, verify its adapter, score its outputs and apply the gate; writes
     eval_report.json and eval_report.md. Exit 0 when it passes the gate, 1 when not."""
-    from runner.evaluate.pipeline import evaluate_candidate
+    from runner.evaluate.pipeline import evaluate_candidate, publish_report
     from runner.report.eval_comment import eval_comment, write_step_summary
+    from runner.train.run_config import candidate_location
     from runner.train.run_id import run_id
 
     workspace = workspace_for(repo)
     bundle = require_adapter(workspace, adapter)
     rid = run or run_id(bundle, workspace.root)
     folder = out_dir or workspace.root / ".runs" / rid
+    client = HubClient()
     with err.status(f"evaluating {bundle.dirname} run {rid}"):
         report = evaluate_candidate(
             bundle,
             workspace.root,
-            HubClient(),
+            client,
             run_id=rid,
             generate_locally=generate_locally,
             out_dir=folder,
@@ -172,6 +178,8 @@ def evaluate(
     report.write(folder / "eval_report.json")
     (folder / "eval_report.md").write_text(markdown, encoding="utf-8")
     write_step_summary(markdown)
+    if upload:
+        publish_report(client, candidate_location(bundle, rid), report, markdown)
     print_decision(out, report)
     out.print(f"report: {folder / 'eval_report.md'}", soft_wrap=True)
     raise typer.Exit(0 if report.passed else 1)

@@ -41,3 +41,9 @@ def differs_from(root: Path, ref: str, path: str) -> bool:
     diff = _git(root, "diff", "--quiet", ref, "--", path)
     untracked = _git(root, "ls-files", "--others", "--exclude-standard", "--", path)
     return diff.returncode != 0 or bool(untracked.stdout.strip())
+
+
+def head_commit(root: Path) -> str:
+    """The commit the working tree is at, or `unknown` outside a git checkout."""
+    found = _git(root, "rev-parse", "HEAD")
+    return found.stdout.strip() if found.returncode == 0 else "unknown"

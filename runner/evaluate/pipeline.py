@@ -177,3 +177,32 @@ def build_report(
 
 def _tree_url(client: HubClient, location: CandidateLocation) -> str:
     return f"{client.endpoint}/{location.repo_id}/tree/main/{location.path}"
+
+
+REPORT_JSON, REPORT_MD = "eval_report.json", "eval_report.md"
+
+
+def publish_report(
+    client: HubClient, location: CandidateLocation, report: EvalReport, markdown: str
+) -> None:
+    """Put the report next to the candidate: what the PR showed is what merge promotes."""
+    outcome = "passed" if report.passed else "failed"
+    client.commit(
+        location.repo,
+        {
+            location.file(REPORT_JSON): report.to_json().encode("utf-8"),
+            location.file(REPORT_MD): markdown.encode("utf-8"),
+        },
+        f"Eval report of run {location.run_id}: {outcome}",
+    )
+
+
+def read_report(client: HubClient, location: CandidateLocation) -> EvalReport | None:
+    """The report published next to the candidate, or None when it was not evaluated."""
+    from runner.hub.client import NotFoundError
+    from runner.report.eval_comment import load_report
+
+    try:
+        return load_report(client.download(location.repo, location.file(REPORT_JSON)))
+    except NotFoundError:
+        return None

@@ -212,14 +212,21 @@ class HubClient:
         same = all(remote.get(path) == git_blob_id(local) for path, local in files.items())
         return head if same else None
 
-    def tags(self, repo: RepoRef) -> dict[str, str]:
-        """Tag name -> commit id."""
+    def refs(self, repo: RepoRef) -> Refs:
+        """Branches and tags, name -> commit id, in one request."""
         refs = self._run(
             "list refs of",
             repo,
             lambda: self._api.list_repo_refs(repo.repo_id, repo_type=repo.repo_type),
         )
-        return {ref.name: ref.target_commit for ref in refs.tags}
+        return Refs(
+            {ref.name: ref.target_commit for ref in refs.branches},
+            {ref.name: ref.target_commit for ref in refs.tags},
+        )
+
+    def tags(self, repo: RepoRef) -> dict[str, str]:
+        """Tag name -> commit id."""
+        return self.refs(repo).tags
 
     def tag_if_absent(self, repo: RepoRef, tag: str, revision: str) -> bool:
         """Create `tag` at `revision`; False if it already points there. A tag pointing
@@ -337,6 +344,12 @@ class HubClient:
         the Space restarted). Not retried: a dropped stream just ends."""
         for line in self._api.fetch_space_logs(space, follow=True):
             yield redact(line.rstrip("\n"))
+
+
+@dataclass(frozen=True)
+class Refs:
+    branches: dict[str, str]
+    tags: dict[str, str]
 
 
 @dataclass(frozen=True)

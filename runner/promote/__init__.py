@@ -1,0 +1,1 @@
+"""Promotion: the model card, the atomic commit to the publish repo and the version tag."""

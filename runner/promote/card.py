@@ -1,0 +1,280 @@
+"""The promoted model card: `README.md` in the publish repo.
+
+The card is the version's own `README.md` (its front matter dropped) followed by generated
+sections: base model, dataset and its hashes, training config, evaluation, provenance and
+usage. Its YAML metadata is built with huggingface_hub's own `ModelCardData` and
+`EvalResult`, so the `model-index` reads back through `ModelCard` to the same numbers.
+Output is deterministic: the same inputs give the same bytes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+from runner.evaluate.report import EvalReport, MetricRow
+from runner.specs.bundle import AdapterBundle
+from runner.specs.dataset import DatasetFile
+from runner.specs.training import TrainingSpec
+
+TASK_TYPE = "text-generation"
+DECIMALS = 4
+"""Eval results are written to the `model-index` rounded to this many decimals."""
+DASH = "\u2014"
+WITHDRAWN_TAG = "withdrawn"
+WITHDRAWN_MARKER = "<!-- adapter-gitops:withdrawn -->"
+_FRONT_MATTER = re.compile(r"\A\s*---[ \t]*\r?\n.*?\r?\n---[ \t]*(?:\r?\n|\Z)", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a promoted version came from."""
+
+    git_commit: str
+    pr_number: int | None
+    run_id: str
+    runner_version: str
+
+
+def render_model_card(
+    bundle: AdapterBundle,
+    report: EvalReport,
+    provenance: Provenance,
+    *,
+    dataset_commit: str | None = None,
+    license: str | None = None,
+) -> str:
+    """The model card (`README.md`) of a promoted adapter version."""
+    data = card_data(bundle, report, dataset_commit=dataset_commit, license=license)
+    sections = [
+        own_readme(bundle),
+        base_model_section(bundle),
+        dataset_section(bundle, dataset_commit),
+        training_section(bundle.training),
+        evaluation_section(report),
+        provenance_section(provenance),
+        usage_section(bundle),
+    ]
+    body = "\n\n".join(section.strip("\n") for section in sections if section.strip())
+    return f"---\n{data.to_yaml()}\n---\n\n{body}\n"
+
+
+def withdrawn_card(card_text: str, reason: str) -> str:
+    """The same card marked withdrawn: a notice on top of the body and the `withdrawn` tag.
+    Every other piece of metadata, eval results included, is kept. Withdrawing again
+    replaces the notice instead of stacking a second one."""
+    card = ModelCard(card_text)
+    tags = list(card.data.tags or [])
+    if WITHDRAWN_TAG not in tags:
+        tags.append(WITHDRAWN_TAG)
+    card.data.tags = tags
+    body = _without_notice(card.text).lstrip("\n")
+    card.text = f"\n{withdrawn_notice(reason)}\n\n{body}"
+    return str(card)
+
+
+def withdrawn_notice(reason: str) -> str:
+    lines = [line.strip() for line in reason.strip().splitlines()] or [""]
+    quoted = "\n".join(f"> {line}".rstrip() for line in lines)
+    return (
+        f"{WITHDRAWN_MARKER}\n> [!CAUTION]\n> **Withdrawn.** Do not use this version.\n>\n"
+        f"{quoted}\n{WITHDRAWN_MARKER}"
+    )
+
+
+def _without_notice(body: str) -> str:
+    start = body.find(WITHDRAWN_MARKER)
+    end = body.find(WITHDRAWN_MARKER, start + 1)
+    if start == -1 or end == -1:
+        return body
+    return body[:start] + body[end + len(WITHDRAWN_MARKER) :]
+
+
+# -- metadata -------------------------------------------------------------------------------
+
+
+def card_data(
+    bundle: AdapterBundle,
+    report: EvalReport,
+    *,
+    dataset_commit: str | None = None,
+    license: str | None = None,
+) -> ModelCardData:
+    adapter, dataset = bundle.adapter, bundle.dataset
+    return ModelCardData(
+        base_model=adapter.base_model.id,
+        base_model_revision=adapter.base_model.revision,
+        library_name="peft",
+        pipeline_tag=TASK_TYPE,
+        license=license,
+        tags=["peft", bundle.training.method, adapter.task],
+        datasets=[dataset.hub_repo],
+        model_name=bundle.dirname,
+        eval_results=eval_results(bundle, report.overall, dataset_commit) or None,
+    )
+
+
+def eval_results(
+    bundle: AdapterBundle, rows: Sequence[MetricRow], dataset_commit: str | None
+) -> list[EvalResult]:
+    """One `EvalResult` per overall metric the candidate has a value for."""
+    dataset = bundle.dataset
+    return [
+        EvalResult(
+            task_type=TASK_TYPE,
+            dataset_type=dataset.hub_repo,
+            dataset_name=f"{dataset.name} {dataset.version}",
+            dataset_split="eval",
+            dataset_revision=dataset_commit,
+            metric_type=row.metric,
+            metric_value=round(row.candidate, DECIMALS),
+            verified=False,
+        )
+        for row in rows
+        if row.candidate is not None
+    ]
+
+
+# -- body -----------------------------------------------------------------------------------
+
+
+def own_readme(bundle: AdapterBundle) -> str:
+    """The version's own README.md, without any front matter of its own."""
+    path = bundle.directory / "README.md"
+    if not path.is_file():
+        return f"# {bundle.dirname}\n\n{bundle.adapter.description}"
+    return _FRONT_MATTER.sub("", path.read_text(encoding="utf-8"), count=1).strip()
+
+
+def base_model_section(bundle: AdapterBundle) -> str:
+    base = bundle.adapter.base_model
+    link = f"https://huggingface.co/{base.id}/tree/{base.revision}"
+    return (
+        "## Base model\n\n"
+        f"[`{base.id}`](https://huggingface.co/{base.id}) at revision "
+        f"[`{base.revision}`]({link})."
+    )
+
+
+def dataset_section(bundle: AdapterBundle, dataset_commit: str | None) -> str:
+    dataset = bundle.dataset
+    rows = [
+        ["Repo", f"[`{dataset.hub_repo}`](https://huggingface.co/datasets/{dataset.hub_repo})"],
+        ["Version", f"`{dataset.version}`"],
+        ["Commit", f"`{dataset_commit}`" if dataset_commit else DASH],
+        ["License", f"`{dataset.license}`"],
+    ]
+    files = [
+        _file_row(split, file)
+        for split, file in (("train", dataset.files.train), ("eval", dataset.files.eval))
+    ]
+    return (
+        f"## Dataset\n\n{table(['Field', 'Value'], rows)}\n\n"
+        f"{table(['Split', 'File', 'Examples', 'sha256'], files)}"
+    )
+
+
+def _file_row(split: str, file: DatasetFile) -> list[str]:
+    examples = str(file.examples) if file.examples is not None else DASH
+    sha = f"`{file.sha256}`" if file.sha256 else DASH
+    return [split, f"`{file.path}`", examples, sha]
+
+
+def training_section(spec: TrainingSpec) -> str:
+    quant = spec.quantization
+    quantization = (
+        f"4-bit {quant.bnb_4bit_quant_type}, double quant "
+        f"{'on' if quant.bnb_4bit_use_double_quant else 'off'}, "
+        f"{quant.bnb_4bit_compute_dtype} compute"
+        if quant is not None and quant.load_in_4bit
+        else "none (full precision)"
+    )
+    length = f"{spec.max_steps} steps" if spec.max_steps else f"{spec.num_train_epochs:g} epochs"
+    batch, accumulation = spec.per_device_train_batch_size, spec.gradient_accumulation_steps
+    schedule = f"{spec.learning_rate:g}, `{spec.lr_scheduler_type}`, warmup {spec.warmup_ratio:g}"
+    rows = [
+        ["Method", f"`{spec.method}`"],
+        ["LoRA", f"r {spec.r}, alpha {spec.lora_alpha}, dropout {spec.lora_dropout:g}"],
+        ["Target modules", ", ".join(f"`{m}`" for m in spec.target_modules)],
+        ["Modules saved in full", ", ".join(f"`{m}`" for m in spec.modules_to_save) or DASH],
+        ["Quantization", quantization],
+        ["Length", length],
+        ["Learning rate", schedule],
+        ["Batch", f"{batch} x {accumulation} accumulation = {batch * accumulation}"],
+        ["Optimizer", f"`{spec.optim}`"],
+        ["Max sequence length", str(spec.max_seq_length)],
+        ["Packing", "yes" if spec.packing else "no"],
+        ["Seed", str(spec.seed)],
+    ]
+    return f"## Training\n\n{table(['Setting', 'Value'], rows)}"
+
+
+def evaluation_section(report: EvalReport) -> str:
+    failed = [check.name for check in report.checks if not check.passed]
+    if report.passed:
+        decision = f"**Gate: passed** all {len(report.checks)} checks."
+    else:
+        decision = f"**Gate: failed** {len(failed)} of {len(report.checks)} checks: " + (
+            ", ".join(f"`{name}`" for name in failed)
+        )
+    rows = [
+        [f"`{row.metric}`", _number(row.threshold), _value(row), _number(row.base)]
+        for row in report.overall
+    ]
+    items = f"Scored on {report.items} eval items." if report.items else ""
+    metrics = table(["Metric", "Threshold", "Value (95% CI)", "Base model"], rows)
+    return "\n\n".join(part for part in ("## Evaluation", decision, metrics, items) if part)
+
+
+def _number(value: float | None) -> str:
+    return DASH if value is None else f"{value:.3f}"
+
+
+def _value(row: MetricRow) -> str:
+    if row.candidate is None:
+        return DASH
+    if row.interval is None:
+        return f"{row.candidate:.3f}"
+    low, high = row.interval
+    return f"{row.candidate:.3f} ({low:.3f}\u2013{high:.3f})"
+
+
+def provenance_section(provenance: Provenance) -> str:
+    pr = f"#{provenance.pr_number}" if provenance.pr_number is not None else DASH
+    rows = [
+        ["Git commit", f"`{provenance.git_commit}`"],
+        ["Pull request", pr],
+        ["Run id", f"`{provenance.run_id}`"],
+        ["Runner version", f"`{provenance.runner_version}`"],
+    ]
+    return f"## Provenance\n\n{table(['Field', 'Value'], rows)}"
+
+
+def usage_section(bundle: AdapterBundle) -> str:
+    adapter, base = bundle.adapter, bundle.adapter.base_model
+    quantized = bundle.training.method == "qlora"
+    imports = "AutoModelForCausalLM, AutoTokenizer" + (", BitsAndBytesConfig" if quantized else "")
+    quantization = (
+        "    quantization_config=BitsAndBytesConfig(load_in_4bit=True),\n" if quantized else ""
+    )
+    return (
+        "## Usage\n\n```python\n"
+        "from peft import PeftModel\n"
+        f"from transformers import {imports}\n\n"
+        f'base_id, base_revision = "{base.id}", "{base.revision}"\n'
+        "base = AutoModelForCausalLM.from_pretrained(\n"
+        "    base_id,\n    revision=base_revision,\n"
+        f"{quantization})\n"
+        f'model = PeftModel.from_pretrained(base, "{adapter.publish.repo_id}", '
+        f'revision="v{adapter.version}")\n'
+        "tokenizer = AutoTokenizer.from_pretrained(base_id, revision=base_revision)\n"
+        "```"
+    )
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = [header, ["---"] * len(header), *rows]
+    return "\n".join("| " + " | ".join(cells) + " |" for cells in lines)
