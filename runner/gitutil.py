@@ -47,3 +47,21 @@ def head_commit(root: Path) -> str:
     """The commit the working tree is at, or `unknown` outside a git checkout."""
     found = _git(root, "rev-parse", "HEAD")
     return found.stdout.strip() if found.returncode == 0 else "unknown"
+
+
+def removed_files(root: Path, pattern: str) -> dict[str, str]:
+    """Files matching `pattern` that some commit deleted and HEAD does not have: path ->
+    their last content. Empty outside a git checkout."""
+    log = _git(root, "log", "--diff-filter=D", "--format=%H", "--name-only", "--", pattern)
+    if log.returncode != 0:
+        return {}
+    removed: dict[str, str] = {}
+    commit = ""
+    for line in log.stdout.splitlines():
+        if len(line) == 40 and " " not in line and "/" not in line:
+            commit = line
+        elif line and line not in removed and not exists_at(root, "HEAD", line):
+            shown = _git(root, "show", f"{commit}^:{line}")
+            if shown.returncode == 0:
+                removed[line] = shown.stdout
+    return removed

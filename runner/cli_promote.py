@@ -1,0 +1,85 @@
+"""CLI verbs that converge the Hub to git: `reconcile` and `status`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from runner.cli_shared import RepoOption, app, err, out, workspace_for
+from runner.hub.client import HubClient
+from runner.policy.loading import load_policies
+from runner.promote.reconcile import AdapterState, observe
+from runner.report.progress import TrainProgress
+from runner.specs import require_adapter
+from runner.specs.bundle import AdapterBundle
+from runner.workspace import Workspace
+
+
+def _bundles(workspace: Workspace, adapter: str | None) -> list[AdapterBundle]:
+    directories = workspace.list_adapter_dirs()
+    if adapter is not None:
+        directories = [workspace.adapter_dir(adapter)]
+    return [require_adapter(workspace, d) for d in directories]
+
+
+def print_states(states: list[AdapterState]) -> None:
+    """A table of adapter, run id, state and action; the details (reasons, locations) after
+    it, one line each, so a narrow terminal or CI log keeps them whole."""
+    table = Table(show_lines=False)
+    for column in ("adapter", "run id", "state", "action"):
+        table.add_column(column, no_wrap=True)
+    for state in states:
+        table.add_row(state.adapter, state.run_id or "—", state.state.value, state.action.value)
+    out.print(table)
+    for state in states:
+        if state.detail:
+            out.print(Text.assemble((state.adapter, "bold"), f": {state.detail}"), soft_wrap=True)
+
+
+@app.command()
+def status(repo: RepoOption = None) -> None:
+    """The state of every adapter on the Hub: fast, no training, no weight downloads."""
+    workspace = workspace_for(repo)
+    with err.status("reading the Hub"):
+        states = observe(_bundles(workspace, None), workspace.root, HubClient())
+    print_states(states)
+
+
+@app.command()
+def reconcile(
+    apply: Annotated[
+        bool, typer.Option("--apply", help="Converge: train, evaluate, promote.")
+    ] = False,
+    adapter: Annotated[str | None, typer.Option(help="Only this adapter.")] = None,
+    repair_drift: Annotated[
+        bool, typer.Option("--repair-drift", help="With --apply: restore drifted publish repos.")
+    ] = False,
+    pr: Annotated[int | None, typer.Option(help="PR number for the provenance.")] = None,
+    repo: RepoOption = None,
+) -> None:
+    """Plan (and with --apply, carry out) what makes the Hub match the adapters in git."""
+    from runner.promote.apply import Context, converge
+
+    workspace = workspace_for(repo)
+    client = HubClient()
+    with err.status("reading the Hub"):
+        states = observe(_bundles(workspace, adapter), workspace.root, client)
+    print_states(states)
+    if not apply:
+        return
+    with TrainProgress(err, "reconcile") as progress:
+        context = Context(
+            workspace.root, client, load_policies(workspace), pr, repair_drift, progress.update
+        )
+        outcomes = converge(states, context)
+    for outcome in outcomes:
+        mark = Text("ok   ", style="green") if outcome.ok else Text("FAIL ", style="bold red")
+        out.print(
+            Text.assemble(mark, (outcome.adapter, "bold"), f": {outcome.result}"), soft_wrap=True
+        )
+    if not outcomes:
+        out.print("nothing to do: the Hub matches git")
+    raise typer.Exit(0 if all(o.ok for o in outcomes) else 1)

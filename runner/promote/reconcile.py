@@ -1,0 +1,166 @@
+"""`runner reconcile` and `runner status`: the desired state (every adapter directory at this
+commit) against the actual state (publish repos, tags, candidates, their run records and
+eval reports), and the actions that converge the Hub to git.
+
+Observing costs one request per promoted adapter (its publish repo's refs); only adapters
+that are not promoted yet look further (candidate files, run record, eval report).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from runner.gitutil import removed_files
+from runner.hub.client import HubClient, NotFoundError, Refs, RepoRef
+from runner.specs.bundle import AdapterBundle
+from runner.train.candidate import read_run
+from runner.train.run_config import candidate_location
+from runner.train.run_id import run_id
+
+_TAG = re.compile(r"v(\d+)")
+
+
+class State(StrEnum):
+    PROMOTED = "promoted"
+    DRIFTED = "drifted"
+    CANDIDATE_PASSED = "candidate passed"
+    CANDIDATE_FAILED = "candidate failed"
+    NOT_EVALUATED = "not evaluated"
+    TRAINING_FAILED = "training failed"
+    NEEDS_TRAINING = "needs training"
+    WITHDRAWN = "withdrawn"
+
+
+class Action(StrEnum):
+    NONE = "none"
+    TRAIN = "train, evaluate, promote"
+    EVALUATE = "evaluate, promote"
+    PROMOTE = "promote"
+    REPAIR = "repair drift"
+    WITHDRAW = "mark withdrawn"
+
+
+ACTIONS = {
+    State.PROMOTED: Action.NONE,
+    State.DRIFTED: Action.REPAIR,
+    State.CANDIDATE_PASSED: Action.PROMOTE,
+    State.CANDIDATE_FAILED: Action.NONE,
+    State.NOT_EVALUATED: Action.EVALUATE,
+    State.TRAINING_FAILED: Action.TRAIN,
+    State.NEEDS_TRAINING: Action.TRAIN,
+    State.WITHDRAWN: Action.WITHDRAW,
+}
+
+
+@dataclass(frozen=True)
+class AdapterState:
+    adapter: str
+    run_id: str | None
+    state: State
+    detail: str = ""
+    bundle: AdapterBundle | None = None
+
+    @property
+    def action(self) -> Action:
+        return ACTIONS[self.state]
+
+
+def observe(bundles: list[AdapterBundle], repo_root: Path, client: HubClient) -> list[AdapterState]:
+    """The state of every adapter in git, then of promoted versions git no longer has (their
+    publish repos come from the adapters in git and from adapter.yaml files git removed)."""
+    repos = {b.adapter.publish.repo_id: b.adapter.name for b in bundles}
+    repos = removed_publish_repos(repo_root) | repos
+    refs = _publish_refs(set(repos), client)
+    states = [observe_one(b, repo_root, client, refs[b.adapter.publish.repo_id]) for b in bundles]
+    return states + withdrawn(bundles, refs, repos)
+
+
+def removed_publish_repos(repo_root: Path) -> dict[str, str]:
+    """Publish repo -> adapter name, of adapter versions deleted from git."""
+    found = {}
+    for text in removed_files(repo_root, "adapters/*/adapter.yaml").values():
+        try:
+            spec = yaml.safe_load(text) or {}
+            found[str(spec["publish"]["repo_id"])] = str(spec["name"])
+        except (yaml.YAMLError, KeyError, TypeError):
+            continue  # a broken old spec names no repo; nothing to report for it
+    return found
+
+
+def observe_one(
+    bundle: AdapterBundle, repo_root: Path, client: HubClient, refs: Refs | None
+) -> AdapterState:
+    rid = run_id(bundle, repo_root)
+    tag = f"v{bundle.adapter.version}"
+
+    def state(kind: State, detail: str = "") -> AdapterState:
+        return AdapterState(bundle.dirname, rid, kind, detail, bundle)
+
+    if refs is not None and tag in refs.tags:
+        repo = RepoRef(bundle.adapter.publish.repo_id)
+        if _latest_tag(refs) == tag and _drifted(client, repo, refs, tag):
+            return state(State.DRIFTED, f"main no longer holds what {tag} promoted")
+        return state(State.PROMOTED, f"{repo.repo_id}@{tag}")
+    location = candidate_location(bundle, rid)
+    run = read_run(client, location)
+    if run is None:
+        return state(State.NEEDS_TRAINING)
+    if not run.is_candidate:
+        return state(State.TRAINING_FAILED, run.error or "")
+    from runner.evaluate.pipeline import read_report
+
+    report = read_report(client, location)
+    if report is None:
+        return state(State.NOT_EVALUATED, str(location))
+    if report.passed:
+        return state(State.CANDIDATE_PASSED, str(location))
+    failed = "; ".join(f"{c.name}: {c.detail}" for c in report.checks if not c.passed)
+    return state(State.CANDIDATE_FAILED, f"failed its gate: {failed}")
+
+
+def withdrawn(
+    bundles: list[AdapterBundle], refs: dict[str, Refs | None], names: dict[str, str]
+) -> list[AdapterState]:
+    """Promoted versions (tags) whose adapter directory is gone from git."""
+    in_git = {(b.adapter.publish.repo_id, f"v{b.adapter.version}") for b in bundles}
+    return [
+        AdapterState(f"{names[repo_id]}-{tag}", None, State.WITHDRAWN, f"{repo_id}@{tag}")
+        for repo_id, found in sorted(refs.items())
+        if found is not None
+        for tag in sorted(found.tags)
+        if _TAG.fullmatch(tag) and (repo_id, tag) not in in_git
+    ]
+
+
+def _drifted(client: HubClient, repo: RepoRef, refs: Refs, tag: str) -> bool:
+    """main's files differ from the tag's. Same commit: no request; a repaired main is a new
+    commit with the tag's content, so content decides."""
+    main = refs.branches.get("main")
+    if main == refs.tags[tag]:
+        return False
+    return client.file_oids(repo, revision=refs.tags[tag]) != client.file_oids(repo, main or "main")
+
+
+def _publish_refs(repo_ids: set[str], client: HubClient) -> dict[str, Refs | None]:
+    found: dict[str, Refs | None] = {}
+    for repo_id in sorted(repo_ids):
+        try:
+            found[repo_id] = client.refs(RepoRef(repo_id))
+        except NotFoundError:
+            found[repo_id] = None
+    return found
+
+
+def _latest_tag(refs: Refs) -> str | None:
+    versions = [(int(m.group(1)), t) for t in refs.tags if (m := _TAG.fullmatch(t))]
+    return max(versions)[1] if versions else None
+
+
+EventSink = Callable[[dict[str, Any]], None]

@@ -1,0 +1,128 @@
+"""`runner reconcile` and `runner status` on the emulator, with the embedded default on the
+tiny random Llama: train, evaluate, promote once; a failing candidate is never promoted;
+drift is shown and repaired; a removed version is marked, never deleted."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from huggingface_hub import HfApi, ModelCard
+
+from tests.conftest import ADAPTER, TOKEN, RunCli
+
+PUBLISH = "ainative/kwanzaa-mini-lora"
+
+
+def lenient(root: Path) -> None:
+    """Gates a random model can pass: only the zero-tolerance rules stay."""
+    spec = root / "adapters" / ADAPTER / "eval.yaml"
+    text = spec.read_text()
+    head, _, _ = text.partition("thresholds:")
+    spec.write_text(
+        head + "zero_tolerance:\n  - ai_attribution\n  - secret_leak\n"
+        "comparisons:\n  base_model:\n    must_beat: false\n"
+    )
+
+
+def git(root: Path, *args: str) -> None:
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+        cwd=root,
+        check=True,
+    )
+
+
+def commits(api: HfApi, repo_id: str) -> int:
+    return len(api.list_repo_commits(repo_id))
+
+
+def writes(hub: Any) -> int:
+    return sum(r["method"] == "POST" and "/commit/" in r["path"] for r in hub.requests())
+
+
+def test_reconcile_trains_evaluates_and_promotes_once(
+    tiny_repo: Path, env: Any, run_cli: RunCli, tmp_path: Path
+) -> None:
+    lenient(tiny_repo)
+    code, out, _ = run_cli("status", "--repo", tiny_repo)
+    assert code == 0
+    assert "needs training" in out
+
+    code, out, err = run_cli("reconcile", "--apply", "--pr", "7", "--repo", tiny_repo)
+    assert code == 0, out + err[-3000:]
+    assert f"promoted: {PUBLISH}@v1" in out
+    api = HfApi(endpoint=env.endpoint, token=TOKEN)
+    refs = api.list_repo_refs(PUBLISH)
+    assert [t.name for t in refs.tags] == ["v1"]
+    card = ModelCard(Path(api.hf_hub_download(PUBLISH, "README.md", revision="v1")).read_text())
+    candidates = f"{PUBLISH}-candidates"
+    [name] = [f for f in api.list_repo_files(candidates) if f.endswith("eval_report.json")]
+    report = json.loads(Path(api.hf_hub_download(candidates, name)).read_text())
+    expected = {
+        row["metric"]: round(row["candidate"], 4)
+        for row in report["overall"]
+        if row["candidate"] is not None
+    }
+    assert {r.metric_type: r.metric_value for r in card.data.eval_results} == expected
+    assert card.data.library_name == "peft"
+    assert "#7" in card.text
+
+    before = (writes(env), commits(api, PUBLISH), len(list((tiny_repo / ".runs").iterdir())))
+    code, out, _ = run_cli("reconcile", "--apply", "--repo", tiny_repo)
+    assert code == 0
+    assert "nothing to do" in out
+    after = (writes(env), commits(api, PUBLISH), len(list((tiny_repo / ".runs").iterdir())))
+    assert after == before  # no training, no commit
+
+
+def test_a_failing_candidate_is_never_promoted_and_the_plan_says_why(
+    tiny_repo: Path, env: Any, run_cli: RunCli
+) -> None:
+    _, out, _ = run_cli("reconcile", "--apply", "--repo", tiny_repo)
+    assert "not promoted: failed its gate" in out
+    api = HfApi(endpoint=env.endpoint, token=TOKEN)
+    assert not api.list_repo_refs(PUBLISH).tags if api.repo_exists(PUBLISH) else True
+
+    trained = len(list((tiny_repo / ".runs").iterdir()))
+    _, out, _ = run_cli("reconcile", "--apply", "--repo", tiny_repo)
+    assert "candidate failed" in out
+    assert "json_valid_rate" in out
+    assert len(list((tiny_repo / ".runs").iterdir())) == trained  # not retrained
+
+
+def test_drift_is_shown_and_repaired_and_a_removed_version_is_marked_not_deleted(
+    tiny_repo: Path, env: Any, run_cli: RunCli
+) -> None:
+    lenient(tiny_repo)
+    assert run_cli("reconcile", "--apply", "--repo", tiny_repo)[0] == 0
+    api = HfApi(endpoint=env.endpoint, token=TOKEN)
+    api.upload_file(path_or_fileobj=b"by hand", path_in_repo="notes.txt", repo_id=PUBLISH)
+
+    code, out, _ = run_cli("status", "--repo", tiny_repo)
+    assert "drifted" in out
+    code, out, _ = run_cli("reconcile", "--apply", "--repo", tiny_repo)
+    assert "--repair-drift restores" in out
+    code, out, _ = run_cli("reconcile", "--apply", "--repair-drift", "--repo", tiny_repo)
+    assert code == 0
+    assert "restored main to v1" in out
+    assert "notes.txt" not in api.list_repo_files(PUBLISH)
+    assert "promoted" in run_cli("status", "--repo", tiny_repo)[1]
+
+    (tiny_repo / "adapters" / ".gitkeep").touch()  # the repository keeps its adapters/ folder
+    git(tiny_repo, "init", "-q")
+    git(tiny_repo, "add", ".")
+    git(tiny_repo, "commit", "-qm", "adapters")
+    git(tiny_repo, "rm", "-rq", f"adapters/{ADAPTER}")
+    git(tiny_repo, "commit", "-qm", "withdraw the version")
+    code, out, _ = run_cli("status", "--repo", tiny_repo)
+    assert "withdrawn" in out
+    code, out, _ = run_cli("reconcile", "--apply", "--repo", tiny_repo)
+    assert "marked ainative/kwanzaa-mini-lora@v1 withdrawn" in out
+    files = api.list_repo_files(PUBLISH)
+    assert {"adapter_model.safetensors", "adapter_config.json", "README.md"} <= set(files)
+    card = ModelCard(Path(api.hf_hub_download(PUBLISH, "README.md")).read_text())
+    assert "withdrawn" in card.data.tags
+    assert [t.name for t in api.list_repo_refs(PUBLISH).tags] == ["v1"]
