@@ -249,3 +249,17 @@ def test_default_owners_are_unique_and_name_the_host_and_process():
 def test_a_lock_name_cannot_escape_the_locks_folder(client):
     with pytest.raises(ValueError, match="lock name"):
         HubLock(client, REPO, "../README", owner="alice")
+
+
+def test_a_lock_left_by_a_dead_process_on_this_host_is_free_at_once(client, clock):
+    dead = os.fork()
+    if dead == 0:
+        os._exit(0)
+    os.waitpid(dead, 0)
+    assert lock_for(client, f"{socket.gethostname()}:{dead}:cafe", clock).acquire()
+    assert lock_for(client, default_owner(), clock).acquire()  # long before the TTL
+
+
+def test_a_live_process_on_this_host_keeps_its_lock(client, clock):
+    assert lock_for(client, f"{socket.gethostname()}:{os.getpid()}:cafe", clock).acquire()
+    assert not lock_for(client, default_owner(), clock).acquire()

@@ -105,7 +105,7 @@ def promote_candidate(bundle: AdapterBundle, rid: str, ctx: Context) -> str:
         raise RunnerError(f"run {rid} has no eval report at {location}; run reconcile again")
     files = fetch_candidate(ctx.client, location)
     provenance = Provenance(head_commit(ctx.repo_root), ctx.pr_number, rid, __version__)
-    lock = HubLock(ctx.client, location.repo, bundle.dirname, owner=default_owner())
+    lock = HubLock(ctx.client, location.repo, bundle.dirname, owner=default_owner(), ttl_s=600)
     with lock.held():
         done = promote(
             ctx.client,

@@ -43,6 +43,20 @@ def default_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid4().hex[:8]}"
 
 
+def owner_died_here(owner: str) -> bool:
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, owned by another user
+    return False
+
+
 @dataclass(frozen=True)
 class LockRecord:
     owner: str
@@ -50,7 +64,9 @@ class LockRecord:
     expires_at: float
 
     def live(self, now: float) -> bool:
-        return now < self.expires_at
+        """Not expired, and not held by a process of this host that has died: a reconcile
+        killed here frees its lock for the next run at once; elsewhere the TTL does."""
+        return now < self.expires_at and not owner_died_here(self.owner)
 
     def to_bytes(self) -> bytes:
         return (json.dumps(asdict(self), indent=2) + "\n").encode()
