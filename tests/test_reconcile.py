@@ -126,3 +126,45 @@ def test_drift_is_shown_and_repaired_and_a_removed_version_is_marked_not_deleted
     card = ModelCard(Path(api.hf_hub_download(PUBLISH, "README.md")).read_text())
     assert "withdrawn" in card.data.tags
     assert [t.name for t in api.list_repo_refs(PUBLISH).tags] == ["v1"]
+
+
+def test_a_merged_pr_adding_v2_promotes_the_reviewed_candidate_without_retraining(
+    tiny_repo: Path, env: Any, run_cli: RunCli, tmp_path: Path
+) -> None:
+    lenient(tiny_repo)
+    assert run_cli("reconcile", "--apply", "--repo", tiny_repo)[0] == 0  # v1 promoted
+    api = HfApi(endpoint=env.endpoint, token=TOKEN)
+
+    # The PR: a new version with a changed setting, trained and evaluated as a candidate.
+    assert run_cli("new", "kwanzaa-mini-v2", "--from", ADAPTER, "--repo", tiny_repo)[0] == 0
+    qlora = tiny_repo / "adapters" / "kwanzaa-mini-v2" / "qlora.yaml"
+    qlora.write_text(qlora.read_text().replace("learning_rate: 5.0e-4", "learning_rate: 4.0e-4"))
+    v2 = "adapters/kwanzaa-mini-v2"
+    assert run_cli("train", v2, "--repo", tiny_repo)[0] == 0
+    code, printed, err = run_cli("eval", v2, "--upload", "--out", tmp_path, "--repo", tiny_repo)
+    assert code == 0, printed + err[-2000:]
+    assert "json_valid_rate vs incumbent" in printed  # compared with the promoted v1
+    candidates = f"{PUBLISH}-candidates"
+    trained = len(api.list_repo_commits(candidates))
+
+    # The merge: reconcile promotes exactly what was reviewed.
+    code, out, err = run_cli("reconcile", "--apply", "--repo", tiny_repo)
+    assert code == 0, out + err[-2000:]
+    assert f"promoted: {PUBLISH}@v2" in out
+    assert sorted(t.name for t in api.list_repo_refs(PUBLISH).tags) == ["v1", "v2"]
+    assert not any(
+        c.title.startswith("Candidate ") for c in api.list_repo_commits(candidates)[:-trained]
+    )  # no training after the review
+    card = ModelCard(Path(api.hf_hub_download(PUBLISH, "README.md", revision="v2")).read_text())
+    report = json.loads((tmp_path / "eval_report.json").read_text())
+    expected = {
+        row["metric"]: round(row["candidate"], 4)
+        for row in report["overall"]
+        if row["candidate"] is not None
+    }
+    assert {r.metric_type: r.metric_value for r in card.data.eval_results} == expected
+
+    before = writes(env)
+    code, out, _ = run_cli("reconcile", "--apply", "--repo", tiny_repo)
+    assert "nothing to do" in out
+    assert writes(env) == before
