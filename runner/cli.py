@@ -261,6 +261,7 @@ def hub_seed(
         _seed(hub, cache_dir, model)
 
 
+import runner.cli_github  # noqa: E402  (registers the `ci` verbs on `app`)
 import runner.cli_promote  # noqa: E402  (registers reconcile and status on `app`)
 import runner.cli_train  # noqa: E402, F401  (registers the training verbs on `app`)
 

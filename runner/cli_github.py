@@ -1,0 +1,106 @@
+"""CLI verbs for GitHub Actions steps: `runner ci changed`, `ci comment`, `ci post-comments`.
+Each workflow step is one runner call; the logic lives here, tested."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from runner.changes import affected_adapters
+from runner.cli_shared import AdapterArg, RepoOption, app, out, workspace_for
+from runner.errors import InputError
+from runner.github.comments import KINDS, GitHubComments
+from runner.github.context import GitHubContext, write_output
+from runner.gitutil import changed_paths
+
+ci_app = typer.Typer(help="Steps of the GitHub workflows.", no_args_is_help=True)
+app.add_typer(ci_app, name="ci")
+
+_COMMENT_FILE = re.compile(r"(?P<adapter>.+)\.(?P<kind>validation|plan|eval)\.md")
+
+
+@ci_app.command("changed")
+def ci_changed(repo: RepoOption = None) -> None:
+    """The adapters a PR or push touches (all of them when there is no base to compare
+    with); written to GITHUB_OUTPUT as `adapters` (a JSON list) and `any`."""
+    workspace = workspace_for(repo)
+    context = GitHubContext.from_env()
+    base = context.base_commit() or (f"origin/{context.base_ref}" if context.base_ref else None)
+    if base is None:
+        directories = workspace.list_adapter_dirs()
+    else:
+        directories = affected_adapters(workspace, changed_paths(workspace.root, base))
+    names = [d.name for d in directories]
+    write_output("adapters", json.dumps(names))
+    write_output("any", "true" if names else "false")
+    out.print(json.dumps(names))
+
+
+def _comments() -> GitHubComments:
+    token, repository = os.environ.get("GITHUB_TOKEN"), os.environ.get("GITHUB_REPOSITORY")
+    if not token or not repository:
+        raise InputError("posting a comment needs GITHUB_TOKEN and GITHUB_REPOSITORY")
+    api = os.environ.get("GITHUB_API_URL") or "https://api.github.com"
+    return GitHubComments(repository, token, api)
+
+
+def _pr(number: int | None) -> int:
+    found = number or GitHubContext.from_env().pr_number()
+    if found is None:
+        raise InputError("no pull request number: pass --pr or run on a pull_request event")
+    return found
+
+
+@ci_app.command("comment")
+def ci_comment(
+    adapter: AdapterArg,
+    kind: Annotated[str, typer.Option(help=f"One of {', '.join(KINDS)}.")],
+    body_file: Annotated[Path, typer.Option(help="Markdown of the comment.")],
+    pr: Annotated[int | None, typer.Option(help="PR number (default: from the event).")] = None,
+) -> None:
+    """Create or update this adapter's sticky comment of this kind on the PR."""
+    if kind not in KINDS:
+        raise InputError(f"--kind {kind!r}: expected one of {', '.join(KINDS)}")
+    body = _read(body_file)
+    done = _comments().upsert(_pr(pr), kind, Path(adapter).name, body)
+    out.print(f"{kind} comment for {Path(adapter).name}: {done}")
+
+
+@ci_app.command("post-comments")
+def ci_post_comments(
+    folder: Annotated[Path, typer.Argument(help="Folder of <adapter>.<kind>.md and pr.json.")],
+) -> None:
+    """Post every `<adapter>.<kind>.md` in FOLDER to the PR named by FOLDER/pr.json: the
+    `workflow_run` job's one step, which never checks out the PR's code."""
+    try:
+        number = int(json.loads(_read(folder / "pr.json"))["number"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise InputError(f'{folder / "pr.json"}: expected {{"number": N}}: {error}') from None
+    comments = _comments()
+    for path in sorted(folder.glob("*.md")):
+        match = _COMMENT_FILE.fullmatch(path.name)
+        if match is None:
+            continue
+        done = comments.upsert(number, match["kind"], match["adapter"], _read(path))
+        out.print(f"{match['kind']} comment for {match['adapter']}: {done}")
+
+
+@ci_app.command("pr-info")
+def ci_pr_info(
+    folder: Annotated[Path, typer.Argument(help="Where pr.json goes.")],
+) -> None:
+    """Write FOLDER/pr.json with the PR number, for the comment job to read."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "pr.json").write_text(json.dumps({"number": _pr(None)}) + "\n", encoding="utf-8")
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise InputError(f"{path}: {error.strerror}") from None

@@ -1,0 +1,1 @@
+"""GitHub Actions context (event payload, base ref, outputs) and sticky PR comments."""

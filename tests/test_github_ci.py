@@ -1,0 +1,220 @@
+"""The runner inside GitHub Actions: real-shaped `pull_request`, `push` and `workflow_run`
+payloads, outputs written to GITHUB_OUTPUT, and sticky comments against a small stand-in
+for GitHub's comments API (the real one cannot be reached from here)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from runner.github.context import GitHubContext
+from tests.conftest import RunCli
+
+TOKEN = "ghs_workflowTokenValue123"
+REPO = "ainative/adapters"
+
+
+def git(root: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+        cwd=root,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return done.stdout.strip()
+
+
+def pull_request(base_sha: str, *, head_repo: str = REPO, number: int = 12) -> dict[str, Any]:
+    return {
+        "action": "synchronize",
+        "number": number,
+        "pull_request": {
+            "number": number,
+            "base": {"ref": "main", "sha": base_sha, "repo": {"full_name": REPO}},
+            "head": {"ref": "feature", "sha": "f" * 40, "repo": {"full_name": head_repo}},
+        },
+        "repository": {"full_name": REPO},
+    }
+
+
+def event(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str, payload: dict[str, Any]
+) -> Path:
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps(payload))
+    outputs = tmp_path / "outputs.txt"
+    monkeypatch.setenv("GITHUB_EVENT_NAME", name)
+    monkeypatch.setenv("GITHUB_EVENT_PATH", str(path))
+    monkeypatch.setenv("GITHUB_OUTPUT", str(outputs))
+    monkeypatch.setenv("GITHUB_REPOSITORY", REPO)
+    return outputs
+
+
+@pytest.fixture
+def repo_with_history(demo_repo: Path) -> tuple[Path, str]:
+    git(demo_repo, "init", "-q", "-b", "main")
+    git(demo_repo, "add", ".")
+    git(demo_repo, "commit", "-qm", "base")
+    base = git(demo_repo, "rev-parse", "HEAD")
+    readme = demo_repo / "adapters" / "demo-v1" / "README.md"
+    readme.write_text(readme.read_text() + "\nMore words.\n")
+    git(demo_repo, "commit", "-qam", "change demo-v1")
+    return demo_repo, base
+
+
+def test_a_pull_request_lists_the_adapters_it_changes_in_the_step_outputs(
+    repo_with_history: tuple[Path, str],
+    run_cli: RunCli,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    root, base = repo_with_history
+    outputs = event(monkeypatch, tmp_path, "pull_request", pull_request(base))
+    code, _, err = run_cli("ci", "changed", "--repo", root)
+    assert code == 0, err
+    assert outputs.read_text() == 'adapters=["demo-v1"]\nany=true\n'
+
+
+def test_a_push_that_creates_a_branch_checks_every_adapter(
+    repo_with_history: tuple[Path, str],
+    run_cli: RunCli,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    root, _ = repo_with_history
+    outputs = event(monkeypatch, tmp_path, "push", {"before": "0" * 40, "after": "a" * 40})
+    assert run_cli("ci", "changed", "--repo", root)[0] == 0
+    assert 'adapters=["demo-v1"]' in outputs.read_text()
+
+
+def test_a_pull_request_from_a_fork_is_recognised_and_workflow_runs_know_their_pr(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    event(monkeypatch, tmp_path, "pull_request", pull_request("b" * 40, head_repo="evil/fork"))
+    assert GitHubContext.from_env().from_fork()
+    event(monkeypatch, tmp_path, "pull_request", pull_request("b" * 40))
+    assert not GitHubContext.from_env().from_fork()
+    run = {"workflow_run": {"id": 5, "pull_requests": [{"number": 31}], "head_sha": "c" * 40}}
+    event(monkeypatch, tmp_path, "workflow_run", run)
+    assert GitHubContext.from_env().pr_number() == 31
+
+
+def test_an_unreadable_event_payload_is_a_clear_error(
+    run_cli: RunCli, monkeypatch: pytest.MonkeyPatch, demo_repo: Path, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("GITHUB_EVENT_PATH", str(tmp_path / "missing.json"))
+    code, _, err = run_cli("ci", "changed", "--repo", demo_repo)
+    assert code == 2
+    assert "GITHUB_EVENT_PATH" in err
+    assert "Traceback" not in err
+
+
+class FakeGitHub(BaseHTTPRequestHandler):
+    """Issue comments: list (paged), create, edit; every call needs the bearer token."""
+
+    comments: dict[int, dict[str, Any]]
+    calls: list[tuple[str, str]]
+
+    def _reply(self, status: int, payload: Any) -> None:
+        body = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _handle(self) -> None:
+        self.calls.append((self.command, self.path))
+        if self.headers.get("Authorization") != f"Bearer {TOKEN}":
+            return self._reply(401, {"message": "Bad credentials"})
+        length = int(self.headers.get("Content-Length") or 0)
+        data = json.loads(self.rfile.read(length) or b"{}")
+        if self.command == "GET":
+            page = int(parse_qs(urlsplit(self.path).query)["page"][0])
+            items = sorted(self.comments.values(), key=lambda c: c["id"])
+            return self._reply(200, items[(page - 1) * 100 : page * 100])
+        if self.command == "POST":
+            number = len(self.comments) + 1
+            self.comments[number] = {"id": number, "body": data["body"]}
+            return self._reply(201, self.comments[number])
+        number = int(self.path.rsplit("/", 1)[1])
+        self.comments[number]["body"] = data["body"]
+        return self._reply(200, self.comments[number])
+
+    do_GET = do_POST = do_PATCH = _handle
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def github(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[FakeGitHub]]:
+    handler = type("Handler", (FakeGitHub,), {"comments": {}, "calls": []})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("GITHUB_API_URL", f"http://127.0.0.1:{server.server_port}")
+    monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
+    monkeypatch.setenv("GITHUB_REPOSITORY", REPO)
+    yield handler
+    server.shutdown()
+
+
+def test_each_adapter_keeps_one_sticky_comment_per_kind(
+    github: type[FakeGitHub], run_cli: RunCli, tmp_path: Path
+) -> None:
+    body = tmp_path / "plan.md"
+    for text, expected in (("first plan", "created"), ("second plan", "updated")):
+        body.write_text(text)
+        code, out, err = run_cli(
+            "ci", "comment", "adapters/kwanzaa-mini-v2", "--kind", "plan", "--body-file", body,
+            "--pr", "12",
+        )  # fmt: skip
+        assert code == 0, err
+        assert expected in out
+    body.write_text("validation report")
+    run_cli("ci", "comment", "kwanzaa-mini-v2", "--kind", "validation", "--body-file", body,
+            "--pr", "12")  # fmt: skip
+    bodies = sorted(c["body"] for c in github.comments.values())
+    assert bodies == [
+        "<!-- adapter-gitops:plan adapter=kwanzaa-mini-v2 -->\nsecond plan",
+        "<!-- adapter-gitops:validation adapter=kwanzaa-mini-v2 -->\nvalidation report",
+    ]
+
+
+def test_the_comment_job_posts_a_folder_of_comments_to_the_pr_it_names(
+    github: type[FakeGitHub], run_cli: RunCli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "comments"
+    folder.mkdir()
+    (folder / "pr.json").write_text('{"number": 31}')
+    (folder / "kwanzaa-mini-v2.plan.md").write_text("the plan")
+    (folder / "kwanzaa-mini-v2.eval.md").write_text("the eval")
+    (folder / "notes.md").write_text("not a comment")
+    code, out, err = run_cli("ci", "post-comments", folder)
+    assert code == 0, err
+    assert len(github.comments) == 2
+    assert all("/issues/31/" in path for _, path in github.calls if "comments?" in path)
+    assert TOKEN not in out + err
+
+
+def test_a_rejected_token_is_reported_without_the_token(
+    github: type[FakeGitHub], run_cli: RunCli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GITHUB_TOKEN", "ghs_wrongTokenValue98765")
+    body = tmp_path / "plan.md"
+    body.write_text("x")
+    code, _, err = run_cli(
+        "ci", "comment", "kwanzaa-mini-v2", "--kind", "plan", "--body-file", body, "--pr", "1"
+    )
+    assert code == 1
+    assert "GitHub answered 401" in err
+    assert "ghs_wrongTokenValue98765" not in err
