@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -83,3 +84,19 @@ def reconcile(
     if not outcomes:
         out.print("nothing to do: the Hub matches git")
     raise typer.Exit(0 if all(o.ok for o in outcomes) else 1)
+
+
+@app.command()
+def demo(
+    folder: Annotated[Path, typer.Option(help="Where every artifact goes.")] = Path(".demo"),
+    repo: RepoOption = None,
+) -> None:
+    """The whole lifecycle offline: emulated Hub and Space, a simulated PR adding
+    kwanzaa-mini-v2, its checks and candidate, the merge, the promotion."""
+    from runner.cli_shared import DEFAULT_MODEL_CACHE
+    from runner.demo import run_demo
+
+    workspace = workspace_for(repo)
+    run_demo(
+        workspace.root, folder.resolve(), DEFAULT_MODEL_CACHE, lambda text: out.print(Text(text))
+    )
