@@ -75,19 +75,35 @@ def ci_comment(
 def ci_post_comments(
     folder: Annotated[Path, typer.Argument(help="Folder of <adapter>.<kind>.md and pr.json.")],
 ) -> None:
-    """Post every `<adapter>.<kind>.md` in FOLDER to the PR named by FOLDER/pr.json: the
-    `workflow_run` job's one step, which never checks out the PR's code."""
+    """Post every `<adapter>.<kind>.md` (and `<adapter>.eval/eval_report.md`) in FOLDER to
+    the PR named by FOLDER/pr.json: the `workflow_run` job's one step, which never checks out
+    the PR's code. pr.json comes from the PR's own run, so the PR's head must be the commit
+    that run built."""
     try:
         number = int(json.loads(_read(folder / "pr.json"))["number"])
     except (ValueError, KeyError, TypeError) as error:
         raise InputError(f'{folder / "pr.json"}: expected {{"number": N}}: {error}') from None
     comments = _comments()
+    head = (GitHubContext.from_env().event.get("workflow_run") or {}).get("head_sha")
+    if head and comments.pr_head(number) != head:
+        raise InputError(
+            f"pr.json names PR #{number}, whose head is not {head}, the commit this run built; "
+            "nothing was posted"
+        )
+    for adapter, kind, path in comment_files(folder):
+        done = comments.upsert(number, kind, adapter, _read(path))
+        out.print(f"{kind} comment for {adapter}: {done}")
+
+
+def comment_files(folder: Path) -> list[tuple[str, str, Path]]:
+    found = []
     for path in sorted(folder.glob("*.md")):
         match = _COMMENT_FILE.fullmatch(path.name)
-        if match is None:
-            continue
-        done = comments.upsert(number, match["kind"], match["adapter"], _read(path))
-        out.print(f"{match['kind']} comment for {match['adapter']}: {done}")
+        if match is not None:
+            found.append((match["adapter"], match["kind"], path))
+    for path in sorted(folder.glob("*.eval/eval_report.md")):
+        found.append((path.parent.name.removesuffix(".eval"), "eval", path))
+    return found
 
 
 @ci_app.command("pr-info")

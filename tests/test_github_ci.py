@@ -138,6 +138,8 @@ class FakeGitHub(BaseHTTPRequestHandler):
             return self._reply(401, {"message": "Bad credentials"})
         length = int(self.headers.get("Content-Length") or 0)
         data = json.loads(self.rfile.read(length) or b"{}")
+        if self.command == "GET" and "/pulls/" in self.path:
+            return self._reply(200, {"head": {"sha": "c" * 40}})
         if self.command == "GET":
             page = int(parse_qs(urlsplit(self.path).query)["page"][0])
             items = sorted(self.comments.values(), key=lambda c: c["id"])
@@ -194,16 +196,36 @@ def test_the_comment_job_posts_a_folder_of_comments_to_the_pr_it_names(
     github: type[FakeGitHub], run_cli: RunCli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     folder = tmp_path / "comments"
-    folder.mkdir()
+    (folder / "kwanzaa-mini-v2.eval").mkdir(parents=True)
     (folder / "pr.json").write_text('{"number": 31}')
     (folder / "kwanzaa-mini-v2.plan.md").write_text("the plan")
-    (folder / "kwanzaa-mini-v2.eval.md").write_text("the eval")
+    (folder / "kwanzaa-mini-v2.eval" / "eval_report.md").write_text("the eval")
     (folder / "notes.md").write_text("not a comment")
+    run = {"workflow_run": {"id": 5, "pull_requests": [], "head_sha": "c" * 40}}
+    event(monkeypatch, tmp_path, "workflow_run", run)
     code, out, err = run_cli("ci", "post-comments", folder)
     assert code == 0, err
-    assert len(github.comments) == 2
+    assert sorted(c["body"].split("\n")[0] for c in github.comments.values()) == [
+        "<!-- adapter-gitops:eval adapter=kwanzaa-mini-v2 -->",
+        "<!-- adapter-gitops:plan adapter=kwanzaa-mini-v2 -->",
+    ]
     assert all("/issues/31/" in path for _, path in github.calls if "comments?" in path)
     assert TOKEN not in out + err
+
+
+def test_a_pr_json_that_names_another_pr_posts_nothing(
+    github: type[FakeGitHub], run_cli: RunCli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "comments"
+    folder.mkdir()
+    (folder / "pr.json").write_text('{"number": 7}')
+    (folder / "kwanzaa-mini-v2.plan.md").write_text("the plan")
+    run = {"workflow_run": {"id": 5, "pull_requests": [], "head_sha": "d" * 40}}
+    event(monkeypatch, tmp_path, "workflow_run", run)
+    code, _, err = run_cli("ci", "post-comments", folder)
+    assert code == 2
+    assert "nothing was posted" in err
+    assert github.comments == {}
 
 
 def test_a_rejected_token_is_reported_without_the_token(

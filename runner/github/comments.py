@@ -54,6 +54,10 @@ class GitHubComments:
         self._call("PATCH", path, {"body": text})
         return "updated"
 
+    def pr_head(self, pr: int) -> str:
+        """The commit at the head of the PR now."""
+        return str(self._call("GET", f"/repos/{self.repository}/pulls/{pr}")["head"]["sha"])
+
     def _comments(self, pr: int) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
         page = 1
