@@ -22,10 +22,10 @@ test: venv
 
 # The lifecycle so far: validate every example adapter (specs, data, policies), show the
 # resolved spec of the embedded default, and plan the next ainative version.
+# The whole lifecycle offline (about 8 minutes on 2 cores): Hub emulator + SmolLM2, a
+# simulated PR adding kwanzaa-mini-v2, its checks and candidate, the merge, the promotion.
 demo: venv
-	$(BIN)/runner validate
-	$(BIN)/runner show adapters/kwanzaa-mini-v1
-	$(BIN)/runner plan adapters/ainative-v2
+	$(BIN)/runner demo --folder .demo
 
 bench: venv
 	@for bench in benchmarks/*_bench.py; do echo "== $$bench"; $(BIN)/python $$bench || exit 1; done

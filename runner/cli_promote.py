@@ -31,7 +31,7 @@ def print_states(states: list[AdapterState]) -> None:
     it, one line each, so a narrow terminal or CI log keeps them whole."""
     table = Table(show_lines=False)
     for column in ("adapter", "run id", "state", "action"):
-        table.add_column(column, no_wrap=True)
+        table.add_column(column, overflow="fold")  # never cut an id short
     for state in states:
         table.add_row(state.adapter, state.run_id or "—", state.state.value, state.action.value)
     out.print(table)
