@@ -43,9 +43,14 @@ def run_demo(repo_root: Path, folder: Path, model_cache: Path, say: Say) -> None
         step("smoke", ADAPTER)
         step("plan", ADAPTER)
         step("train", ADAPTER, "--backend", "space")
-        step("eval", ADAPTER, "--upload", "--out", str(folder / "pr"), allow=(0, 1))
+        passed = step("eval", ADAPTER, "--upload", "--out", str(folder / "pr"), allow=(0, 1))
         say("== the PR comment ==")
         say((folder / "pr" / "eval_report.md").read_text(encoding="utf-8"))
+        if not passed:
+            raise RunnerError(
+                f"the candidate failed its gate (the comment above says why); nothing to merge. "
+                f"Artifacts: {folder}"
+            )
         say("== merge ==")
         _git(clone, "checkout", "-q", "main")
         _git(clone, "merge", "-q", "--no-ff", BRANCH, "-m", f"Merge {BRANCH}")
@@ -75,12 +80,14 @@ def open_pull_request(repo_root: Path, clone: Path, say: Say) -> Path:
     return clone
 
 
-def _stepper(clone: Path, env: dict[str, str], say: Say) -> Callable[..., None]:
-    def step(*args: str, allow: tuple[int, ...] = (0,)) -> None:
+def _stepper(clone: Path, env: dict[str, str], say: Say) -> Callable[..., bool]:
+    def step(*args: str, allow: tuple[int, ...] = (0,)) -> bool:
+        """Run one command; True when it exited 0."""
         say(f"$ runner {' '.join(args)}")
         code = _runner(clone, env, *args, check=False)
         if code not in allow:
             raise RunnerError(f"`runner {' '.join(args)}` exited {code}; the demo stops here")
+        return code == 0
 
     return step
 
