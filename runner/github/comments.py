@@ -4,7 +4,6 @@ hidden marker and edited in place, through GitHub's REST API (standard library o
 from __future__ import annotations
 
 import json
-import re
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -12,14 +11,12 @@ from typing import Any
 
 from runner.errors import RunnerError
 from runner.hub.redact import redact, register_secret
+from runner.report.markdown import comment_marker
 
 KINDS = ("validation", "plan", "eval")
 
 
-def marker(kind: str, adapter: str) -> str:
-    """`<!-- adapter-gitops:<kind> adapter=<name> -->`, the same shape as the eval comment's."""
-    safe = re.sub(r"[^A-Za-z0-9._/-]", "_", adapter).replace("--", "-_")
-    return f"<!-- adapter-gitops:{kind} adapter={safe} -->"
+marker = comment_marker
 
 
 def with_marker(kind: str, adapter: str, body: str) -> str:

@@ -23,10 +23,10 @@ from runner.policy.loading import Policies
 from runner.promote.card import Provenance, withdrawn_card
 from runner.promote.lock import HubLock, default_owner
 from runner.promote.promote import promote, read_record
-from runner.promote.reconcile import Action, AdapterState, EventSink
+from runner.promote.reconcile import Action, AdapterState
 from runner.report.eval_comment import eval_comment
 from runner.specs.bundle import AdapterBundle
-from runner.train.launch import train_candidate
+from runner.train.launch import EventSink, train_candidate
 from runner.train.run_config import candidate_location
 
 

@@ -9,14 +9,13 @@ that are not promoted yet look further (candidate files, run record, eval report
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
 
 import yaml
 
+from runner.evaluate.pipeline import read_report
 from runner.gitutil import removed_files
 from runner.hub.client import HubClient, NotFoundError, Refs, RepoRef
 from runner.specs.bundle import AdapterBundle
@@ -114,8 +113,6 @@ def observe_one(
         return state(State.NEEDS_TRAINING)
     if not run.is_candidate:
         return state(State.TRAINING_FAILED, run.error or "")
-    from runner.evaluate.pipeline import read_report
-
     report = read_report(client, location)
     if report is None:
         return state(State.NOT_EVALUATED, str(location))
@@ -161,6 +158,3 @@ def _publish_refs(repo_ids: set[str], client: HubClient) -> dict[str, Refs | Non
 def _latest_tag(refs: Refs) -> str | None:
     versions = [(int(m.group(1)), t) for t in refs.tags if (m := _TAG.fullmatch(t))]
     return max(versions)[1] if versions else None
-
-
-EventSink = Callable[[dict[str, Any]], None]

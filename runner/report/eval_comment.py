@@ -26,7 +26,7 @@ from typing import Any, Literal
 from runner.errors import InputError
 from runner.evaluate.gate import Check
 from runner.evaluate.report import EvalReport, FailingItem, MetricRow
-from runner.report.markdown import cell
+from runner.report.markdown import cell, comment_marker, marker_name
 
 MARKER_PREFIX = "<!-- adapter-gitops:eval "
 MARKER_SUFFIX = " -->"
@@ -49,14 +49,9 @@ _SERVING = (("p95 latency", "p95 latency (ms)", "ms"), ("peak memory", "peak mem
 # -- the marker ---------------------------------------------------------------------------
 
 
-def _marker_name(adapter: str) -> str:
-    """The adapter name as it can sit in an HTML comment (nothing that could end it)."""
-    return re.sub(r"[^A-Za-z0-9._/-]", "_", adapter).replace("--", "-_")
-
-
 def marker(adapter: str) -> str:
     """The hidden first line of `adapter`'s eval comment: the sticky comment's key."""
-    return f"{MARKER_PREFIX}adapter={_marker_name(adapter)}{MARKER_SUFFIX}"
+    return comment_marker("eval", adapter)
 
 
 _MARKER_RE = re.compile(re.escape(MARKER_PREFIX) + r"adapter=(\S+)" + re.escape(MARKER_SUFFIX))
@@ -70,7 +65,7 @@ def marked_adapter(body: str) -> str | None:
 
 def is_eval_comment(body: str, adapter: str) -> bool:
     """Whether `body` is the eval comment of `adapter`: the one to update, not duplicate."""
-    return marked_adapter(body) == _marker_name(adapter)
+    return marked_adapter(body) == marker_name(adapter)
 
 
 # -- escaping and formatting --------------------------------------------------------------

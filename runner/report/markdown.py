@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from runner.findings import Finding, Severity
 
 _ICON = {Severity.ERROR: "❌", Severity.WARNING: "⚠️", Severity.INFO: "💬"}
@@ -42,3 +44,13 @@ def _details(title: str, findings: list[Finding]) -> list[str]:
         "",
         "</details>",
     ]
+
+
+def marker_name(adapter: str) -> str:
+    """An adapter name as it can sit in an HTML comment (nothing that could end it)."""
+    return re.sub(r"[^A-Za-z0-9._/-]", "_", adapter).replace("--", "-_")
+
+
+def comment_marker(kind: str, adapter: str) -> str:
+    """The hidden first line that makes a PR comment sticky: one per adapter and kind."""
+    return f"<!-- adapter-gitops:{kind} adapter={marker_name(adapter)} -->"
