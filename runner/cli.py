@@ -61,14 +61,17 @@ def _root(
 @app.command()
 def validate(
     adapters: Annotated[
-        list[str] | None, typer.Argument(help="Adapter directories (default: all).")
+        list[str] | None,
+        typer.Argument(
+            help="Adapter directories (default: all, or with --changed-since those it touches)."
+        ),
     ] = None,
     changed_since: Annotated[
         str | None,
         typer.Option(
             "--changed-since",
-            help="Validate the adapters a change since REF touches; also enforces that "
-            "versions existing at REF are not edited.",
+            help="Enforce that versions existing at REF are not edited; with no ADAPTERS, "
+            "validate only the adapters a change since REF touches.",
             metavar="REF",
         ),
     ] = None,
@@ -79,11 +82,13 @@ def validate(
 ) -> None:
     """Check specs, policies and data; exit 0 clean, 1 on error findings, 2 on unusable input."""
     workspace = workspace_for(repo)
-    directories = [workspace.adapter_dir(ref) for ref in adapters or []]
-    if changed_since:
-        touched = affected_adapters(workspace, changed_paths(workspace.root, changed_since))
-        directories += [d for d in touched if d not in directories]
-    elif not directories:
+    # Computed even with explicit adapters: a REF git cannot find is an error, not a pass.
+    changed = changed_paths(workspace.root, changed_since) if changed_since else None
+    if adapters:  # only these: a per-adapter PR comment shows no other adapter's findings
+        directories = [workspace.adapter_dir(ref) for ref in adapters]
+    elif changed is not None:
+        directories = affected_adapters(workspace, changed)
+    else:
         directories = workspace.list_adapter_dirs()
     policies = load_policies(workspace)
     results = []

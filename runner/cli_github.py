@@ -1,4 +1,5 @@
-"""CLI verbs for GitHub Actions steps: `runner ci changed`, `ci comment`, `ci post-comments`.
+"""CLI verbs for GitHub Actions steps: `runner ci changed`, `ci comment`, `ci post-comments`,
+`ci comment-promotion`.
 Each workflow step is one runner call; the logic lives here, tested."""
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from runner.errors import InputError
 from runner.github.comments import KINDS, GitHubComments
 from runner.github.context import GitHubContext, write_output
 from runner.gitutil import changed_paths
+from runner.promote.result import ReconcileResult
+from runner.report.reconcile import promotion_comment
+from runner.workspace import Workspace
 
 ci_app = typer.Typer(help="Steps of the GitHub workflows.", no_args_is_help=True)
 app.add_typer(ci_app, name="ci")
@@ -28,17 +32,44 @@ _COMMENT_FILE = re.compile(r"(?P<adapter>.+)\.(?P<kind>validation|plan|eval)\.md
 def ci_changed(repo: RepoOption = None) -> None:
     """The adapters a PR or push touches (all of them when there is no base to compare
     with); written to GITHUB_OUTPUT as `adapters` (a JSON list) and `any`."""
-    workspace = workspace_for(repo)
-    context = GitHubContext.from_env()
-    base = context.base_commit() or (f"origin/{context.base_ref}" if context.base_ref else None)
-    if base is None:
-        directories = workspace.list_adapter_dirs()
-    else:
-        directories = affected_adapters(workspace, changed_paths(workspace.root, base))
-    names = [d.name for d in directories]
+    names = _changed_adapters(workspace_for(repo), GitHubContext.from_env())
     write_output("adapters", json.dumps(names))
     write_output("any", "true" if names else "false")
     out.print(json.dumps(names))
+
+
+def _changed_adapters(workspace: Workspace, context: GitHubContext) -> list[str]:
+    base = context.base_commit() or (f"origin/{context.base_ref}" if context.base_ref else None)
+    if base is None:
+        return [d.name for d in workspace.list_adapter_dirs()]
+    return [d.name for d in affected_adapters(workspace, changed_paths(workspace.root, base))]
+
+
+@ci_app.command("comment-promotion")
+def ci_comment_promotion(
+    result: Annotated[Path, typer.Argument(help="What `runner reconcile --result` wrote.")],
+    repo: RepoOption = None,
+) -> None:
+    """On a push to main: tell each merged PR what became of the adapters it changed
+    (promoted and where, or why not and what to do). A missing RESULT (the promote run
+    stopped early) is reported on the PR too, rather than leaving it silent."""
+    context = GitHubContext.from_env()
+    commit = context.pushed_commit()
+    if commit is None:
+        raise InputError("comment-promotion runs on a push event (GITHUB_EVENT_PATH)")
+    adapters = _changed_adapters(workspace_for(repo), context)
+    comments = _comments()
+    pulls = comments.merged_pulls(commit) if adapters else []
+    if not pulls:
+        out.print(f"no merged PR changed an adapter in {commit[:12]}: nothing to comment")
+        return
+    done = ReconcileResult.read(result) if result.exists() else None
+    for number in pulls:
+        for adapter in adapters:
+            row = done.of(adapter) if done else None
+            body = promotion_comment(row, adapter, commit, context.run_url)
+            action = comments.upsert(number, "promotion", adapter, body)
+            out.print(f"promotion comment for {adapter} on #{number}: {action}")
 
 
 def _comments() -> GitHubComments:

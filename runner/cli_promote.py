@@ -10,10 +10,15 @@ from rich.table import Table
 from rich.text import Text
 
 from runner.cli_shared import RepoOption, app, err, out, workspace_for
+from runner.github.context import GitHubContext
+from runner.gitutil import head_commit
 from runner.hub.client import HubClient
 from runner.policy.loading import load_policies
 from runner.promote.reconcile import AdapterState, observe
+from runner.promote.result import reconcile_result
+from runner.report.github import write_step_summary
 from runner.report.progress import TrainProgress
+from runner.report.reconcile import reconcile_summary
 from runner.specs import require_adapter
 from runner.specs.bundle import AdapterBundle
 from runner.workspace import Workspace
@@ -59,9 +64,14 @@ def reconcile(
         bool, typer.Option("--repair-drift", help="With --apply: restore drifted publish repos.")
     ] = False,
     pr: Annotated[int | None, typer.Option(help="PR number for the provenance.")] = None,
+    result: Annotated[
+        Path | None,
+        typer.Option(help="Also write what was found and done as JSON here (for `ci`)."),
+    ] = None,
     repo: RepoOption = None,
 ) -> None:
-    """Plan (and with --apply, carry out) what makes the Hub match the adapters in git."""
+    """Plan (and with --apply, carry out) what makes the Hub match the adapters in git. The
+    outcome also goes to the job summary ($GITHUB_STEP_SUMMARY) when that is set."""
     from runner.promote.apply import Context, converge
 
     workspace = workspace_for(repo)
@@ -69,21 +79,29 @@ def reconcile(
     with err.status("reading the Hub"):
         states = observe(_bundles(workspace, adapter), workspace.root, client)
     print_states(states)
-    if not apply:
-        return
-    with TrainProgress(err, "reconcile") as progress:
-        context = Context(
-            workspace.root, client, load_policies(workspace), pr, repair_drift, progress.update
-        )
-        outcomes = converge(states, context)
-    for outcome in outcomes:
-        mark = Text("ok   ", style="green") if outcome.ok else Text("FAIL ", style="bold red")
-        out.print(
-            Text.assemble(mark, (outcome.adapter, "bold"), f": {outcome.result}"), soft_wrap=True
-        )
-    if not outcomes:
-        out.print("nothing to do: the Hub matches git")
-    raise typer.Exit(0 if all(o.ok for o in outcomes) else 1)
+    outcomes = None
+    if apply:
+        with TrainProgress(err, "reconcile") as progress:
+            context = Context(
+                workspace.root, client, load_policies(workspace), pr, repair_drift, progress.update
+            )
+            outcomes = converge(states, context)
+        for outcome in outcomes:
+            mark = Text("ok   ", style="green") if outcome.ok else Text("FAIL ", style="bold red")
+            out.print(
+                Text.assemble(mark, (outcome.adapter, "bold"), f": {outcome.result}"),
+                soft_wrap=True,
+            )
+        if not outcomes:
+            out.print("nothing to do: the Hub matches git")
+    commit = head_commit(workspace.root)
+    done = reconcile_result(
+        states, outcomes, None if commit == "unknown" else commit, client.endpoint
+    )
+    if result is not None:
+        done.write(result)
+    write_step_summary(reconcile_summary(done, GitHubContext.from_env().run_url))
+    raise typer.Exit(0 if done.ok else 1)
 
 
 @app.command()

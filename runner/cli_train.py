@@ -156,7 +156,8 @@ def evaluate(
     """Fetch the candidate, verify its adapter, score its outputs and apply the gate; writes
     eval_report.json and eval_report.md. Exit 0 when it passes the gate, 1 when not."""
     from runner.evaluate.pipeline import evaluate_candidate, publish_report
-    from runner.report.eval_comment import eval_comment, write_step_summary
+    from runner.report.eval_comment import eval_comment
+    from runner.report.github import write_step_summary
     from runner.train.run_config import candidate_location
     from runner.train.run_id import run_id
 

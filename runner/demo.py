@@ -3,7 +3,8 @@
 A Hub emulator with SmolLM2-135M-Instruct seeded; a scratch clone where a branch adds
 `adapters/kwanzaa-mini-v2` (a simulated PR); the PR job's commands (validate, smoke, plan,
 candidate training on the emulated Space, eval); the PR comment; the merge; the promote job's
-command (reconcile); the promoted model card and `runner status`. Each step is the same
+command (reconcile) and its comment on the merged PR; the promoted model card and
+`runner status`. Each step is the same
 `runner` command a workflow runs, in a subprocess. Everything stays in one folder.
 """
 
@@ -55,7 +56,10 @@ def run_demo(repo_root: Path, folder: Path, model_cache: Path, say: Say) -> None
         _git(clone, "checkout", "-q", "main")
         _git(clone, "merge", "-q", "--no-ff", BRANCH, "-m", f"Merge {BRANCH}")
         say("== the promote job ==")
-        step("reconcile", "--apply", "--adapter", ADAPTER)
+        result = folder / "promote" / "result.json"
+        step("reconcile", "--apply", "--adapter", ADAPTER, "--result", str(result))
+        say("== its comment on the merged PR ==")
+        say(_merged_pr_comment(result))
         card = _promoted_card(hub.endpoint, folder)
         say("== the promoted model card (v2) ==")
         say(card)
@@ -105,6 +109,14 @@ def _git(cwd: Path, *args: str) -> None:
     done = subprocess.run(["git", *identity, *args], cwd=cwd, capture_output=True, text=True)
     if done.returncode != 0:
         raise RunnerError(f"git {' '.join(args)}: {done.stderr.strip()}")
+
+
+def _merged_pr_comment(result: Path) -> str:
+    from runner.promote.result import ReconcileResult
+    from runner.report.reconcile import promotion_comment
+
+    done = ReconcileResult.read(result)
+    return promotion_comment(done.of(ADAPTER), ADAPTER, done.commit, run_url=None)
 
 
 def _promoted_card(endpoint: str, folder: Path) -> str:

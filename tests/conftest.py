@@ -19,6 +19,7 @@ from runner.train.candidate import read_run
 from runner.train.run_config import candidate_location
 from runner.train.run_id import run_id
 from runner.workspace import Workspace
+from tests.github_standin import github  # noqa: F401  (a fixture for every test module)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FIXTURE_REPO = Path(__file__).resolve().parent / "fixtures" / "repo"

@@ -19,8 +19,8 @@ from runner.report.eval_comment import (
     load_report,
     marked_adapter,
     marker,
-    write_step_summary,
 )
+from runner.report.github import write_step_summary
 
 CATEGORIES = ["history", "culture & arts", "refusals", "science/tech"]
 PRIMARY = "citation_coverage_rate"

@@ -6,20 +6,16 @@ from __future__ import annotations
 
 import json
 import subprocess
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from runner.github.context import GitHubContext
+from runner.promote.reconcile import Action, State
+from runner.promote.result import AdapterResult, ReconcileResult, Verdict
 from tests.conftest import RunCli
-
-TOKEN = "ghs_workflowTokenValue123"
-REPO = "ainative/adapters"
+from tests.github_standin import REPO, TOKEN, FakeGitHub
 
 
 def git(root: Path, *args: str) -> str:
@@ -118,58 +114,6 @@ def test_an_unreadable_event_payload_is_a_clear_error(
     assert "Traceback" not in err
 
 
-class FakeGitHub(BaseHTTPRequestHandler):
-    """Issue comments: list (paged), create, edit; every call needs the bearer token."""
-
-    comments: dict[int, dict[str, Any]]
-    calls: list[tuple[str, str]]
-
-    def _reply(self, status: int, payload: Any) -> None:
-        body = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _handle(self) -> None:
-        self.calls.append((self.command, self.path))
-        if self.headers.get("Authorization") != f"Bearer {TOKEN}":
-            return self._reply(401, {"message": "Bad credentials"})
-        length = int(self.headers.get("Content-Length") or 0)
-        data = json.loads(self.rfile.read(length) or b"{}")
-        if self.command == "GET" and "/pulls/" in self.path:
-            return self._reply(200, {"head": {"sha": "c" * 40}})
-        if self.command == "GET":
-            page = int(parse_qs(urlsplit(self.path).query)["page"][0])
-            items = sorted(self.comments.values(), key=lambda c: c["id"])
-            return self._reply(200, items[(page - 1) * 100 : page * 100])
-        if self.command == "POST":
-            number = len(self.comments) + 1
-            self.comments[number] = {"id": number, "body": data["body"]}
-            return self._reply(201, self.comments[number])
-        number = int(self.path.rsplit("/", 1)[1])
-        self.comments[number]["body"] = data["body"]
-        return self._reply(200, self.comments[number])
-
-    do_GET = do_POST = do_PATCH = _handle
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def github(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[FakeGitHub]]:
-    handler = type("Handler", (FakeGitHub,), {"comments": {}, "calls": []})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    monkeypatch.setenv("GITHUB_API_URL", f"http://127.0.0.1:{server.server_port}")
-    monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
-    monkeypatch.setenv("GITHUB_REPOSITORY", REPO)
-    yield handler
-    server.shutdown()
-
-
 def test_each_adapter_keeps_one_sticky_comment_per_kind(
     github: type[FakeGitHub], run_cli: RunCli, tmp_path: Path
 ) -> None:
@@ -240,3 +184,74 @@ def test_a_rejected_token_is_reported_without_the_token(
     assert code == 1
     assert "GitHub answered 401" in err
     assert "ghs_wrongTokenValue98765" not in err
+
+
+def push(root: Path, base: str) -> dict[str, Any]:
+    return {"ref": "refs/heads/main", "before": base, "after": git(root, "rev-parse", "HEAD")}
+
+
+def test_a_merged_pr_hears_when_the_promote_run_stopped_before_reporting(
+    github: type[FakeGitHub],
+    repo_with_history: tuple[Path, str],
+    run_cli: RunCli,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    root, base = repo_with_history
+    event(monkeypatch, tmp_path, "push", push(root, base))
+    monkeypatch.setenv("GITHUB_RUN_ID", "99")
+    code, out, err = run_cli("ci", "comment-promotion", tmp_path / "absent.json", "--repo", root)
+    assert code == 0, err
+    assert "promotion comment for demo-v1 on #12: created" in out
+    [comment] = github.comments.values()
+    assert comment["body"].startswith("<!-- adapter-gitops:promotion adapter=demo-v1 -->")
+    assert "stopped before it reported" in comment["body"]
+    assert f"https://github.com/{REPO}/actions/runs/99" in comment["body"]
+
+
+def test_the_promotion_comment_names_only_adapters_the_push_changed(
+    github: type[FakeGitHub],
+    repo_with_history: tuple[Path, str],
+    run_cli: RunCli,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    root, _ = repo_with_history
+    assert run_cli("new", "demo-v2", "--from", "demo-v1", "--repo", root)[0] == 0
+    git(root, "add", ".")
+    git(root, "commit", "-qm", "add demo-v2")
+    event(monkeypatch, tmp_path, "push", push(root, git(root, "rev-parse", "HEAD~1")))
+    result = ReconcileResult(
+        True,
+        "e" * 40,
+        (
+            AdapterResult("demo-v1", "r1", State.PROMOTED, Action.NONE, "o/demo@v1",
+                          Verdict.PROMOTED, promoted_as="o/demo@v1"),
+            AdapterResult("demo-v2", "r2", State.CANDIDATE_FAILED, Action.NONE,
+                          "failed its gate: json_valid_rate: 0.40 < 0.85", Verdict.NOT_PROMOTED),
+        ),
+    )  # fmt: skip
+    result.write(tmp_path / "result.json")
+    code, _, err = run_cli("ci", "comment-promotion", tmp_path / "result.json", "--repo", root)
+    assert code == 0, err
+    [comment] = github.comments.values()
+    assert comment["body"].startswith("<!-- adapter-gitops:promotion adapter=demo-v2 -->")
+    assert "🚫 not promoted" in comment["body"]
+    assert "json_valid_rate: 0.40 < 0.85" in comment["body"]
+    assert "`runner new`" in comment["body"]
+
+    github.pulls_of_commit = [{"number": 13, "merged_at": None}]  # open, not merged
+    code, out, _ = run_cli("ci", "comment-promotion", tmp_path / "result.json", "--repo", root)
+    assert code == 0
+    assert "nothing to comment" in out
+    assert len(github.comments) == 1
+
+
+def test_comment_promotion_outside_a_push_is_a_clear_error(
+    github: type[FakeGitHub], run_cli: RunCli, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    event(monkeypatch, tmp_path, "pull_request", pull_request("b" * 40))
+    code, _, err = run_cli("ci", "comment-promotion", tmp_path / "result.json")
+    assert code == 2
+    assert "push event" in err
+    assert github.comments == {}

@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 from huggingface_hub import HfApi, ModelCard
 
 from tests.conftest import ADAPTER, TOKEN, RunCli
@@ -33,6 +34,13 @@ def git(root: Path, *args: str) -> None:
         cwd=root,
         check=True,
     )
+
+
+def head(root: Path, revision: str) -> str:
+    done = subprocess.run(
+        ["git", "rev-parse", revision], cwd=root, check=True, capture_output=True, text=True
+    )
+    return done.stdout.strip()
 
 
 def commits(api: HfApi, repo_id: str) -> int:
@@ -79,10 +87,13 @@ def test_reconcile_trains_evaluates_and_promotes_once(
 
 
 def test_a_failing_candidate_is_never_promoted_and_the_plan_says_why(
-    tiny_repo: Path, env: Any, run_cli: RunCli
+    tiny_repo: Path, env: Any, run_cli: RunCli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / "summary.md"))
     _, out, _ = run_cli("reconcile", "--apply", "--repo", tiny_repo)
     assert "not promoted: failed its gate" in out
+    row = f"| `{ADAPTER}` | needs training | train, evaluate, promote | 🚫 not promoted: failed"
+    assert row in (tmp_path / "summary.md").read_text()
     api = HfApi(endpoint=env.endpoint, token=TOKEN)
     assert not api.list_repo_refs(PUBLISH).tags if api.repo_exists(PUBLISH) else True
 
@@ -128,12 +139,20 @@ def test_drift_is_shown_and_repaired_and_a_removed_version_is_marked_not_deleted
     assert [t.name for t in api.list_repo_refs(PUBLISH).tags] == ["v1"]
 
 
-def test_a_merged_pr_adding_v2_promotes_the_reviewed_candidate_without_retraining(
-    tiny_repo: Path, env: Any, run_cli: RunCli, tmp_path: Path
+def test_a_merged_pr_adding_v2_promotes_the_reviewed_candidate_and_says_so_on_the_pr(
+    tiny_repo: Path,
+    env: Any,
+    run_cli: RunCli,
+    tmp_path: Path,
+    github: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     lenient(tiny_repo)
     assert run_cli("reconcile", "--apply", "--repo", tiny_repo)[0] == 0  # v1 promoted
     api = HfApi(endpoint=env.endpoint, token=TOKEN)
+    git(tiny_repo, "init", "-q", "-b", "main")
+    git(tiny_repo, "add", "adapters", "datasets", "policies")
+    git(tiny_repo, "commit", "-qm", "v1")
 
     # The PR: a new version with a changed setting, trained and evaluated as a candidate.
     assert run_cli("new", "kwanzaa-mini-v2", "--from", ADAPTER, "--repo", tiny_repo)[0] == 0
@@ -147,10 +166,28 @@ def test_a_merged_pr_adding_v2_promotes_the_reviewed_candidate_without_retrainin
     candidates = f"{PUBLISH}-candidates"
     trained = len(api.list_repo_commits(candidates))
 
-    # The merge: reconcile promotes exactly what was reviewed.
-    code, out, err = run_cli("reconcile", "--apply", "--repo", tiny_repo)
+    # The merge, and the promote workflow: reconcile promotes exactly what was reviewed, and
+    # tells the job summary and the merged PR.
+    git(tiny_repo, "add", "adapters")
+    git(tiny_repo, "commit", "-qm", "Merge pull request #12: kwanzaa-mini-v2")
+    summary, result = tmp_path / "summary.md", tmp_path / "reconcile" / "result.json"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    code, out, err = run_cli("reconcile", "--apply", "--result", result, "--repo", tiny_repo)
     assert code == 0, out + err[-2000:]
     assert f"promoted: {PUBLISH}@v2" in out
+    v2_page = f"[{PUBLISH}@v2]({env.endpoint}/{PUBLISH}/tree/v2)"
+    assert f"| `kwanzaa-mini-v2` | candidate passed | promote | ✅ promoted: {v2_page}" in (
+        summary.read_text()
+    )
+    pushed = {"before": head(tiny_repo, "HEAD~1"), "after": head(tiny_repo, "HEAD")}
+    (tmp_path / "push.json").write_text(json.dumps(pushed))
+    monkeypatch.setenv("GITHUB_EVENT_PATH", str(tmp_path / "push.json"))
+    code, out, err = run_cli("ci", "comment-promotion", result, "--repo", tiny_repo)
+    assert code == 0, err
+    [comment] = [c["body"] for c in github.comments.values()]
+    assert comment.startswith("<!-- adapter-gitops:promotion adapter=kwanzaa-mini-v2 -->")
+    assert f"✅ promoted as `{PUBLISH}@v2`" in comment
+    assert v2_page in comment
     assert sorted(t.name for t in api.list_repo_refs(PUBLISH).tags) == ["v1", "v2"]
     assert not any(
         c.title.startswith("Candidate ") for c in api.list_repo_commits(candidates)[:-trained]

@@ -183,3 +183,27 @@ def test_a_policy_change_revalidates_every_adapter(git_repo, run_cli):
     code, out, _ = run_cli("validate", "--repo", git_repo, "--changed-since", "main")
     assert code == 0
     assert "ok   adapters/demo-v1" in out
+
+
+def test_changed_since_with_explicit_adapters_validates_only_those(git_repo, run_cli):
+    def validated(*args: str) -> tuple[int, dict[str, bool], list[dict]]:
+        code, out, _ = run_cli("validate", "--repo", git_repo, *args, "--format", "json")
+        payload = json.loads(out)
+        return code, payload["adapters"], payload["findings"]
+
+    assert run_cli("new", "--repo", git_repo, "demo-v2", "--from", "demo-v1")[0] == 0
+    edit(git_repo / A / "qlora.yaml", "r: 16", "r: 8")  # edits a version that exists on main
+    code, adapters, _ = validated("--changed-since", "main")
+    assert (code, adapters) == (1, {A: False, "adapters/demo-v2": True})  # both touched
+
+    code, adapters, found = validated("demo-v2", "--changed-since", "main")
+    assert (code, adapters) == (0, {"adapters/demo-v2": True})
+    assert not [f for f in found if f["path"].startswith(A)]
+
+    code, adapters, found = validated(A, "--changed-since", "main")
+    assert (code, adapters) == (1, {A: False})
+    assert [f["rule_id"] for f in found if f["severity"] == "error"] == ["promotion.immutable"]
+
+    code, _, err = run_cli("validate", "--repo", git_repo, A, "--changed-since", "nope")
+    assert code == 2
+    assert "git cannot find 'nope' here" in err

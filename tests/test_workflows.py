@@ -304,12 +304,36 @@ def test_promotion_is_serialised_and_never_cancelled():
     assert set(on["workflow_dispatch"]["inputs"]) == {"adapter", "dry_run"}
     assert workflow["concurrency"]["cancel-in-progress"] is False
     assert "github.ref" not in workflow["concurrency"]["group"]
-    (job,) = workflow["jobs"].values()
+    job = workflow["jobs"]["reconcile"]
     assert job["environment"] == "hf-production"
+    assert set(job["permissions"]) == {"contents"}
+    checkout = next(s for s in job["steps"] if s.get("uses", "").startswith("actions/checkout@"))
+    assert checkout["with"]["fetch-depth"] == 0  # withdrawn versions live in git history
     runs = [s["run"] for s in job["steps"] if "run" in s]
-    assert f"{RUNNER} reconcile --apply" in runs
-    assert f'{RUNNER} reconcile --apply --adapter "$ADAPTER"' in runs
-    assert f"{RUNNER} reconcile" in runs
+    result = '--result "$RUNNER_TEMP/reconcile/result.json"'
+    assert f"{RUNNER} reconcile --apply {result}" in runs
+    assert f'{RUNNER} reconcile --apply --adapter "$ADAPTER" {result}' in runs
+    assert f"{RUNNER} reconcile {result}" in runs
+
+
+def test_the_merged_pr_hears_the_promotion_result_from_a_job_without_the_hub_token():
+    workflow = load(WORKFLOWS_DIR / "promote.yml")
+    job = workflow["jobs"]["comment"]
+    assert job["needs"] == "reconcile"
+    assert "!cancelled()" in job["if"]
+    assert "github.event_name == 'push'" in job["if"]
+    assert "environment" not in job
+    assert job["permissions"] == {"contents": "read", "pull-requests": "write"}
+    assert "secrets." not in yaml.safe_dump(job)
+    runs = [s["run"] for s in job["steps"] if "run" in s]
+    assert f'{RUNNER} ci comment-promotion "$RUNNER_TEMP/reconcile/result.json"' in runs
+
+
+def test_every_make_call_names_a_makefile_target():
+    targets = set(re.findall(r"^([\w-]+):", (ROOT / "Makefile").read_text(), re.MULTILINE))
+    calls = {command.split()[1] for _, command in run_steps() if command.startswith("make ")}
+    assert calls, "the workflows install with make"
+    assert calls <= targets
 
 
 def test_ci_lints_and_tests():

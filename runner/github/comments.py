@@ -1,4 +1,4 @@
-"""Sticky PR comments: one per adapter and kind (validation, plan, eval), found again by a
+"""Sticky PR comments: one per adapter and kind (validation, plan, eval, promotion), found by a
 hidden marker and edited in place, through GitHub's REST API (standard library only)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from runner.errors import RunnerError
 from runner.hub.redact import redact, register_secret
 from runner.report.markdown import comment_marker
 
-KINDS = ("validation", "plan", "eval")
+KINDS = ("validation", "plan", "eval", "promotion")
 
 
 marker = comment_marker
@@ -54,6 +54,11 @@ class GitHubComments:
     def pr_head(self, pr: int) -> str:
         """The commit at the head of the PR now."""
         return str(self._call("GET", f"/repos/{self.repository}/pulls/{pr}")["head"]["sha"])
+
+    def merged_pulls(self, commit: str) -> list[int]:
+        """The merged PRs that brought `commit` (a merge, squash or rebase) to its branch."""
+        pulls = self._call("GET", f"/repos/{self.repository}/commits/{commit}/pulls")
+        return [int(p["number"]) for p in pulls if p.get("merged_at")]
 
     def _comments(self, pr: int) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []

@@ -22,6 +22,8 @@ class GitHubContext:
     repository: str | None
     base_ref: str | None
     event: dict[str, Any] = field(default_factory=dict)
+    server_url: str = "https://github.com"
+    run_id: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> GitHubContext:
@@ -40,7 +42,21 @@ class GitHubContext:
             env.get("GITHUB_REPOSITORY"),
             env.get("GITHUB_BASE_REF") or None,
             event,
+            env.get("GITHUB_SERVER_URL") or "https://github.com",
+            env.get("GITHUB_RUN_ID") or None,
         )
+
+    @property
+    def run_url(self) -> str | None:
+        """This workflow run's page, for links in comments and summaries."""
+        if not (self.repository and self.run_id):
+            return None
+        return f"{self.server_url.rstrip('/')}/{self.repository}/actions/runs/{self.run_id}"
+
+    def pushed_commit(self) -> str | None:
+        """The commit a push event brought to its branch (None for other events)."""
+        after = self.event.get("after")
+        return after if isinstance(after, str) and after != _NO_COMMIT else None
 
     def base_commit(self) -> str | None:
         """What the change is compared with: the PR's base commit, or the commit a push

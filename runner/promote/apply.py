@@ -36,6 +36,8 @@ class Outcome:
     action: Action
     ok: bool
     result: str
+    promoted_as: str | None = None  # "<publish repo>@v<N>" when this run promoted it
+    gate_passed: bool | None = None  # when this run evaluated the candidate
 
 
 @dataclass(frozen=True)
@@ -54,23 +56,25 @@ def converge(states: list[AdapterState], ctx: Context) -> list[Outcome]:
         if state.action is Action.NONE:
             continue
         try:
-            result = _carry_out(state, ctx)
-            outcomes.append(Outcome(state.adapter, state.action, True, result))
+            outcomes.append(_carry_out(state, ctx))
         except RunnerError as error:
             outcomes.append(Outcome(state.adapter, state.action, False, str(error)))
     return outcomes
 
 
-def _carry_out(state: AdapterState, ctx: Context) -> str:
+def _carry_out(state: AdapterState, ctx: Context) -> Outcome:
+    def done(result: str, promoted_as: str | None = None, passed: bool | None = None) -> Outcome:
+        return Outcome(state.adapter, state.action, True, result, promoted_as, passed)
+
     if state.action is Action.WITHDRAW:
-        return withdraw(state, ctx.client)
+        return done(withdraw(state, ctx.client))
     bundle = state.bundle
     assert bundle is not None
     assert state.run_id is not None
     if state.action is Action.REPAIR:
         if not ctx.repair_drift:
-            return "left alone: --repair-drift restores what was promoted"
-        return repair(bundle, ctx.client)
+            return done("left alone: --repair-drift restores what was promoted")
+        return done(repair(bundle, ctx.client))
     if state.action is Action.TRAIN:
         train_candidate(
             bundle,
@@ -83,8 +87,9 @@ def _carry_out(state: AdapterState, ctx: Context) -> str:
     if state.action in (Action.TRAIN, Action.EVALUATE):
         passed, detail = evaluate(bundle, state.run_id, ctx)
         if not passed:
-            return f"not promoted: {detail}"
-    return promote_candidate(bundle, state.run_id, ctx)
+            return done(f"not promoted: {detail}", passed=False)
+    result, promoted_as = promote_candidate(bundle, state.run_id, ctx)
+    return done(result, promoted_as)
 
 
 def evaluate(bundle: AdapterBundle, rid: str, ctx: Context) -> tuple[bool, str]:
@@ -97,7 +102,8 @@ def evaluate(bundle: AdapterBundle, rid: str, ctx: Context) -> tuple[bool, str]:
     return report.passed, "failed its gate: " + "; ".join(failed)
 
 
-def promote_candidate(bundle: AdapterBundle, rid: str, ctx: Context) -> str:
+def promote_candidate(bundle: AdapterBundle, rid: str, ctx: Context) -> tuple[str, str]:
+    """What happened, and the promoted "<publish repo>@v<N>"."""
     ctx.on_event({"stage": f"promoting {bundle.dirname}"})
     location = candidate_location(bundle, rid)
     report = read_report(ctx.client, location)
@@ -116,7 +122,8 @@ def promote_candidate(bundle: AdapterBundle, rid: str, ctx: Context) -> str:
             dataset_commit=files.record.get("config", {}).get("dataset", {}).get("revision"),
         )
     state = "promoted" if done.created else "already promoted"
-    return f"{state}: {done.repo_id}@{done.tag} ({done.commit[:12]})"
+    promoted_as = f"{done.repo_id}@{done.tag}"
+    return f"{state}: {promoted_as} ({done.commit[:12]})", promoted_as
 
 
 def repair(bundle: AdapterBundle, client: HubClient) -> str:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import types
 import typing
@@ -440,17 +439,6 @@ def _links(links: Mapping[str, str]) -> list[str]:
 
 
 # -- the job summary ----------------------------------------------------------------------
-
-
-def write_step_summary(markdown: str, env: Mapping[str, str] = os.environ) -> bool:
-    """Append `markdown` to the job summary named by `GITHUB_STEP_SUMMARY`; False if unset."""
-    target = env.get("GITHUB_STEP_SUMMARY")
-    if not target:
-        return False
-    with Path(target).open("a", encoding="utf-8") as stream:
-        stream.write(markdown if markdown.endswith("\n") else markdown + "\n")
-        stream.write("\n")
-    return True
 
 
 # -- loading a report ---------------------------------------------------------------------

@@ -1,8 +1,11 @@
-"""GitHub Actions workflow commands: one annotation per finding, shown on the PR diff."""
+"""GitHub Actions output: one annotation per finding (shown on the PR diff), and the job
+summary (`GITHUB_STEP_SUMMARY`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 
 from runner.findings import Finding, Severity
 
@@ -30,3 +33,14 @@ def annotation(finding: Finding) -> str:
 
 def annotations(findings: Iterable[Finding]) -> list[str]:
     return [annotation(f) for f in findings]
+
+
+def write_step_summary(markdown: str, env: Mapping[str, str] = os.environ) -> bool:
+    """Append `markdown` to the job summary named by `GITHUB_STEP_SUMMARY`; False if unset."""
+    target = env.get("GITHUB_STEP_SUMMARY")
+    if not target:
+        return False
+    with Path(target).open("a", encoding="utf-8") as stream:
+        stream.write(markdown if markdown.endswith("\n") else markdown + "\n")
+        stream.write("\n")
+    return True

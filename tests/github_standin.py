@@ -1,0 +1,74 @@
+"""A small stand-in for the parts of GitHub's REST API the runner calls (GitHub itself cannot
+be reached from here): issue comments, a PR's head, the merged PRs of a commit."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+TOKEN = "ghs_workflowTokenValue123"
+REPO = "ainative/adapters"
+
+
+class FakeGitHub(BaseHTTPRequestHandler):
+    """Issue comments: list (paged), create, edit; a PR's head; the PRs of a commit. Every
+    call needs the bearer token."""
+
+    comments: dict[int, dict[str, Any]]
+    calls: list[tuple[str, str]]
+    pulls_of_commit: list[dict[str, Any]]  # what /commits/{sha}/pulls answers
+
+    def _reply(self, status: int, payload: Any) -> None:
+        body = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _handle(self) -> None:
+        self.calls.append((self.command, self.path))
+        if self.headers.get("Authorization") != f"Bearer {TOKEN}":
+            return self._reply(401, {"message": "Bad credentials"})
+        length = int(self.headers.get("Content-Length") or 0)
+        data = json.loads(self.rfile.read(length) or b"{}")
+        if self.command == "GET" and "/commits/" in self.path:
+            return self._reply(200, self.pulls_of_commit)
+        if self.command == "GET" and "/pulls/" in self.path:
+            return self._reply(200, {"head": {"sha": "c" * 40}})
+        if self.command == "GET":
+            page = int(parse_qs(urlsplit(self.path).query)["page"][0])
+            items = sorted(self.comments.values(), key=lambda c: c["id"])
+            return self._reply(200, items[(page - 1) * 100 : page * 100])
+        if self.command == "POST":
+            number = len(self.comments) + 1
+            self.comments[number] = {"id": number, "body": data["body"]}
+            return self._reply(201, self.comments[number])
+        number = int(self.path.rsplit("/", 1)[1])
+        self.comments[number]["body"] = data["body"]
+        return self._reply(200, self.comments[number])
+
+    do_GET = do_POST = do_PATCH = _handle
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def github(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[FakeGitHub]]:
+    merged = [{"number": 12, "merged_at": "2026-11-22T10:00:00Z"}]
+    attributes = {"comments": {}, "calls": [], "pulls_of_commit": merged}
+    handler = type("Handler", (FakeGitHub,), attributes)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("GITHUB_API_URL", f"http://127.0.0.1:{server.server_port}")
+    monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
+    monkeypatch.setenv("GITHUB_REPOSITORY", REPO)
+    yield handler
+    server.shutdown()
