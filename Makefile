@@ -29,10 +29,9 @@ $(VENV)/.installed-core: pyproject.toml
 test: venv
 	$(BIN)/pytest
 
-# The lifecycle so far: validate every example adapter (specs, data, policies), show the
-# resolved spec of the embedded default, and plan the next ainative version.
-# The whole lifecycle offline (about 8 minutes on 2 cores): Hub emulator + SmolLM2, a
-# simulated PR adding kwanzaa-mini-v2, its checks and candidate, the merge, the promotion.
+# The whole lifecycle offline (about 9 minutes on 2 cores): Hub emulator + SmolLM2, a
+# simulated PR adding kwanzaa-mini-v2, its checks and candidate, the merge, the promotion
+# and its comment on the merged PR.
 demo: venv
 	$(BIN)/runner demo --folder .demo
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -22,6 +22,9 @@ from runner.report.reconcile import reconcile_summary
 from runner.specs import require_adapter
 from runner.specs.bundle import AdapterBundle
 from runner.workspace import Workspace
+
+if TYPE_CHECKING:  # apply imports training and evaluation: only `reconcile` loads it
+    from runner.promote.apply import Outcome
 
 
 def _bundles(workspace: Workspace, adapter: str | None) -> list[AdapterBundle]:
@@ -43,6 +46,16 @@ def print_states(states: list[AdapterState]) -> None:
     for state in states:
         if state.detail:
             out.print(Text.assemble((state.adapter, "bold"), f": {state.detail}"), soft_wrap=True)
+
+
+def print_outcomes(outcomes: list[Outcome]) -> None:
+    for outcome in outcomes:
+        mark = Text("ok   ", style="green") if outcome.ok else Text("FAIL ", style="bold red")
+        out.print(
+            Text.assemble(mark, (outcome.adapter, "bold"), f": {outcome.result}"), soft_wrap=True
+        )
+    if not outcomes:
+        out.print("nothing to do: the Hub matches git")
 
 
 @app.command()
@@ -86,14 +99,7 @@ def reconcile(
                 workspace.root, client, load_policies(workspace), pr, repair_drift, progress.update
             )
             outcomes = converge(states, context)
-        for outcome in outcomes:
-            mark = Text("ok   ", style="green") if outcome.ok else Text("FAIL ", style="bold red")
-            out.print(
-                Text.assemble(mark, (outcome.adapter, "bold"), f": {outcome.result}"),
-                soft_wrap=True,
-            )
-        if not outcomes:
-            out.print("nothing to do: the Hub matches git")
+        print_outcomes(outcomes)
     commit = head_commit(workspace.root)
     done = reconcile_result(
         states, outcomes, None if commit == "unknown" else commit, client.endpoint
@@ -116,5 +122,8 @@ def demo(
 
     workspace = workspace_for(repo)
     run_demo(
-        workspace.root, folder.resolve(), DEFAULT_MODEL_CACHE, lambda text: out.print(Text(text))
+        workspace.root,
+        folder.resolve(),
+        DEFAULT_MODEL_CACHE,
+        lambda text: out.print(Text(text), soft_wrap=True),  # markdown and links stay whole
     )
