@@ -39,10 +39,27 @@ def ci_changed(repo: RepoOption = None) -> None:
 
 
 def _changed_adapters(workspace: Workspace, context: GitHubContext) -> list[str]:
-    base = context.base_commit() or (f"origin/{context.base_ref}" if context.base_ref else None)
+    base = _base(context)
     if base is None:
         return [d.name for d in workspace.list_adapter_dirs()]
     return [d.name for d in affected_adapters(workspace, changed_paths(workspace.root, base))]
+
+
+def _removed_adapters(workspace: Workspace, context: GitHubContext) -> list[str]:
+    """Adapter directories the change deleted (versions withdrawn from git)."""
+    base = _base(context)
+    if base is None:
+        return []
+    names = {p.split("/")[1] for p in changed_paths(workspace.root, base) if _in_adapter(p)}
+    return sorted(n for n in names if not (workspace.root / "adapters" / n).is_dir())
+
+
+def _in_adapter(path: str) -> bool:
+    return path.startswith("adapters/") and path.count("/") >= 2
+
+
+def _base(context: GitHubContext) -> str | None:
+    return context.base_commit() or (f"origin/{context.base_ref}" if context.base_ref else None)
 
 
 @ci_app.command("comment-promotion")
@@ -50,20 +67,25 @@ def ci_comment_promotion(
     result: Annotated[Path, typer.Argument(help="What `runner reconcile --result` wrote.")],
     repo: RepoOption = None,
 ) -> None:
-    """On a push to main: tell each merged PR what became of the adapters it changed
-    (promoted and where, or why not and what to do). A missing RESULT (the promote run
-    stopped early) is reported on the PR too, rather than leaving it silent."""
+    """On a push to main: tell each merged PR what became of the adapters it changed or
+    removed (promoted and where, or why not and what to do; withdrawn). A missing RESULT
+    (the promote run stopped early) is reported on the PR too, rather than leaving it
+    silent."""
     context = GitHubContext.from_env()
     commit = context.pushed_commit()
     if commit is None:
         raise InputError("comment-promotion runs on a push event (GITHUB_EVENT_PATH)")
-    adapters = _changed_adapters(workspace_for(repo), context)
+    workspace = workspace_for(repo)
+    done = ReconcileResult.read(result) if result.exists() else None
+    removed = [  # a removed version never promoted has nothing to report
+        name for name in _removed_adapters(workspace, context) if done is None or done.of(name)
+    ]
+    adapters = _changed_adapters(workspace, context) + removed
     comments = _comments()
     pulls = comments.merged_pulls(commit) if adapters else []
     if not pulls:
         out.print(f"no merged PR changed an adapter in {commit[:12]}: nothing to comment")
         return
-    done = ReconcileResult.read(result) if result.exists() else None
     for number in pulls:
         for adapter in adapters:
             row = done.of(adapter) if done else None

@@ -105,7 +105,12 @@ def test_a_failing_candidate_is_never_promoted_and_the_plan_says_why(
 
 
 def test_drift_is_shown_and_repaired_and_a_removed_version_is_marked_not_deleted(
-    tiny_repo: Path, env: Any, run_cli: RunCli
+    tiny_repo: Path,
+    env: Any,
+    run_cli: RunCli,
+    tmp_path: Path,
+    github: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     lenient(tiny_repo)
     assert run_cli("reconcile", "--apply", "--repo", tiny_repo)[0] == 0
@@ -130,8 +135,17 @@ def test_drift_is_shown_and_repaired_and_a_removed_version_is_marked_not_deleted
     git(tiny_repo, "commit", "-qm", "withdraw the version")
     code, out, _ = run_cli("status", "--repo", tiny_repo)
     assert "withdrawn" in out
-    code, out, _ = run_cli("reconcile", "--apply", "--repo", tiny_repo)
+    result = tmp_path / "result.json"
+    code, out, _ = run_cli("reconcile", "--apply", "--result", result, "--repo", tiny_repo)
     assert "marked ainative/kwanzaa-mini-lora@v1 withdrawn" in out
+    pushed = {"before": head(tiny_repo, "HEAD~1"), "after": head(tiny_repo, "HEAD")}
+    (tmp_path / "push.json").write_text(json.dumps(pushed))
+    monkeypatch.setenv("GITHUB_EVENT_PATH", str(tmp_path / "push.json"))
+    assert run_cli("ci", "comment-promotion", result, "--repo", tiny_repo)[0] == 0
+    [comment] = [c["body"] for c in github.comments.values()]
+    assert comment.startswith(f"<!-- adapter-gitops:promotion adapter={ADAPTER} -->")
+    assert "withdrawn" in comment.splitlines()[1]
+    assert "(nothing deleted)" in comment
     files = api.list_repo_files(PUBLISH)
     assert {"adapter_model.safetensors", "adapter_config.json", "README.md"} <= set(files)
     card = ModelCard(Path(api.hf_hub_download(PUBLISH, "README.md")).read_text())

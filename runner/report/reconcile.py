@@ -3,6 +3,7 @@ merged PR (one per adapter it changed: was it promoted, where, and if not, what 
 
 from __future__ import annotations
 
+from runner.promote.reconcile import State
 from runner.promote.result import AdapterResult, ReconcileResult, Verdict
 from runner.report.markdown import cell
 
@@ -53,7 +54,8 @@ def promotion_comment(
         Verdict.OTHER: row.state.value,
     }[row.verdict]
     lines = [f"## Promotion: `{adapter}` {_ICON[row.verdict]} {headline}", ""]
-    lines += [_explain(row), ""]
+    if explanation := _explain(row):
+        lines += [explanation, ""]
     lines += [
         "| state before | action | result |",
         "|---|---|---|",
@@ -76,7 +78,15 @@ def _explain(row: AdapterResult) -> str:
         )
     if row.verdict is Verdict.FAILED:
         return f"Reconcile stopped on this adapter: {cell(row.result)}. {_rerun_hint()}"
-    return cell(row.result or row.detail or "Nothing to do.")
+    return _STATE_NOTES.get(row.state, "")
+
+
+_STATE_NOTES = {
+    State.WITHDRAWN: "This version is gone from git. Nothing on the Hub is deleted: the tag "
+    "stays, and the model card says withdrawn while `main` still holds this version.",
+    State.DRIFTED: "`main` of the publish repo no longer holds what was promoted (a change "
+    "by hand). `runner reconcile --apply --repair-drift` restores it.",
+}
 
 
 def _rerun_hint() -> str:
