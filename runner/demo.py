@@ -4,8 +4,8 @@ A Hub emulator with SmolLM2-135M-Instruct seeded; a scratch clone where a branch
 `adapters/kwanzaa-mini-v2` (a simulated PR); the PR job's commands (validate, smoke, plan,
 candidate training on the emulated Space, eval); the PR comment; the merge; the promote job's
 command (reconcile) and its comment on the merged PR; the promoted model card and
-`runner status`. Each step is the same
-`runner` command a workflow runs, in a subprocess. Everything stays in one folder.
+`runner status`. Each step is the same `runner` command a workflow runs, in a subprocess.
+Everything stays in one folder.
 """
 
 from __future__ import annotations
