@@ -32,34 +32,31 @@ _COMMENT_FILE = re.compile(r"(?P<adapter>.+)\.(?P<kind>validation|plan|eval)\.md
 def ci_changed(repo: RepoOption = None) -> None:
     """The adapters a PR or push touches (all of them when there is no base to compare
     with); written to GITHUB_OUTPUT as `adapters` (a JSON list) and `any`."""
-    names = _changed_adapters(workspace_for(repo), GitHubContext.from_env())
+    workspace = workspace_for(repo)
+    names = _touched_adapters(workspace, _changes(workspace, GitHubContext.from_env()))
     write_output("adapters", json.dumps(names))
     write_output("any", "true" if names else "false")
     out.print(json.dumps(names))
 
 
-def _changed_adapters(workspace: Workspace, context: GitHubContext) -> list[str]:
-    base = _base(context)
-    if base is None:
+def _changes(workspace: Workspace, context: GitHubContext) -> list[str] | None:
+    """The paths the PR or push changed; None when there is no base to compare with."""
+    base = context.base_commit() or (f"origin/{context.base_ref}" if context.base_ref else None)
+    return None if base is None else changed_paths(workspace.root, base)
+
+
+def _touched_adapters(workspace: Workspace, changed: list[str] | None) -> list[str]:
+    if changed is None:
         return [d.name for d in workspace.list_adapter_dirs()]
-    return [d.name for d in affected_adapters(workspace, changed_paths(workspace.root, base))]
+    return [d.name for d in affected_adapters(workspace, changed)]
 
 
-def _removed_adapters(workspace: Workspace, context: GitHubContext) -> list[str]:
+def _removed_adapters(workspace: Workspace, changed: list[str] | None) -> list[str]:
     """Adapter directories the change deleted (versions withdrawn from git)."""
-    base = _base(context)
-    if base is None:
-        return []
-    names = {p.split("/")[1] for p in changed_paths(workspace.root, base) if _in_adapter(p)}
+    names = {
+        p.split("/")[1] for p in changed or [] if p.startswith("adapters/") and p.count("/") >= 2
+    }
     return sorted(n for n in names if not (workspace.root / "adapters" / n).is_dir())
-
-
-def _in_adapter(path: str) -> bool:
-    return path.startswith("adapters/") and path.count("/") >= 2
-
-
-def _base(context: GitHubContext) -> str | None:
-    return context.base_commit() or (f"origin/{context.base_ref}" if context.base_ref else None)
 
 
 @ci_app.command("comment-promotion")
@@ -76,11 +73,12 @@ def ci_comment_promotion(
     if commit is None:
         raise InputError("comment-promotion runs on a push event (GITHUB_EVENT_PATH)")
     workspace = workspace_for(repo)
+    changed = _changes(workspace, context)
     done = ReconcileResult.read(result) if result.exists() else None
     removed = [  # a removed version never promoted has nothing to report
-        name for name in _removed_adapters(workspace, context) if done is None or done.of(name)
+        name for name in _removed_adapters(workspace, changed) if done is None or done.of(name)
     ]
-    adapters = _changed_adapters(workspace, context) + removed
+    adapters = _touched_adapters(workspace, changed) + removed
     comments = _comments()
     pulls = comments.merged_pulls(commit) if adapters else []
     if not pulls:

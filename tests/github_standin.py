@@ -4,9 +4,11 @@ be reached from here): issue comments, a PR's head, the merged PRs of a commit."
 from __future__ import annotations
 
 import json
+import subprocess
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -14,6 +16,32 @@ import pytest
 
 TOKEN = "ghs_workflowTokenValue123"
 REPO = "ainative/adapters"
+
+
+def event(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str, payload: dict[str, Any]
+) -> Path:
+    """The environment of a workflow step run by event `name`; returns its GITHUB_OUTPUT."""
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps(payload))
+    outputs = tmp_path / "outputs.txt"
+    monkeypatch.setenv("GITHUB_EVENT_NAME", name)
+    monkeypatch.setenv("GITHUB_EVENT_PATH", str(path))
+    monkeypatch.setenv("GITHUB_OUTPUT", str(outputs))
+    monkeypatch.setenv("GITHUB_REPOSITORY", REPO)
+    return outputs
+
+
+def push(root: Path, before: str) -> dict[str, Any]:
+    """A push event that moved main from `before` to the checkout's HEAD."""
+
+    def commit(revision: str) -> str:
+        done = subprocess.run(
+            ["git", "rev-parse", revision], cwd=root, check=True, capture_output=True, text=True
+        )
+        return done.stdout.strip()
+
+    return {"ref": "refs/heads/main", "before": commit(before), "after": commit("HEAD")}
 
 
 class FakeGitHub(BaseHTTPRequestHandler):

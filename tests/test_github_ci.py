@@ -4,7 +4,6 @@ for GitHub's comments API (the real one cannot be reached from here)."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from runner.github.context import GitHubContext
 from runner.promote.reconcile import Action, State
 from runner.promote.result import AdapterResult, ReconcileResult, Verdict
 from tests.conftest import RunCli
-from tests.github_standin import REPO, TOKEN, FakeGitHub
+from tests.github_standin import REPO, TOKEN, FakeGitHub, event, push
 
 
 def git(root: Path, *args: str) -> str:
@@ -40,19 +39,6 @@ def pull_request(base_sha: str, *, head_repo: str = REPO, number: int = 12) -> d
         },
         "repository": {"full_name": REPO},
     }
-
-
-def event(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str, payload: dict[str, Any]
-) -> Path:
-    path = tmp_path / f"{name}.json"
-    path.write_text(json.dumps(payload))
-    outputs = tmp_path / "outputs.txt"
-    monkeypatch.setenv("GITHUB_EVENT_NAME", name)
-    monkeypatch.setenv("GITHUB_EVENT_PATH", str(path))
-    monkeypatch.setenv("GITHUB_OUTPUT", str(outputs))
-    monkeypatch.setenv("GITHUB_REPOSITORY", REPO)
-    return outputs
 
 
 @pytest.fixture
@@ -186,10 +172,6 @@ def test_a_rejected_token_is_reported_without_the_token(
     assert "ghs_wrongTokenValue98765" not in err
 
 
-def push(root: Path, base: str) -> dict[str, Any]:
-    return {"ref": "refs/heads/main", "before": base, "after": git(root, "rev-parse", "HEAD")}
-
-
 def test_a_merged_pr_hears_when_the_promote_run_stopped_before_reporting(
     github: type[FakeGitHub],
     repo_with_history: tuple[Path, str],
@@ -220,7 +202,7 @@ def test_the_promotion_comment_names_only_adapters_the_push_changed(
     assert run_cli("new", "demo-v2", "--from", "demo-v1", "--repo", root)[0] == 0
     git(root, "add", ".")
     git(root, "commit", "-qm", "add demo-v2")
-    event(monkeypatch, tmp_path, "push", push(root, git(root, "rev-parse", "HEAD~1")))
+    event(monkeypatch, tmp_path, "push", push(root, "HEAD~1"))
     result = ReconcileResult(
         True,
         "e" * 40,

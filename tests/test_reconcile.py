@@ -13,6 +13,7 @@ import pytest
 from huggingface_hub import HfApi, ModelCard
 
 from tests.conftest import ADAPTER, TOKEN, RunCli
+from tests.github_standin import event, push
 
 PUBLISH = "ainative/kwanzaa-mini-lora"
 
@@ -34,13 +35,6 @@ def git(root: Path, *args: str) -> None:
         cwd=root,
         check=True,
     )
-
-
-def head(root: Path, revision: str) -> str:
-    done = subprocess.run(
-        ["git", "rev-parse", revision], cwd=root, check=True, capture_output=True, text=True
-    )
-    return done.stdout.strip()
 
 
 def commits(api: HfApi, repo_id: str) -> int:
@@ -138,9 +132,7 @@ def test_drift_is_shown_and_repaired_and_a_removed_version_is_marked_not_deleted
     result = tmp_path / "result.json"
     code, out, _ = run_cli("reconcile", "--apply", "--result", result, "--repo", tiny_repo)
     assert "marked ainative/kwanzaa-mini-lora@v1 withdrawn" in out
-    pushed = {"before": head(tiny_repo, "HEAD~1"), "after": head(tiny_repo, "HEAD")}
-    (tmp_path / "push.json").write_text(json.dumps(pushed))
-    monkeypatch.setenv("GITHUB_EVENT_PATH", str(tmp_path / "push.json"))
+    event(monkeypatch, tmp_path, "push", push(tiny_repo, "HEAD~1"))
     assert run_cli("ci", "comment-promotion", result, "--repo", tiny_repo)[0] == 0
     [comment] = [c["body"] for c in github.comments.values()]
     assert comment.startswith(f"<!-- adapter-gitops:promotion adapter={ADAPTER} -->")
@@ -193,9 +185,7 @@ def test_a_merged_pr_adding_v2_promotes_the_reviewed_candidate_and_says_so_on_th
     assert f"| `kwanzaa-mini-v2` | candidate passed | promote | ✅ promoted: {v2_page}" in (
         summary.read_text()
     )
-    pushed = {"before": head(tiny_repo, "HEAD~1"), "after": head(tiny_repo, "HEAD")}
-    (tmp_path / "push.json").write_text(json.dumps(pushed))
-    monkeypatch.setenv("GITHUB_EVENT_PATH", str(tmp_path / "push.json"))
+    event(monkeypatch, tmp_path, "push", push(tiny_repo, "HEAD~1"))
     code, out, err = run_cli("ci", "comment-promotion", result, "--repo", tiny_repo)
     assert code == 0, err
     [comment] = [c["body"] for c in github.comments.values()]
