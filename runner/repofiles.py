@@ -26,6 +26,10 @@ class UnsafePathError(InputError):
     """A declared path that may not be read: outside the repo, a link, a device, unprintable."""
 
 
+class MissingFileError(UnsafePathError):
+    """Nothing at the declared path (nothing unsafe either: it is simply not there)."""
+
+
 def path_problem(relative: str) -> str | None:
     """What is wrong with the text of a declared path, or None. Checks only the string."""
     if not relative:
@@ -56,7 +60,7 @@ def declared_file(repo_root: Path, relative: str, *, what: str = "file") -> Path
         try:
             mode = os.lstat(current).st_mode
         except FileNotFoundError:
-            raise UnsafePathError(f"{relative}: no {what} there") from None
+            raise MissingFileError(f"{relative}: no {what} there") from None
         except OSError as error:
             raise UnsafePathError(f"{relative}: cannot read it ({error.strerror})") from None
         shown = "/".join(parts[: depth + 1])

@@ -65,6 +65,11 @@ class Workspace:
         text = str(ref).rstrip("/\\")
         # The repository's own directories win over a same-named path under the CWD.
         for candidate in (self.root / text, self.adapters_dir / text, Path(text)):
+            if candidate.is_symlink():
+                raise InputError(
+                    f"{text} is a symbolic link; an adapter directory must be a real folder "
+                    "inside the repository"
+                )
             if candidate.is_dir():
                 return candidate.resolve()
         known = ", ".join(d.name for d in self.list_adapter_dirs()) or "none"
@@ -73,4 +78,5 @@ class Workspace:
     def list_adapter_dirs(self) -> list[Path]:
         if not self.adapters_dir.is_dir():
             return []
+        # A symlinked directory is listed so that loading it reports the link, never skipped.
         return sorted(d for d in self.adapters_dir.iterdir() if d.is_dir())

@@ -9,6 +9,7 @@ from ruamel.yaml.comments import CommentedMap
 
 from runner.data.fingerprint import Fingerprint, fingerprint
 from runner.errors import InputError
+from runner.repofiles import UnsafePathError, declared_file
 from runner.specs.bundle import AdapterBundle
 from runner.specs.yamlio import dump_yaml, round_trip_yaml
 
@@ -30,11 +31,10 @@ def lock_dataset(bundle: AdapterBundle, repo_root: Path) -> LockResult:
     prints: dict[str, Fingerprint] = {}
     for split in SPLITS:
         relative = getattr(bundle.dataset.files, split).path
-        data_file = repo_root / relative
-        if not data_file.is_file():
-            raise InputError(
-                f"{bundle.path}/dataset.yaml: files.{split}.path: no file at {relative}"
-            )
+        try:
+            data_file = declared_file(repo_root, relative, what=f"files.{split}")
+        except UnsafePathError as error:
+            raise InputError(f"{bundle.path}/dataset.yaml: files.{split}.path: {error}") from None
         prints[split] = fingerprint(data_file)
         _record(tree["files"][split], prints[split], order)
     updated = dump_yaml(tree)

@@ -1,8 +1,9 @@
 """`runner dataset push`: a dataset version goes to its Hub dataset repo once, under a tag
 named after the version, and runs read it at that tag's commit.
 
-Layout on the Hub: `<version>/<file>` for every file of `datasets/<name>/<version>/`, and the
-answer schema at its path below `datasets/<name>/`. Versions sit side by side on `main`, and
+Layout on the Hub: `<version>/<file>` for the manifest's train and eval files (only what the
+manifest declares is uploaded, never the rest of the folder), and the answer schema at its
+path below `datasets/<name>/`. Versions sit side by side on `main`, and
 a pushed version is immutable: pushing it again with other bytes is an error, not an update.
 """
 
@@ -14,6 +15,7 @@ from pathlib import Path
 from runner.errors import InputError
 from runner.hashing import sha256_of
 from runner.hub.client import HubClient, RepoRef
+from runner.repofiles import declared_file
 from runner.specs.dataset import DatasetManifest
 
 
@@ -39,28 +41,23 @@ def hub_path(local: str, version: str) -> str:
 
 
 def dataset_files(manifest: DatasetManifest, repo_root: Path) -> dict[str, Path]:
-    """Hub path -> local file for everything a push uploads, after checking that the train
-    and eval files still have the sha256 the manifest locked."""
+    """Hub path -> local file for everything a push uploads: the manifest's train and eval
+    files and its answer schema, nothing else. Each must be a regular file inside the
+    repository (no symlink on the way), and the data files must still have the sha256 the
+    manifest locked."""
+    files: dict[str, Path] = {}
     for split in ("train", "eval"):
         entry = getattr(manifest.files, split)
-        local = repo_root / entry.path
-        if not local.is_file():
-            raise InputError(f"{entry.path}: missing; the manifest's files.{split}.path names it")
+        local = declared_file(repo_root, entry.path, what=f"files.{split}")
         if entry.sha256 is None or sha256_of(local) != entry.sha256:
             raise InputError(
                 f"{entry.path}: its bytes do not match files.{split}.sha256 in the manifest; "
                 "run `runner dataset lock` on the adapter and commit the result before pushing"
             )
-    folder = (repo_root / manifest.files.train.path).parent
-    files = {
-        hub_path(p.relative_to(repo_root).as_posix(), manifest.version): p
-        for p in sorted(folder.rglob("*"))
-        if p.is_file()
-    }
+        files[hub_path(entry.path, manifest.version)] = local
     if manifest.answer_schema is not None:
-        files[hub_path(manifest.answer_schema, manifest.version)] = (
-            repo_root / manifest.answer_schema
-        )
+        local = declared_file(repo_root, manifest.answer_schema, what="answer_schema")
+        files[hub_path(manifest.answer_schema, manifest.version)] = local
     return files
 
 

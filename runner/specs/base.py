@@ -9,6 +9,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
 from runner.findings import quote
+from runner.repofiles import path_problem
 
 
 class SpecModel(BaseModel):
@@ -65,14 +66,21 @@ Slug = Annotated[
     ),
 ]
 
-RepoPath = Annotated[
-    str,
-    _matches(
-        r"(?!/)(?!.*(?:^|/)\.\.(?:/|$))[^\\:*?\"<>|]+",
-        "repo_path",
-        "a path relative to the repository root, with '/' separators and no '..'",
-    ),
-]
+
+def _repo_path(value: str) -> str:
+    problem = path_problem(value)
+    if problem is None and any(c in value for c in '*?"<>|'):
+        problem = 'may not contain * ? " < > or |'
+    if problem is not None:
+        raise spec_error(
+            "repo_path",
+            f"expected a path relative to the repository root, got {quote(value)}: "
+            f"the path {problem}",
+        )
+    return value
+
+
+RepoPath = Annotated[str, AfterValidator(_repo_path)]
 """A file path relative to the repository root."""
 
 DatasetVersion = Annotated[str, _matches(r"v[0-9]+", "dataset_version", "`v<N>`, e.g. `v2`")]

@@ -120,6 +120,16 @@ def load_spec_file(
 def load_adapter(workspace: Workspace, directory: Path) -> LoadResult:
     """Load all four specs of `directory`, reporting every problem in one pass."""
     base = workspace.rel(directory)
+    if directory.is_symlink():
+        link = Finding(
+            "spec.unsafe-path",
+            Severity.ERROR,
+            f"adapters/{directory.name}",
+            None,
+            "is a symbolic link; only regular files inside the repository are read",
+            "replace the link with the adapter's own folder",
+        )
+        return LoadResult(None, [link])
     findings: list[Finding] = []
     docs: dict[str, YamlDoc] = {}
     specs: dict[str, BaseModel] = {}

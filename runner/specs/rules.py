@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from runner.findings import Finding, Severity, quote
+from runner.repofiles import MissingFileError, UnsafePathError, declared_file
 from runner.specs.adapter import AdapterSpec
 from runner.specs.tasks import TASK_METRICS
 from runner.specs.yamlio import YamlDoc
@@ -127,12 +128,22 @@ def dataset_files_exist(bundle: AdapterBundle, workspace: Workspace) -> Iterator
     if manifest.answer_schema is not None:
         paths.append((["answer_schema"], manifest.answer_schema))
     for loc, relative in paths:
-        if not (workspace.root / relative).is_file():
+        key = ".".join(map(str, loc))
+        try:
+            declared_file(workspace.root, relative, what=key)
+        except MissingFileError:
             yield doc.finding(
                 loc,
                 "spec.missing-data-file",
-                f"{'.'.join(map(str, loc))}: no file at {relative}",
+                f"{key}: no file at {relative}",
                 hint="paths are relative to the repository root",
+            )
+        except UnsafePathError as error:
+            yield doc.finding(
+                loc,
+                "spec.unsafe-path",
+                f"{key}: {error}",
+                hint="only regular files inside the repository are read or uploaded",
             )
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.hashing import sha256_of
+from runner.repofiles import declared_file
 from runner.specs.bundle import AdapterBundle
 from runner.train.run_config import generation_settings
 
@@ -53,7 +54,8 @@ def run_inputs(bundle: AdapterBundle, repo_root: Path) -> RunInputs:
         training=bundle.training.model_dump(mode="json"),
         generation=generation_settings(bundle),
         data_sha256={
-            split: sha256_of(repo_root / getattr(files, split).path) for split in ("train", "eval")
+            split: sha256_of(declared_file(repo_root, getattr(files, split).path))
+            for split in ("train", "eval")
         },
         script_version=script_version(),
     )
