@@ -51,3 +51,19 @@ def test_lock_reports_lines_it_could_not_read(demo_repo, run_cli):
 
     assert code == 0
     assert "eval: lines without a readable category: 2; run `runner validate`" in err
+
+
+def test_a_comment_above_the_next_key_stays_above_it_when_lock_adds_fields(demo_repo, run_cli):
+    manifest = demo_repo / A / "dataset.yaml"
+    text = manifest.read_text()
+    eval_entry = text[text.index("  eval:\n") : text.index("categories:")]
+    comment = "# Categories are behaviours, not topics: the gate scores each one separately.\n"
+    unlocked = "  eval:\n    path: datasets/demo/v1/eval.jsonl\n" + comment
+    manifest.write_text(text.replace(eval_entry, unlocked))
+
+    code, _, err = run_cli("dataset", "lock", "--repo", demo_repo, A)
+
+    assert code == 0, err
+    locked = manifest.read_text()
+    assert comment + "categories:\n" in locked
+    assert YAML(typ="safe").load(locked)["files"]["eval"]["examples"] == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ruamel.yaml.comments import CommentedMap
 
@@ -28,6 +29,9 @@ def lock_dataset(bundle: AdapterBundle, repo_root: Path) -> LockResult:
     text = manifest.read_text(encoding="utf-8")
     tree = round_trip_yaml().load(text)
     order = list(bundle.dataset.categories)
+    # ruamel keeps a comment that stands above the next top-level key (`categories:`) on the
+    # last key written before it; it must stay last after the lock adds keys, not sink inside.
+    trailing = _take_trailing_comment(tree["files"])
     prints: dict[str, Fingerprint] = {}
     for split in SPLITS:
         relative = getattr(bundle.dataset.files, split).path
@@ -37,10 +41,37 @@ def lock_dataset(bundle: AdapterBundle, repo_root: Path) -> LockResult:
             raise InputError(f"{bundle.path}/dataset.yaml: files.{split}.path: {error}") from None
         prints[split] = fingerprint(data_file)
         _record(tree["files"][split], prints[split], order)
+    _put_trailing_comment(tree["files"], trailing)
     updated = dump_yaml(tree)
     if updated != text:
         manifest.write_text(updated, encoding="utf-8")
     return LockResult(manifest, prints, updated != text)
+
+
+def _last_entry(node: CommentedMap) -> tuple[CommentedMap, object]:
+    """The mapping and key written last in `node`'s block: the deepest last key."""
+    key = list(node)[-1]
+    value = node[key]
+    if isinstance(value, CommentedMap) and value:
+        return _last_entry(value)
+    return node, key
+
+
+def _take_trailing_comment(node: CommentedMap) -> Any:
+    mapping, key = _last_entry(node)
+    slots = mapping.ca.items.get(key)
+    if not slots or len(slots) < 3 or slots[2] is None:
+        return None
+    token, slots[2] = slots[2], None
+    return token
+
+
+def _put_trailing_comment(node: CommentedMap, token: Any) -> None:
+    if token is None:
+        return
+    mapping, key = _last_entry(node)
+    slots = mapping.ca.items.setdefault(key, [None, None, None, None])
+    slots[2] = token
 
 
 def _record(entry: CommentedMap, found: Fingerprint, category_order: list[str]) -> None:
