@@ -160,3 +160,15 @@ def test_a_push_uploads_the_manifest_list_and_never_an_undeclared_file(
         "v0/eval.jsonl",
         "answer_json.schema.json",
     }
+
+
+def test_validate_warns_of_a_symlink_beside_the_data_that_is_never_uploaded(
+    tmp_path: Path, run_cli: RunCli
+) -> None:
+    root = copy_repo(tmp_path / "repo")
+    (root / VERSION / "notes.txt").symlink_to("/proc/self/environ")
+    code, out, err = run_cli("validate", f"adapters/{ADAPTER}", "--repo", root)
+    assert code == 0, out + err
+    assert f"{MANIFEST}:" in out
+    assert "datasets/kwanzaa/v0/notes.txt is a symbolic link" in out
+    assert "never read or uploaded" in out

@@ -3,6 +3,7 @@ Rules within one file live next to the fields they guard, in the models."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,6 +17,8 @@ from runner.workspace import Workspace, split_adapter_dirname
 
 if TYPE_CHECKING:
     from runner.specs.bundle import AdapterBundle
+
+MAX_LISTED = 20  # findings about one folder's odd entries: enough to act on, never a flood
 
 
 def directory_name(directory: Path, doc: YamlDoc, adapter: AdapterSpec) -> list[Finding]:
@@ -41,6 +44,7 @@ def cross_file_findings(bundle: AdapterBundle, workspace: Workspace) -> list[Fin
         *eval_categories_exist_in_manifest(bundle),
         *task_needs(bundle),
         *dataset_files_exist(bundle, workspace),
+        *links_beside_the_data(bundle, workspace),
         *dataset_is_locked(bundle),
     ]
 
@@ -145,6 +149,26 @@ def dataset_files_exist(bundle: AdapterBundle, workspace: Workspace) -> Iterator
                 f"{key}: {error}",
                 hint="only regular files inside the repository are read or uploaded",
             )
+
+
+def links_beside_the_data(bundle: AdapterBundle, workspace: Workspace) -> Iterator[Finding]:
+    """A symlink or special file next to the data files is never read nor uploaded; say so,
+    since whoever put it there may believe it ships with the dataset (or hope it does)."""
+    doc = bundle.docs["dataset.yaml"]
+    folder = workspace.root / bundle.dataset.files.train.path.rsplit("/", 1)[0]
+    if folder.is_symlink() or not folder.is_dir():
+        return  # the data file's own finding covers it
+    with os.scandir(folder) as entries:
+        odd = sorted(e.name for e in entries if e.is_symlink() or not (e.is_file() or e.is_dir()))
+    for name in odd[:MAX_LISTED]:
+        yield doc.finding(
+            ["files", "train", "path"],
+            "spec.unsafe-path",
+            f"{workspace.rel(folder)}/{name} is a symbolic link or special file: it is never "
+            "read or uploaded (only the files this manifest declares are)",
+            hint="remove it, or replace it with the file itself and declare it",
+            severity=Severity.WARNING,
+        )
 
 
 def dataset_is_locked(bundle: AdapterBundle) -> Iterator[Finding]:
