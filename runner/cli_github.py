@@ -7,6 +7,9 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable, Iterable
+from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -15,17 +18,31 @@ import typer
 from runner.changes import affected_adapters
 from runner.cli_shared import AdapterArg, RepoOption, app, out, workspace_for
 from runner.errors import InputError
-from runner.github.comments import KINDS, GitHubComments
-from runner.github.context import GitHubContext, write_output
+from runner.github.comments import (
+    BOT_LOGIN_ENV,
+    DEFAULT_BOT_LOGIN,
+    KINDS,
+    GitHubComments,
+    PullFiles,
+    sticky_text,
+)
+from runner.github.context import GitHubContext, positive_number, write_output
+from runner.github.untrusted import neutralized, own_code_areas, trusted_hosts
 from runner.gitutil import changed_paths
 from runner.promote.result import ReconcileResult
+from runner.repofiles import declared_file, read_regular_bytes
+from runner.report.markdown import pr_code_banner
 from runner.report.reconcile import promotion_comment
 from runner.workspace import Workspace
 
 ci_app = typer.Typer(help="Steps of the GitHub workflows.", no_args_is_help=True)
 app.add_typer(ci_app, name="ci")
 
-_COMMENT_FILE = re.compile(r"(?P<adapter>.+)\.(?P<kind>validation|plan|eval)\.md")
+# What the PR checks upload; eval reports come as `<adapter>.eval/eval_report.md` only, so
+# an artifact holds at most one file per adapter and kind.
+_COMMENT_FILE = re.compile(r"(?P<adapter>.+)\.(?P<kind>validation|plan)\.md")
+# A report this large is not one the runner wrote; under it, a body is cut to fit a comment.
+COMMENT_FILE_BYTES = 16 << 20
 
 
 @ci_app.command("changed")
@@ -53,10 +70,13 @@ def _touched_adapters(workspace: Workspace, changed: list[str] | None) -> list[s
 
 def _removed_adapters(workspace: Workspace, changed: list[str] | None) -> list[str]:
     """Adapter directories the change deleted (versions withdrawn from git)."""
-    names = {
-        p.split("/")[1] for p in changed or [] if p.startswith("adapters/") and p.count("/") >= 2
-    }
+    names = _adapters_named(changed or [])
     return sorted(n for n in names if not (workspace.root / "adapters" / n).is_dir())
+
+
+def _adapters_named(paths: Iterable[str]) -> set[str]:
+    """The adapter directories that paths lie in (present or not)."""
+    return {p.split("/")[1] for p in paths if p.startswith("adapters/") and p.count("/") >= 2}
 
 
 @ci_app.command("comment-promotion")
@@ -88,7 +108,8 @@ def ci_comment_promotion(
         for adapter in adapters:
             row = done.of(adapter) if done else None
             body = promotion_comment(row, adapter, commit, context.run_url)
-            action = comments.upsert(number, "promotion", adapter, body)
+            text = sticky_text("promotion", adapter, body)
+            action = comments.upsert(number, "promotion", adapter, text)
             out.print(f"promotion comment for {adapter} on #{number}: {action}")
 
 
@@ -97,10 +118,14 @@ def _comments() -> GitHubComments:
     if not token or not repository:
         raise InputError("posting a comment needs GITHUB_TOKEN and GITHUB_REPOSITORY")
     api = os.environ.get("GITHUB_API_URL") or "https://api.github.com"
-    return GitHubComments(repository, token, api)
+    return GitHubComments(
+        repository, token, api, os.environ.get(BOT_LOGIN_ENV) or DEFAULT_BOT_LOGIN
+    )
 
 
 def _pr(number: int | None) -> int:
+    if number is not None and positive_number(number) is None:
+        raise InputError(f"--pr {number}: a pull request number is a positive whole number")
     found = number or GitHubContext.from_env().pr_number()
     if found is None:
         raise InputError("no pull request number: pass --pr or run on a pull_request event")
@@ -114,46 +139,97 @@ def ci_comment(
     body_file: Annotated[Path, typer.Option(help="Markdown of the comment.")],
     pr: Annotated[int | None, typer.Option(help="PR number (default: from the event).")] = None,
 ) -> None:
-    """Create or update this adapter's sticky comment of this kind on the PR."""
+    """Create or update this adapter's sticky comment of this kind on the PR. The body is
+    posted as the bot's, so mentions and links to outside hosts in it are neutralized."""
     if kind not in KINDS:
         raise InputError(f"--kind {kind!r}: expected one of {', '.join(KINDS)}")
-    body = _read(body_file)
-    done = _comments().upsert(_pr(pr), kind, Path(adapter).name, body)
-    out.print(f"{kind} comment for {Path(adapter).name}: {done}")
+    name = Path(adapter).name
+    text = sticky_text(kind, name, _read_markdown(body_file), _cleaner())
+    done = _comments().upsert(_pr(pr), kind, name, text)
+    out.print(f"{kind} comment for {name}: {done}")
 
 
 @ci_app.command("post-comments")
 def ci_post_comments(
     folder: Annotated[Path, typer.Argument(help="Folder of <adapter>.<kind>.md and pr.json.")],
+    repo: RepoOption = None,
 ) -> None:
     """Post every `<adapter>.<kind>.md` (and `<adapter>.eval/eval_report.md`) in FOLDER to
     the PR named by FOLDER/pr.json: the `workflow_run` job's one step, which never checks out
-    the PR's code. pr.json comes from the PR's own run, so the PR's head must be the commit
-    that run built."""
-    try:
-        number = int(json.loads(_read(folder / "pr.json"))["number"])
-    except (ValueError, KeyError, TypeError) as error:
-        raise InputError(f'{folder / "pr.json"}: expected {{"number": N}}: {error}') from None
+    the PR's code. The folder is the PR's word: the PR's head must be the commit its run
+    built, only adapters the PR changes (as GitHub lists its files) get a comment, and each
+    body is neutralized, cut to fit, and flagged when the PR changed the code that wrote it."""
+    head = GitHubContext.from_env().built_commit()
+    number = _pr_json(folder / "pr.json")
+    workspace = workspace_for(repo)
+    bodies = [(*found, _read_markdown(folder / found[2])) for found in comment_files(folder)]
     comments = _comments()
-    head = (GitHubContext.from_env().event.get("workflow_run") or {}).get("head_sha")
-    if head and comments.pr_head(number) != head:
+    files = comments.pr_files(number)  # before the head check: files of that very head
+    if comments.pr_head(number) != head:
         raise InputError(
             f"pr.json names PR #{number}, whose head is not {head}, the commit this run built; "
             "nothing was posted"
         )
-    for adapter, kind, path in comment_files(folder):
-        done = comments.upsert(number, kind, adapter, _read(path))
+    changed = set(_touched_adapters(workspace, list(files.paths))) | _adapters_named(files.paths)
+    clean, banner = _cleaner(), _banner(files)
+    for adapter, kind, name, body in bodies:
+        if adapter not in changed:
+            out.print(f"{name}: PR #{number} does not change adapters/{adapter}; not posted")
+            continue
+        done = comments.upsert(
+            number, kind, adapter, sticky_text(kind, adapter, body, clean, banner)
+        )
         out.print(f"{kind} comment for {adapter}: {done}")
 
 
-def comment_files(folder: Path) -> list[tuple[str, str, Path]]:
+def _cleaner() -> Callable[[str], str]:
+    return partial(neutralized, hosts=trusted_hosts(os.environ))
+
+
+def _banner(files: PullFiles) -> str:
+    areas = own_code_areas(files.paths)
+    return pr_code_banner(areas, files.complete) if areas or not files.complete else ""
+
+
+def _pr_json(path: Path) -> int:
+    """The PR number in pr.json, which the PR's own run wrote: a positive whole number."""
+    try:
+        data = json.loads(_read_markdown(path), parse_float=Decimal, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as error:
+        raise InputError(
+            f'{path}: not JSON ({error}); expected {{"number": N}}, so nothing was posted'
+        ) from None
+    value = data.get("number") if isinstance(data, dict) else None
+    number = positive_number(value)
+    if number is None:
+        shown = "missing" if value is None else _json_text(value)
+        raise InputError(
+            f'{path}: "number" is {shown}, not a PR number (a positive whole number, as '
+            "`runner ci pr-info` writes it); nothing was posted"
+        )
+    return number
+
+
+def _no_constant(name: str) -> object:
+    raise ValueError(f"{name} is not a number")
+
+
+def _json_text(value: object) -> str:
+    text = str(value) if isinstance(value, Decimal) else json.dumps(value)
+    return text if len(text) <= 40 else text[:40] + "…"
+
+
+def comment_files(folder: Path) -> list[tuple[str, str, str]]:
+    """(adapter, kind, path inside FOLDER) of every comment the artifact holds."""
     found = []
     for path in sorted(folder.glob("*.md")):
         match = _COMMENT_FILE.fullmatch(path.name)
         if match is not None:
-            found.append((match["adapter"], match["kind"], path))
+            found.append((match["adapter"], match["kind"], path.name))
     for path in sorted(folder.glob("*.eval/eval_report.md")):
-        found.append((path.parent.name.removesuffix(".eval"), "eval", path))
+        relative = f"{path.parent.name}/{path.name}"
+        declared_file(folder, relative, what="eval report")  # no linked folder on the way
+        found.append((path.parent.name.removesuffix(".eval"), "eval", relative))
     return found
 
 
@@ -166,8 +242,11 @@ def ci_pr_info(
     (folder / "pr.json").write_text(json.dumps({"number": _pr(None)}) + "\n", encoding="utf-8")
 
 
-def _read(path: Path) -> str:
+def _read_markdown(path: Path) -> str:
+    """A comment body or pr.json: a regular file, not a link to one (the folder comes from
+    an artifact), of at most COMMENT_FILE_BYTES."""
     try:
-        return path.read_text(encoding="utf-8")
+        data = read_regular_bytes(path, limit=COMMENT_FILE_BYTES, shown=str(path))
     except OSError as error:
         raise InputError(f"{path}: {error.strerror}") from None
+    return data.decode("utf-8", errors="replace")

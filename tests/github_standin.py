@@ -1,5 +1,6 @@
 """A small stand-in for the parts of GitHub's REST API the runner calls (GitHub itself cannot
-be reached from here): issue comments, a PR's head, the merged PRs of a commit."""
+be reached from here): issue comments and their authors, a PR's head and changed files, the
+merged PRs of a commit."""
 
 from __future__ import annotations
 
@@ -44,13 +45,20 @@ def push(root: Path, before: str) -> dict[str, Any]:
     return {"ref": "refs/heads/main", "before": commit(before), "after": commit("HEAD")}
 
 
+BOT = {"login": "github-actions[bot]", "type": "Bot"}  # who a workflow's token posts as
+BODY_LIMIT = 65536  # GitHub answers 422 to a longer comment body
+
+
 class FakeGitHub(BaseHTTPRequestHandler):
-    """Issue comments: list (paged), create, edit; a PR's head; the PRs of a commit. Every
-    call needs the bearer token."""
+    """Issue comments: list (paged), create, edit, each with its author; a PR's head and its
+    changed files (paged); the PRs of a commit. Every call needs the bearer token."""
 
     comments: dict[int, dict[str, Any]]
     calls: list[tuple[str, str]]
     pulls_of_commit: list[dict[str, Any]]  # what /commits/{sha}/pulls answers
+    pr_files: list[str]  # what /pulls/{n}/files lists
+    head_sha: str  # the head of every PR
+    author: dict[str, str]  # the user the token posts as
 
     def _reply(self, status: int, payload: Any) -> None:
         body = json.dumps(payload).encode()
@@ -60,25 +68,33 @@ class FakeGitHub(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def _page(self, items: list[Any]) -> None:
+        page = int(parse_qs(urlsplit(self.path).query)["page"][0])
+        self._reply(200, items[(page - 1) * 100 : page * 100])
+
     def _handle(self) -> None:
         self.calls.append((self.command, self.path))
         if self.headers.get("Authorization") != f"Bearer {TOKEN}":
             return self._reply(401, {"message": "Bad credentials"})
         length = int(self.headers.get("Content-Length") or 0)
         data = json.loads(self.rfile.read(length) or b"{}")
-        if self.command == "GET" and "/commits/" in self.path:
+        path = urlsplit(self.path).path
+        if self.command == "GET" and "/commits/" in path:
             return self._reply(200, self.pulls_of_commit)
-        if self.command == "GET" and "/pulls/" in self.path:
-            return self._reply(200, {"head": {"sha": "c" * 40}})
+        if self.command == "GET" and path.endswith("/files"):
+            return self._page([{"filename": f, "status": "modified"} for f in self.pr_files])
+        if self.command == "GET" and "/pulls/" in path:
+            return self._reply(200, {"head": {"sha": self.head_sha}})
         if self.command == "GET":
-            page = int(parse_qs(urlsplit(self.path).query)["page"][0])
-            items = sorted(self.comments.values(), key=lambda c: c["id"])
-            return self._reply(200, items[(page - 1) * 100 : page * 100])
+            return self._page(sorted(self.comments.values(), key=lambda c: c["id"]))
+        if len(data["body"]) > BODY_LIMIT:
+            message = f"Body is too long (maximum is {BODY_LIMIT} characters)"
+            return self._reply(422, {"message": "Validation Failed", "errors": [message]})
         if self.command == "POST":
             number = len(self.comments) + 1
-            self.comments[number] = {"id": number, "body": data["body"]}
+            self.comments[number] = {"id": number, "body": data["body"], "user": self.author}
             return self._reply(201, self.comments[number])
-        number = int(self.path.rsplit("/", 1)[1])
+        number = int(path.rsplit("/", 1)[1])
         self.comments[number]["body"] = data["body"]
         return self._reply(200, self.comments[number])
 
@@ -91,7 +107,14 @@ class FakeGitHub(BaseHTTPRequestHandler):
 @pytest.fixture
 def github(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[FakeGitHub]]:
     merged = [{"number": 12, "merged_at": "2026-11-22T10:00:00Z"}]
-    attributes = {"comments": {}, "calls": [], "pulls_of_commit": merged}
+    attributes = {
+        "comments": {},
+        "calls": [],
+        "pulls_of_commit": merged,
+        "pr_files": [],
+        "head_sha": "c" * 40,
+        "author": BOT,
+    }
     handler = type("Handler", (FakeGitHub,), attributes)
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -123,8 +123,13 @@ def test_each_adapter_keeps_one_sticky_comment_per_kind(
 
 
 def test_the_comment_job_posts_a_folder_of_comments_to_the_pr_it_names(
-    github: type[FakeGitHub], run_cli: RunCli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    github: type[FakeGitHub],
+    run_cli: RunCli,
+    demo_repo: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    github.pr_files = ["adapters/kwanzaa-mini-v2/adapter.yaml"]
     folder = tmp_path / "comments"
     (folder / "kwanzaa-mini-v2.eval").mkdir(parents=True)
     (folder / "pr.json").write_text('{"number": 31}')
@@ -133,7 +138,7 @@ def test_the_comment_job_posts_a_folder_of_comments_to_the_pr_it_names(
     (folder / "notes.md").write_text("not a comment")
     run = {"workflow_run": {"id": 5, "pull_requests": [], "head_sha": "c" * 40}}
     event(monkeypatch, tmp_path, "workflow_run", run)
-    code, out, err = run_cli("ci", "post-comments", folder)
+    code, out, err = run_cli("ci", "post-comments", folder, "--repo", demo_repo)
     assert code == 0, err
     assert sorted(c["body"].split("\n")[0] for c in github.comments.values()) == [
         "<!-- adapter-gitops:eval adapter=kwanzaa-mini-v2 -->",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -14,6 +15,17 @@ from typing import Any
 from runner.errors import InputError
 
 _NO_COMMIT = "0" * 40
+_COMMIT = re.compile(r"[0-9a-f]{40}")
+# Issue and PR numbers are 32-bit on GitHub; anything past that is not a PR of any repository.
+_MAX_NUMBER = 2**31 - 1
+
+
+def positive_number(value: object) -> int | None:
+    """`value` when it is a PR number as JSON writes one (1, 2, ...), else None: `true`,
+    `1.0`, `1e400`, `"7"` and `-1` are not."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value if 0 < value <= _MAX_NUMBER else None
 
 
 @dataclass(frozen=True)
@@ -24,6 +36,7 @@ class GitHubContext:
     event: dict[str, Any] = field(default_factory=dict)
     server_url: str = "https://github.com"
     run_id: str | None = None
+    event_path: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> GitHubContext:
@@ -44,6 +57,7 @@ class GitHubContext:
             event,
             env.get("GITHUB_SERVER_URL") or "https://github.com",
             env.get("GITHUB_RUN_ID") or None,
+            path or None,
         )
 
     @property
@@ -69,10 +83,40 @@ class GitHubContext:
         return None
 
     def pr_number(self) -> int | None:
-        if "pull_request" in self.event:
-            return int(self.event["pull_request"]["number"])
-        runs = (self.event.get("workflow_run") or {}).get("pull_requests") or []
-        return int(runs[0]["number"]) if runs else None
+        """The PR of a `pull_request` event, or the first PR of a `workflow_run` (none for a
+        fork's PR: GitHub lists only the repository's own)."""
+        pull = self.event.get("pull_request")
+        if isinstance(pull, dict):
+            return positive_number(pull.get("number"))
+        runs = self._workflow_run().get("pull_requests")
+        first = runs[0] if isinstance(runs, list) and runs else None
+        return positive_number(first.get("number")) if isinstance(first, dict) else None
+
+    def built_commit(self) -> str:
+        """The commit the run behind this `workflow_run` event built: what the comment job
+        checks the PR's head against. Without it nothing may be posted."""
+        if self.event_path is None:
+            raise InputError(
+                "GITHUB_EVENT_PATH is not set: this step runs in a `workflow_run` job, whose "
+                "event names the commit the PR checks built; nothing was posted"
+            )
+        if "workflow_run" not in self.event:
+            raise InputError(
+                f"{self.event_path}: not a `workflow_run` event; run this step from "
+                "pr-comment.yml; nothing was posted"
+            )
+        sha = self._workflow_run().get("head_sha")
+        if not isinstance(sha, str) or not _COMMIT.fullmatch(sha):
+            shown = json.dumps(sha)[:60] if sha is not None else "missing"
+            raise InputError(
+                f"{self.event_path}: workflow_run.head_sha is {shown}, not a 40-hex commit id: "
+                "the commit the PR checks built is unknown, so nothing was posted"
+            )
+        return sha
+
+    def _workflow_run(self) -> dict[str, Any]:
+        run = self.event.get("workflow_run")
+        return run if isinstance(run, dict) else {}
 
     def from_fork(self) -> bool:
         """A PR whose head lives in another repository: it must never reach a secret."""

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from runner.findings import Finding, Severity
 
 _ICON = {Severity.ERROR: "❌", Severity.WARNING: "⚠️", Severity.INFO: "💬"}
+_AREAS_SHOWN = 6
 
 
 def cell(text: object) -> str:
@@ -54,3 +56,26 @@ def marker_name(adapter: str) -> str:
 def comment_marker(kind: str, adapter: str) -> str:
     """The hidden first line that makes a PR comment sticky: one per adapter and kind."""
     return f"<!-- adapter-gitops:{kind} adapter={marker_name(adapter)} -->"
+
+
+def pr_code_banner(areas: Sequence[str], complete: bool) -> str:
+    """The warning on top of a comment whose checks ran code or rules the PR itself changed
+    (`areas`: plain top-level names outside adapters/ and datasets/)."""
+    shown = ", ".join(f"`{area}`" for area in areas[:_AREAS_SHOWN])
+    if len(areas) > _AREAS_SHOWN:
+        shown += f" and {len(areas) - _AREAS_SHOWN} more"
+    what = f"changes {shown}" if complete else "changes more files than GitHub lists"
+    return (
+        "> [!CAUTION]\n"
+        f"> This PR {what}, outside `adapters/` and `datasets/`: its checks ran the PR's own "
+        "code and rules, so what follows is the PR's word, not the bot's. Review the change "
+        "itself before trusting this comment.\n"
+    )
+
+
+def truncation_note(length: int, limit: int) -> str:
+    """The visible note on a comment cut to GitHub's limit."""
+    return (
+        f"> [!NOTE]\n> Cut to fit: the full text has {length:,} characters and a GitHub comment "
+        f"holds at most {limit:,}. The workflow run that wrote it has all of it.\n"
+    )
