@@ -12,6 +12,11 @@ import yaml  # PyYAML: what huggingface_hub itself parses cards with
 YAML_BLOCK = re.compile(r"^(\s*---(?:\r\n|\r|\n))([\S\s]*?)((?:\r\n|\r|\n)---[ \t]*(\r\n|\n|$))")
 
 
+# Far above any real card (a model-index with hundreds of metrics is a few thousand values),
+# far below what would stall a request when expanded.
+MAX_NODES = 100_000
+
+
 class CardError(ValueError):
     pass
 
@@ -26,12 +31,38 @@ def front_matter(text: str) -> dict[str, Any]:
         data = yaml.safe_load(match.group(2))
     except yaml.YAMLError as exc:
         raise CardError(f"Invalid YAML in README.md metadata: {exc}") from exc
+    except RecursionError as exc:  # PyYAML composes nested collections recursively
+        raise CardError("README.md metadata is nested too deeply") from exc
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise CardError("README.md metadata must be a YAML mapping (key: value)")
+    if not _within(data, MAX_NODES):
+        raise CardError(
+            f"README.md metadata is too large or refers to itself: over {MAX_NODES} values once "
+            "its anchors (&) and aliases (*) are expanded"
+        )
     # Dates and other YAML-only types become strings, as they do in the Hub's JSON.
-    return json.loads(json.dumps(data, default=str))
+    try:
+        return json.loads(json.dumps(data, default=str))
+    except RecursionError as exc:
+        raise CardError("README.md metadata is nested too deeply") from exc
+
+
+def _within(data: object, limit: int) -> bool:
+    """Whether `data` has at most `limit` values, counted as JSON would write them out: each
+    alias again (so a "billion laughs" document stops the count early) and a cycle forever."""
+    pending, seen = [data], 0
+    while pending:
+        seen += 1
+        if seen > limit:
+            return False
+        node = pending.pop()
+        if isinstance(node, dict):
+            pending.extend(node.values())
+        elif isinstance(node, list):
+            pending.extend(node)
+    return True
 
 
 def card_data_or_none(text: str) -> dict[str, Any] | None:

@@ -6,8 +6,25 @@
 
 from __future__ import annotations
 
+import json
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 from fastapi import Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+
+class HubJSONResponse(JSONResponse):
+    """Every JSON answer, ASCII-escaped: a lone surrogate that arrived in a request's JSON
+    (`"\\ud800"`, which Python's parser lets through) can be echoed back as the same escape,
+    where Starlette's UTF-8 rendering would fail with a 500. Clients parse the same values."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, allow_nan=False, separators=(",", ":")).encode("ascii")
 
 
 class HubError(Exception):
@@ -77,10 +94,30 @@ class StaleParent(HubError):
     status = 412
 
 
+class PayloadTooLarge(HubError):
+    status = 413
+
+
+# Control characters (C0, DEL, C1) end a header line or break the client's log output.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
 def _header_safe(text: str) -> str:
     """Headers are latin-1 and one line; the full message stays in the JSON body."""
-    flat = " ".join(text.split())
+    flat = " ".join(_CONTROL.sub(" ", text).split())
     return flat.encode("latin-1", "replace").decode("latin-1")[:1000]
+
+
+def describe_problems(errors: Sequence[Mapping[str, Any]], whole: str = "body") -> str:
+    """pydantic's errors as `where: what` (`whole` names the input itself); never the
+    offending input, which may be huge."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e.get('loc', ())) or whole}: {e.get('msg')}" for e in errors
+    )
+
+
+def invalid_request(exc: ValidationError | RequestValidationError) -> BadRequest:
+    return BadRequest(f"Invalid request: {describe_problems(exc.errors())}")
 
 
 def error_response(error: HubError) -> JSONResponse:
@@ -88,9 +125,18 @@ def error_response(error: HubError) -> JSONResponse:
     if error.code:
         headers["X-Error-Code"] = error.code
     body: dict[str, object] = {"error": error.message, **error.extra}
-    return JSONResponse(body, status_code=error.status, headers=headers)
+    return HubJSONResponse(body, status_code=error.status, headers=headers)
 
 
 async def hub_error_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HubError)
     return error_response(exc)
+
+
+async def http_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    """Starlette's own answers (no such route, wrong method, a body it could not parse) in the
+    Hub's shape, an `error` message, rather than FastAPI's `detail`."""
+    assert isinstance(exc, StarletteHTTPException)
+    error = HubError(str(exc.detail), headers=dict(exc.headers or {}))
+    error.status = exc.status_code
+    return error_response(error)

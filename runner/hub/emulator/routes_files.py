@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from typing import Any
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, NonNegativeInt, StrictStr, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from runner.hub.emulator import trees
 from runner.hub.emulator.auth import Identity
 from runner.hub.emulator.cards import validation_errors
+from runner.hub.emulator.commits import Change, parse_commit
 from runner.hub.emulator.context import (
     Caller,
     Context,
@@ -26,8 +24,14 @@ from runner.hub.emulator.context import (
     url_prefix,
     writable,
 )
-from runner.hub.emulator.errors import BadRequest, EntryNotFound
-from runner.hub.emulator.storage import Operation, check_path
+from runner.hub.emulator.errors import (
+    BadRequest,
+    EntryNotFound,
+    HubJSONResponse,
+    PayloadTooLarge,
+    invalid_request,
+)
+from runner.hub.emulator.storage import Operation, check_path, check_path_form
 
 router = APIRouter()
 REPO = "/api/{plural}/{namespace}/{name}"
@@ -61,6 +65,37 @@ def list_tree(
     return items
 
 
+class PathsInfoBody(BaseModel):
+    paths: list[StrictStr] = []
+    expand: bool = False
+
+
+# The Hub answers 413 "too many parameters" above this; the client sends batches of 500.
+MAX_PATHS_INFO = 1000
+
+
+def _paths_info_body(raw: bytes, content_type: str) -> PathsInfoBody:
+    """The client posts a form (`paths=a&paths=b&expand=false`); JSON is accepted as well."""
+    try:
+        if "json" in content_type:
+            body = PathsInfoBody.model_validate_json(raw or b"{}")
+        else:
+            form = parse_qs(raw.decode("utf-8"))
+            body = PathsInfoBody.model_validate(
+                {"paths": form.get("paths", []), "expand": form.get("expand", ["false"])[0]}
+            )
+    except UnicodeDecodeError as exc:
+        raise BadRequest("Invalid request: the paths-info form is not UTF-8") from exc
+    except ValidationError as exc:
+        raise invalid_request(exc) from None
+    if len(body.paths) > MAX_PATHS_INFO:
+        raise PayloadTooLarge(
+            f"Too many parameters: {len(body.paths)} paths; ask for at most {MAX_PATHS_INFO} "
+            "at a time"
+        )
+    return body
+
+
 @router.post(REPO + "/paths-info/{revision:path}")
 async def paths_info(
     plural: str,
@@ -71,20 +106,13 @@ async def paths_info(
     ctx: Ctx,
     identity: Caller,
 ) -> list[dict[str, Any]]:
-    # The client posts a form (`paths=a&paths=b&expand=false`); JSON is accepted as well.
-    raw = await request.body()
-    if "json" in request.headers.get("content-type", ""):
-        data = json.loads(raw or b"{}")
-        paths, expand = list(data.get("paths", [])), bool(data.get("expand"))
-    else:
-        form = parse_qs(raw.decode("utf-8"))
-        paths, expand = form.get("paths", []), _flag(form.get("expand", [""])[0])
+    body = _paths_info_body(await request.body(), request.headers.get("content-type", ""))
 
     def answer() -> list[dict[str, Any]]:
         repo = readable(ctx, repo_type_of(plural), f"{namespace}/{name}", identity)
         commit = ctx.store.resolve(repo, revision)
-        items = trees.paths_info(commit, paths)
-        if expand:
+        items = trees.paths_info(commit, body.paths)
+        if body.expand:
             trees.add_last_commits(ctx.store, repo, commit, items)
         return items
 
@@ -93,7 +121,7 @@ async def paths_info(
 
 class PreuploadFile(BaseModel):
     path: str
-    size: int = 0
+    size: NonNegativeInt = 0
     sample: str = ""
 
 
@@ -122,7 +150,7 @@ def preupload(
     commit = ctx.store.resolve(repo, revision)
     files = []
     for item in body.files:
-        current = commit.tree.get(item.path)
+        current = commit.tree.get(check_path(item.path))
         files.append(
             {
                 "path": item.path,
@@ -153,35 +181,12 @@ async def commit(
     )  # fmt: skip
 
 
-def _parse_ndjson(raw: bytes) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    header: dict[str, Any] | None = None
-    items: list[dict[str, Any]] = []
-    for number, line in enumerate(raw.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise BadRequest(f"Commit payload line {number} is not JSON: {exc}") from exc
-        if not isinstance(item, dict) or "key" not in item or "value" not in item:
-            raise BadRequest(f"Commit payload line {number} needs 'key' and 'value'")
-        if item["key"] == "header":
-            header = item["value"]
-        else:
-            items.append(item)
-    if not header or not str(header.get("summary", "")).strip():
-        raise BadRequest("A commit needs a header line with a non-empty summary")
-    return header, items
-
-
-def _decode(value: dict[str, Any]) -> bytes:
-    content = value.get("content", "")
-    if value.get("encoding", "base64") == "base64":
-        try:
-            return base64.b64decode(content, validate=True)
-        except binascii.Error as exc:
-            raise BadRequest(f"Invalid base64 content for {value.get('path')!r}") from exc
-    return str(content).encode("utf-8")
+def _store_contents(ctx: Context, changes: list[Change]) -> list[Operation]:
+    """New files' bytes into the blob store, once the whole payload has been checked."""
+    return [
+        ("add", path, ctx.store.blobs.put(content)) if content is not None else (kind, path, None)
+        for kind, path, content in changes
+    ]
 
 
 def _commit(
@@ -197,31 +202,14 @@ def _commit(
     if create_pr:
         raise BadRequest(NO_PULL_REQUESTS)
     repo = writable(ctx, repo_type, repo_id, identity)
-    header, items = _parse_ndjson(raw)
-    operations: list[Operation] = []
-    for item in items:
-        key, value = item["key"], item["value"]
-        path = str(value.get("path", ""))
-        if key == "file":
-            operations.append(("add", check_path(path), ctx.store.blobs.put(_decode(value))))
-        elif key == "deletedFile":
-            operations.append(("delete", path, None))
-        elif key == "deletedFolder":
-            operations.append(("delete_folder", path, None))
-        elif key == "lfsFile":
-            raise BadRequest(
-                f"LFS/Xet uploads are not supported by the Hub emulator ({path!r}); its "
-                "preupload answers uploadMode 'regular' so files are sent inline"
-            )
-        else:
-            raise BadRequest(f"Unknown commit operation {key!r}")
+    request = parse_commit(raw)
     new = ctx.store.commit(
         repo,
         revision,
-        operations,
-        title=str(header["summary"]),
-        message=str(header.get("description") or ""),
-        parent=header.get("parentCommit"),
+        _store_contents(ctx, request.changes),
+        title=request.summary,
+        message=request.description,
+        parent=request.parent,
         author=identity.name if identity else "ainative",
     )
     if repo.type == "space":
@@ -245,7 +233,7 @@ def validate_yaml(body: ValidateBody) -> dict[str, Any] | JSONResponse:
     errors = validation_errors(body.content)
     if errors:
         payload = {"errors": [{"message": e} for e in errors], "warnings": []}
-        return JSONResponse(payload, status_code=400)
+        return HubJSONResponse(payload, status_code=400)
     return {"errors": [], "warnings": []}
 
 
@@ -258,7 +246,7 @@ def _resolve(
     repo = readable(ctx, repo_type, repo_id, identity)
     revision, path = ctx.store.split_revision(repo, rest)
     commit = ctx.store.resolve(repo, revision)
-    entry = commit.tree.get(path)
+    entry = commit.tree.get(check_path_form(path))
     if entry is None:
         raise EntryNotFound(path, commit=commit.id)
     # X-Repo-Commit pins the download to a commit; the ETag (git blob id, quoted as the Hub

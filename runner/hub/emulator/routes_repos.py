@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
@@ -21,11 +21,13 @@ from runner.hub.emulator.context import (
     writable,
 )
 from runner.hub.emulator.errors import BadRequest, Conflict
-from runner.hub.emulator.spaces import default_settings
+from runner.hub.emulator.spaces import KeyValue, Sdk, SleepTime, default_settings
 from runner.hub.emulator.storage import REPO_TYPES, Commit, Repo
 
 router = APIRouter()
 REPO = "/api/{plural}/{namespace}/{name}"
+# "protected" is a Space's; the emulator serves it as public.
+Visibility = Literal["public", "private", "protected"]
 
 
 @router.get("/api/whoami-v2")
@@ -38,12 +40,12 @@ class CreateRepoBody(BaseModel):
     organization: str | None = None
     type: str | None = None
     private: bool | None = None
-    visibility: str | None = None
-    sdk: str | None = None
+    visibility: Visibility | None = None
+    sdk: Sdk | None = None
     hardware: str | None = None
-    sleepTimeSeconds: int | None = None
-    secrets: list[dict[str, Any]] | None = None
-    variables: list[dict[str, Any]] | None = None
+    sleepTimeSeconds: SleepTime | None = None
+    secrets: list[KeyValue] = []
+    variables: list[KeyValue] = []
 
 
 def _space_readme(name: str, sdk: str) -> bytes:
@@ -109,8 +111,8 @@ def delete_repo(body: DeleteRepoBody, ctx: Ctx, identity: Caller) -> dict[str, A
 
 class SettingsBody(BaseModel):
     private: bool | None = None
-    visibility: str | None = None
-    gated: Any = None
+    visibility: Visibility | None = None
+    gated: Literal["auto", "manual", False] | None = None
 
 
 @router.put(REPO + "/settings")

@@ -13,11 +13,10 @@ from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
-from runner.hub.emulator.blobs import now_iso
 from runner.hub.emulator.context import Caller, Context, Ctx, readable, writable
 from runner.hub.emulator.errors import BadRequest, EntryNotFound
 from runner.hub.emulator.space_logs import KINDS, LogKind
-from runner.hub.emulator.spaces import HARDWARE
+from runner.hub.emulator.spaces import HARDWARE, Key, KeyValue, SleepTime
 from runner.hub.emulator.storage import Repo
 
 router = APIRouter()
@@ -32,24 +31,10 @@ def _space(ctx: Context, namespace: str, name: str, identity: Caller, *, write: 
     return repo
 
 
-class KeyValue(BaseModel):
-    key: str
-    value: str = ""
-    description: str | None = None
-
-
-class Key(BaseModel):
-    key: str
-
-
 def _set_key(ctx: Context, repo: Repo, kind: str, item: KeyValue) -> None:
     with ctx.store.lock:
         assert repo.space is not None
-        repo.space.setdefault(kind, {})[item.key] = {
-            "value": item.value,
-            "description": item.description,
-            "updatedAt": now_iso(),
-        }
+        repo.space.setdefault(kind, {})[item.key] = item.stored()
         ctx.store.save(repo)
 
 
@@ -121,7 +106,7 @@ def get_runtime(namespace: str, name: str, ctx: Ctx, identity: Caller) -> dict[s
 
 class HardwareBody(BaseModel):
     flavor: str
-    sleepTimeSeconds: int | None = None
+    sleepTimeSeconds: SleepTime | None = None
 
 
 @router.post(SPACE + "/hardware")
@@ -154,7 +139,7 @@ def _set_setting(
 
 
 class SleepBody(BaseModel):
-    seconds: int
+    seconds: SleepTime
 
 
 @router.post(SPACE + "/sleeptime")

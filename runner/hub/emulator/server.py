@@ -17,13 +17,22 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp
 
 from runner.errors import InputError
 from runner.hub.emulator import routes_control, routes_files, routes_repos, routes_spaces
 from runner.hub.emulator.context import Context
-from runner.hub.emulator.errors import HubError, hub_error_handler
+from runner.hub.emulator.errors import (
+    HubError,
+    HubJSONResponse,
+    error_response,
+    http_error_handler,
+    hub_error_handler,
+    invalid_request,
+)
 from runner.hub.emulator.faults import FaultInjector, FaultMiddleware, FaultMode, RequestLog
+from runner.hub.emulator.limits import BodyLimitMiddleware
 from runner.hub.emulator.spaces import Outcome, SpaceManager, default_settings
 from runner.hub.emulator.storage import REPO_TYPES, Operation, Store, check_path
 
@@ -44,23 +53,26 @@ def build_context(data_dir: Path) -> Context:
 async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
     # The Hub answers a malformed body with 400 and an `error` message, not FastAPI's 422.
     assert isinstance(exc, RequestValidationError)
-    problems = "; ".join(
-        f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors()
-    )
-    return JSONResponse({"error": f"Invalid request: {problems}"}, status_code=400)
+    return error_response(invalid_request(exc))
 
 
 def build_app(ctx: Context) -> ASGIApp:
     app = FastAPI(
-        title="Hugging Face Hub emulator", docs_url=None, redoc_url=None, openapi_url=None
+        title="Hugging Face Hub emulator",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        default_response_class=HubJSONResponse,
     )
     app.state.ctx = ctx
     app.add_exception_handler(HubError, hub_error_handler)
     app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(StarletteHTTPException, http_error_handler)
     # The catch-all download routes (`/{namespace}/{name}/resolve/...`) come last.
     for module in (routes_control, routes_repos, routes_spaces, routes_files):
         app.include_router(module.router)
-    return FaultMiddleware(app, ctx.faults, ctx.log)
+    # Faults act first (on the raw connection), then bodies are bounded, then routes run.
+    return FaultMiddleware(BodyLimitMiddleware(app), ctx.faults, ctx.log)
 
 
 def _bind(port: int) -> socket.socket:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import re
 import shutil
 import signal
 import socket
@@ -18,9 +19,12 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, Field
 
 from runner.hub.emulator.blobs import now_iso
 from runner.hub.emulator.cards import CardError, front_matter
@@ -43,27 +47,48 @@ _PASSTHROUGH = (
 )  # fmt: skip
 
 
+# The SDKs the Hub knows (huggingface_hub's SPACES_SDK_TYPES).
+Sdk = Literal["gradio", "streamlit", "docker", "static"]
+# Seconds of inactivity before a Space sleeps; -1: never (as huggingface_hub documents it).
+SleepTime = Annotated[int, Field(ge=-1)]
+# A secret or variable becomes an environment variable of the app: a shell-safe name, and a
+# value with no NUL (which ends a C string) or lone surrogate (which cannot be encoded).
+ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,255}$"
+_NOT_IN_ENV_VALUE = re.compile(r"[\x00\ud800-\udfff]")
+
+
+def _env_value(value: str) -> str:
+    if _NOT_IN_ENV_VALUE.search(value):
+        raise ValueError("an environment value cannot hold a NUL or a lone surrogate")
+    return value
+
+
+class Key(BaseModel):
+    key: Annotated[str, Field(pattern=ENV_NAME)]
+
+
+class KeyValue(Key):
+    value: Annotated[str, AfterValidator(_env_value)] = ""
+    description: str | None = None
+
+    def stored(self) -> dict[str, Any]:
+        return {"value": self.value, "description": self.description, "updatedAt": now_iso()}
+
+
 def default_settings(
     sdk: str | None,
     *,
     hardware: str | None = None,
     sleep_time: int | None = None,
-    secrets: list[dict[str, Any]] | None = None,
-    variables: list[dict[str, Any]] | None = None,
+    secrets: Sequence[KeyValue] = (),
+    variables: Sequence[KeyValue] = (),
 ) -> dict[str, Any]:
     """Settings of a new Space, persisted in its repo record."""
     if hardware is not None and hardware not in HARDWARE:
         raise BadRequest(f"Unknown hardware {hardware!r}; expected one of {', '.join(HARDWARE)}")
 
-    def keyed(items: list[dict[str, Any]] | None) -> dict[str, dict[str, Any]]:
-        return {
-            str(i["key"]): {
-                "value": str(i.get("value", "")),
-                "description": i.get("description"),
-                "updatedAt": now_iso(),
-            }
-            for i in items or []
-        }
+    def keyed(items: Sequence[KeyValue]) -> dict[str, dict[str, Any]]:
+        return {item.key: item.stored() for item in items}
 
     return {
         "sdk": sdk,
@@ -164,6 +189,8 @@ class SpaceManager:
             raise ValueError(f"outcome must be BUILD_ERROR, RUNTIME_ERROR or hang, not {outcome!r}")
         if stage not in ("BUILDING", "APP_STARTING"):
             raise ValueError(f"a Space can hang in BUILDING or APP_STARTING, not {stage!r}")
+        if times is not None and times < 1:
+            raise ValueError("times must be at least 1 (or None for every start)")
         with self._lock:
             self._scripts[repo_id] = Script(outcome, stage, times)
 

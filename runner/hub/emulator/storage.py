@@ -35,6 +35,14 @@ REPO_TYPES = ("model", "dataset", "space")
 COMMIT_ID = re.compile(r"[0-9a-f]{40}")
 REPO_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
 REF_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,199}")
+# A clone writes each part of a path as a file name and opens the whole path: 255 bytes is
+# the name limit of every common file system (NAME_MAX) and 4096 Linux's PATH_MAX, so a longer
+# path could be committed but never checked out.
+MAX_SEGMENT_BYTES = 255
+MAX_PATH_BYTES = 4096
+# C0 and C1 controls (NUL ends a C string, a newline forges lines in logs and listings) and
+# lone surrogates (from JSON `\ud800` escapes; they cannot be encoded back to UTF-8).
+UNSAFE_PATH_CHARACTER = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 # What a repo created on the Hub starts with: git-lfs rules for the usual binary formats.
 GITATTRIBUTES = b"""*.bin filter=lfs diff=lfs merge=lfs -text
@@ -130,13 +138,38 @@ Operation = (
 )
 
 
-def check_path(path: str) -> str:
-    """A repo path: relative, POSIX, no `..`, not inside `.git`."""
+def shown_path(path: str, limit: int = 80) -> str:
+    """A path for a message: quoted with escapes, and cut short when long."""
+    return repr(path[:limit]) + ("..." if len(path) > limit else "")
+
+
+def check_path_form(path: str) -> str:
+    """A well-formed repo path: relative, POSIX, no empty, `.` or `..` segment, no control
+    character, and short enough to check out."""
     parts = path.split("/")
     if not path or path.startswith("/") or any(p in ("", ".", "..") for p in parts):
-        raise BadRequest(f"Invalid path in repo: {path!r}")
-    if parts[0] == ".git":
-        raise BadRequest(f"Cannot write inside .git: {path!r}")
+        raise BadRequest(
+            f"Invalid path in repo: {shown_path(path)}; expected a relative path like "
+            "'folder/file.txt' with no empty, '.' or '..' part"
+        )
+    if UNSAFE_PATH_CHARACTER.search(path):
+        raise BadRequest(
+            f"Invalid path in repo: {shown_path(path)} contains a control character or a lone "
+            "surrogate"
+        )
+    size, longest = len(path.encode()), max(len(p.encode()) for p in parts)
+    if size > MAX_PATH_BYTES or longest > MAX_SEGMENT_BYTES:
+        raise BadRequest(
+            f"Path too long in repo: {shown_path(path)} ({size} bytes, longest part {longest}); "
+            f"the limits are {MAX_PATH_BYTES} bytes and {MAX_SEGMENT_BYTES} per part"
+        )
+    return path
+
+
+def check_path(path: str) -> str:
+    """A path a commit may write: well-formed and not inside `.git`."""
+    if check_path_form(path).split("/")[0] == ".git":
+        raise BadRequest(f"Cannot write inside .git: {shown_path(path)}")
     return path
 
 

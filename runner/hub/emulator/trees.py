@@ -9,7 +9,7 @@ from typing import Any
 
 from runner.hub.emulator.blobs import FileEntry
 from runner.hub.emulator.errors import EntryNotFound
-from runner.hub.emulator.storage import Commit, Repo, Store
+from runner.hub.emulator.storage import Commit, Repo, Store, check_path_form
 
 
 def folder_oid(tree: Mapping[str, FileEntry], folder: str) -> str:
@@ -36,9 +36,16 @@ def folder_item(tree: Mapping[str, FileEntry], path: str) -> dict[str, Any]:
     return {"type": "directory", "oid": folder_oid(tree, path), "size": 0, "path": path}
 
 
+def asked_path(path: str) -> str:
+    """A path a reader asks about: a trailing slash names the same folder, "" the root; any
+    other path must be well-formed (no `..`, control characters or leading slash)."""
+    path = path.rstrip("/")
+    return check_path_form(path) if path else path
+
+
 def list_tree(commit: Commit, path: str, *, recursive: bool) -> list[dict[str, Any]]:
     tree = commit.tree
-    path = path.strip("/")
+    path = asked_path(path)
     folders = folders_of(tree)
     if path and path not in folders:
         raise EntryNotFound(path, commit=commit.id)
@@ -60,8 +67,7 @@ def paths_info(commit: Commit, paths: list[str]) -> list[dict[str, Any]]:
     tree = commit.tree
     folders = folders_of(tree)
     items: list[dict[str, Any]] = []
-    for raw in paths:
-        path = raw.strip("/")
+    for path in map(asked_path, paths):
         if path in tree:
             items.append(file_item(path, tree[path]))
         elif path in folders:

@@ -1,0 +1,138 @@
+"""The commit payload: NDJSON lines `{"key": ..., "value": ...}` as huggingface_hub's
+`_prepare_commit_payload` writes them. Every line is checked (shape, types, paths, base64)
+before anything is stored, so a malformed commit is a 400 naming its line and leaves no trace."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from runner.hub.emulator.errors import BadRequest, describe_problems
+from runner.hub.emulator.storage import check_path, check_path_form, shown_path
+
+
+class _Value(BaseModel):
+    # Strict: a nested object where a string belongs is refused, never turned into its repr.
+    # Fields the emulator does not read (an lfsFile's oid and size) are ignored, as by the Hub.
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+
+class HeaderValue(_Value):
+    summary: str
+    description: str | None = None
+    parentCommit: str | None = None
+
+
+class PathValue(_Value):
+    path: str
+
+
+class FileValue(PathValue):
+    content: str
+    encoding: Literal["base64"] = "base64"
+
+
+class HeaderLine(_Value):
+    key: Literal["header"]
+    value: HeaderValue
+
+
+class FileLine(_Value):
+    key: Literal["file"]
+    value: FileValue
+
+
+class DeletedFileLine(_Value):
+    key: Literal["deletedFile"]
+    value: PathValue
+
+
+class DeletedFolderLine(_Value):
+    key: Literal["deletedFolder"]
+    value: PathValue
+
+
+class LfsFileLine(_Value):
+    key: Literal["lfsFile"]
+    value: PathValue
+
+
+_LINE: TypeAdapter[HeaderLine | FileLine | DeletedFileLine | DeletedFolderLine | LfsFileLine] = (
+    TypeAdapter(
+        Annotated[
+            HeaderLine | FileLine | DeletedFileLine | DeletedFolderLine | LfsFileLine,
+            Field(discriminator="key"),
+        ]
+    )
+)
+
+# One step of a commit, with the new file's bytes, in the order the client sent them.
+Change = (
+    tuple[Literal["add"], str, bytes]
+    | tuple[Literal["delete"], str, None]
+    | tuple[Literal["delete_folder"], str, None]
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CommitRequest:
+    summary: str
+    description: str
+    parent: str | None
+    changes: list[Change]
+
+
+def parse_commit(raw: bytes) -> CommitRequest:
+    header: HeaderValue | None = None
+    changes: list[Change] = []
+    for number, line in enumerate(raw.splitlines(), start=1):
+        if not line or line.isspace():  # not strip(): that would copy a whole file's line
+            continue
+        try:
+            item = _LINE.validate_json(line)
+            if isinstance(item, HeaderLine):
+                if header is not None:
+                    raise BadRequest("a second header line; a commit has exactly one")
+                header = item.value
+            else:
+                changes.append(_change(item))
+        except ValidationError as exc:
+            raise BadRequest(
+                f"Commit payload line {number}: {describe_problems(exc.errors(), 'line')}"
+            ) from None
+        except BadRequest as exc:
+            raise BadRequest(f"Commit payload line {number}: {exc.message}") from None
+    if header is None or not header.summary.strip():
+        raise BadRequest("A commit needs a header line with a non-empty summary")
+    return CommitRequest(
+        summary=header.summary,
+        description=header.description or "",
+        parent=header.parentCommit,
+        changes=changes,
+    )
+
+
+def _change(item: FileLine | DeletedFileLine | DeletedFolderLine | LfsFileLine) -> Change:
+    path = item.value.path
+    if isinstance(item, FileLine):
+        return ("add", check_path(path), _decode(item.value))
+    if isinstance(item, DeletedFileLine):
+        return ("delete", check_path_form(path), None)
+    if isinstance(item, DeletedFolderLine):
+        # The client marks a folder with a trailing slash (`CommitOperationDelete.is_folder`).
+        return ("delete_folder", check_path_form(path.rstrip("/")), None)
+    raise BadRequest(
+        f"LFS/Xet uploads are not supported by the Hub emulator ({shown_path(path)}); its "
+        "preupload answers uploadMode 'regular' so files are sent inline"
+    )
+
+
+def _decode(value: FileValue) -> bytes:
+    try:
+        return base64.b64decode(value.content, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise BadRequest(f"Invalid base64 content for {shown_path(value.path)}") from exc
