@@ -10,6 +10,8 @@ from rich.table import Table
 from rich.text import Text
 
 from runner.cli_shared import RepoOption, app, err, out, workspace_for
+from runner.errors import InputError
+from runner.findings import quote
 from runner.github.context import GitHubContext
 from runner.gitutil import head_commit
 from runner.hub.client import HubClient
@@ -27,11 +29,27 @@ if TYPE_CHECKING:  # apply imports training and evaluation: only `reconcile` loa
     from runner.promote.apply import Outcome
 
 
-def _bundles(workspace: Workspace, adapter: str | None) -> list[AdapterBundle]:
-    directories = workspace.list_adapter_dirs()
-    if adapter is not None:
-        directories = [workspace.adapter_dir(adapter)]
-    return [require_adapter(workspace, d) for d in directories]
+def _bundles(workspace: Workspace) -> list[AdapterBundle]:
+    return [require_adapter(workspace, d) for d in workspace.list_adapter_dirs()]
+
+
+def acted_on(states: list[AdapterState], adapter: str | None) -> list[AdapterState]:
+    """The rows `--adapter` picks (by name, or by a path ending in it). The others were still
+    observed: without them, sibling versions in git would look removed from it."""
+    if adapter is None:
+        return states
+    name = Path(adapter.rstrip("/\\")).name
+    chosen = [state for state in states if state.adapter == name]
+    if not chosen:
+        known = ", ".join(state.adapter for state in states) or "none"
+        raise InputError(
+            f"--adapter {quote(adapter)}: no such adapter in git or on the Hub; "
+            f"known adapters: {known}"
+        )
+    others = [f"{state.adapter} ({state.state.value})" for state in states if state not in chosen]
+    if others:
+        out.print(f"only {name} (--adapter); left alone: {', '.join(others)}", soft_wrap=True)
+    return chosen
 
 
 def print_states(states: list[AdapterState]) -> None:
@@ -63,7 +81,7 @@ def status(repo: RepoOption = None) -> None:
     """The state of every adapter on the Hub: fast, no training, no weight downloads."""
     workspace = workspace_for(repo)
     with err.status("reading the Hub"):
-        states = observe(_bundles(workspace, None), workspace.root, HubClient())
+        states = observe(_bundles(workspace), workspace.root, HubClient())
     print_states(states)
 
 
@@ -72,7 +90,10 @@ def reconcile(
     apply: Annotated[
         bool, typer.Option("--apply", help="Converge: train, evaluate, promote.")
     ] = False,
-    adapter: Annotated[str | None, typer.Option(help="Only this adapter.")] = None,
+    adapter: Annotated[
+        str | None,
+        typer.Option(help="Act on this adapter only (every adapter is still observed)."),
+    ] = None,
     repair_drift: Annotated[
         bool, typer.Option("--repair-drift", help="With --apply: restore drifted publish repos.")
     ] = False,
@@ -90,13 +111,20 @@ def reconcile(
     workspace = workspace_for(repo)
     client = HubClient()
     with err.status("reading the Hub"):
-        states = observe(_bundles(workspace, adapter), workspace.root, client)
+        observed = observe(_bundles(workspace), workspace.root, client)
+    states = acted_on(observed, adapter)
     print_states(states)
     outcomes = None
     if apply:
         with TrainProgress(err, "reconcile") as progress:
             context = Context(
-                workspace.root, client, load_policies(workspace), pr, repair_drift, progress.update
+                workspace.root,
+                client,
+                load_policies(workspace),
+                pr,
+                repair_drift,
+                progress.update,
+                lambda line: err.print(Text(line), soft_wrap=True),  # ids and times stay whole
             )
             outcomes = converge(states, context)
         print_outcomes(outcomes)

@@ -13,6 +13,7 @@ from runner.cli_shared import AdapterArg, RepoOption, app, dataset_app, err, out
 from runner.errors import RunnerError
 from runner.hub.client import HubClient
 from runner.policy.loading import load_policies
+from runner.policy.repos import require_allowed_repos
 from runner.report.console import print_decision
 from runner.report.progress import TrainProgress
 from runner.specs import require_adapter
@@ -23,7 +24,10 @@ app.add_typer(space_app, name="space")
 TimeoutOption = Annotated[
     float | None,
     typer.Option(
-        "--timeout-minutes", help="Give up (and pause the Space) after this long.", min=0.01
+        "--timeout-minutes",
+        help="Past this long a Space run goes on only while it progresses, up to the cost "
+        "ceiling (default: training.timeout_minutes, or the plan's estimate if longer).",
+        min=0.01,
     ),
 ]
 
@@ -40,6 +44,7 @@ def dataset_push(adapter: AdapterArg, repo: RepoOption = None) -> None:
 
     workspace = workspace_for(repo)
     bundle = require_adapter(workspace, adapter)
+    require_allowed_repos(load_policies(workspace).repos, bundle)
     with err.status(f"pushing {bundle.dataset.name} {bundle.dataset.version}"):
         pushed = push_dataset(bundle.dataset, workspace.root, HubClient())
     state = "pushed and tagged" if pushed.created else "already on the Hub"
@@ -51,20 +56,24 @@ def space_sync(adapter: AdapterArg, timeout: TimeoutOption = None, repo: RepoOpt
     """Render the training Space, sync it (stray files deleted), set its secret and run
     config, request the hardware, and watch the run to its end; the Space ends paused."""
     from runner.space.sync import describe_failure
-    from runner.train.launch import run_config, run_in_space
+    from runner.train.candidate import read_run
+    from runner.train.launch import run_config, run_in_space, watch_limits, what_was_kept
+    from runner.train.run_config import candidate_location
     from runner.train.run_id import run_id
 
     workspace = workspace_for(repo)
     bundle = require_adapter(workspace, adapter)
     client = HubClient()
-    config = run_config(bundle, workspace.root, client, run_id(bundle, workspace.root))
-    seconds = timeout * 60 if timeout else None
+    policies = load_policies(workspace)
+    require_allowed_repos(policies.repos, bundle)  # before the dataset push, the first write
+    rid = run_id(bundle, workspace.root)
+    config = run_config(bundle, workspace.root, client, rid)
+    limits = watch_limits(bundle, workspace.root, policies, timeout * 60 if timeout else None)
     with TrainProgress(err, bundle.dirname) as progress:
-        result = run_in_space(
-            bundle, load_policies(workspace), client, config, seconds, progress.update
-        )
+        result = run_in_space(bundle, policies, client, config, limits, progress.update)
     if not result.finished:
-        raise RunnerError(describe_failure(result))
+        kept = what_was_kept(read_run(client, candidate_location(bundle, rid)))
+        raise RunnerError(f"{describe_failure(result)}\n{kept}")
     out.print(f"Space {result.space_id}: {result.message}", soft_wrap=True)
 
 

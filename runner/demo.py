@@ -98,7 +98,10 @@ def _stepper(clone: Path, env: dict[str, str], say: Say) -> Callable[..., bool]:
 
 def _runner(cwd: Path, env: Mapping[str, str], *args: str, check: bool = True) -> int:
     command = [str(Path(sys.executable).with_name("runner")), *args]
-    code = subprocess.call(command, cwd=cwd, env=env)
+    # In a log (`make demo | tee`, CI) a step's progress, written to stderr as heartbeat lines
+    # when stderr is not a terminal either, belongs in the same stream as the step itself.
+    stderr = None if sys.stdout.isatty() else subprocess.STDOUT
+    code = subprocess.call(command, cwd=cwd, env=env, stderr=stderr)
     if check and code != 0:
         raise RunnerError(f"`runner {' '.join(args)}` exited {code}")
     return code

@@ -9,6 +9,7 @@ from runner.data.checks import DatasetReport, check_dataset
 from runner.findings import Finding, has_errors, sort_findings
 from runner.policy.loading import Policies
 from runner.policy.promotion import check_promotion_rules
+from runner.policy.repos import check_publish_claims, check_repo_owners
 from runner.policy.training import (
     CostEstimate,
     check_gpu_hours,
@@ -54,6 +55,9 @@ def validate_adapter(
         findings += autotrain_findings(bundle)
     if policies.promotion is not None:
         findings += check_promotion_rules(policies.promotion, bundle, workspace, base_ref)
+    if policies.repos is not None:
+        findings += check_repo_owners(policies.repos, bundle)
+    findings += check_publish_claims(bundle, workspace)
     data = check_dataset(bundle, workspace, policies.text)
     findings += data.findings
     estimate = None

@@ -32,7 +32,16 @@ def demo_repo(tmp_path: Path) -> Path:
     shutil.copytree(FIXTURE_REPO, root)
     shutil.copytree(REPO_ROOT / "schemas", root / "schemas")
     shutil.copytree(REPO_ROOT / "policies", root / "policies")
+    allow_owner(root, "demo-org")  # where the fixture adapter publishes
     return root
+
+
+def allow_owner(root: Path, owner: str) -> None:
+    """Add `owner` to every list of the repository's Hub repo allowlist."""
+    allowlist = root / "policies" / "repos.yaml"
+    text = allowlist.read_text(encoding="utf-8")
+    assert "  - ainative\n" in text, "policies/repos.yaml lists owners one a line"
+    allowlist.write_text(text.replace("  - ainative\n", f"  - ainative\n  - {owner}\n"))
 
 
 def edit(path: Path, old: str, new: str) -> None:

@@ -32,7 +32,7 @@ from runner.specs.tasks import TASK_METRICS
 from tests.conftest import REPO_ROOT
 
 CITATION, CODE = "citation_grounded_chat", "code_assistant"
-SCHEMA = REPO_ROOT / "datasets" / "kwanzaa" / "answer_json.schema.json"
+SCHEMA = "datasets/kwanzaa/answer_json.schema.json"
 
 CHUNKS = {
     "kw-hist-01": "Kwanzaa was created by Maulana Karenga in 1966.",
@@ -43,7 +43,7 @@ CHUNKS = {
 
 @pytest.fixture(scope="module")
 def context() -> ScoringContext:
-    return load_context(REPO_ROOT / "policies", SCHEMA)
+    return load_context(REPO_ROOT, SCHEMA)
 
 
 def citation_record(

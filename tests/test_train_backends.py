@@ -89,7 +89,7 @@ def test_the_local_backend_makes_the_same_kind_of_candidate(
     [
         ("BUILD_ERROR", "BUILDING", "BUILD_ERROR: Build failed", "ERROR: build failed"),
         ("RUNTIME_ERROR", "BUILDING", "RUNTIME_ERROR: Exit code: 1", "Traceback: RuntimeError"),
-        ("hang", "APP_STARTING", "no terminal stage after", "Application is starting"),
+        ("hang", "APP_STARTING", "past the 0.1 min timeout", "Application is starting"),
     ],
 )
 def test_a_space_that_fails_or_hangs_ends_paused_with_its_log_and_no_candidate(
@@ -125,8 +125,16 @@ def test_a_space_that_fails_or_hangs_ends_paused_with_its_log_and_no_candidate(
 def test_a_hand_added_requirements_txt_is_removed_by_the_sync(
     tiny_repo: Path, env: Any, run_cli: RunCli, tmp_path: Path
 ) -> None:
+    from runner.space.render import render_space
+
     api = HfApi(endpoint=env.endpoint, token=TOKEN)
     api.create_repo(SPACE, repo_type="space", space_sdk="docker")
+    api.upload_file(  # a Space the runner rendered before: its README carries the runner's tag
+        path_or_fileobj=render_space(ADAPTER)["README.md"].encode(),
+        path_in_repo="README.md",
+        repo_id=SPACE,
+        repo_type="space",
+    )
     api.upload_file(
         path_or_fileobj=b"torch==1.0.0\n",
         path_in_repo="requirements.txt",

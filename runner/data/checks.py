@@ -3,15 +3,16 @@ dataset can show (duplicates, leakage, manifest integrity, minimum counts and sh
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import numpy as np
 
+from runner.data.citation_task import read_answer_schema
 from runner.data.context import BASE_KEYS, CITATION_KEYS, Split, SplitContext, TextScanner
 from runner.data.dedup import near_duplicate_pairs
 from runner.data.pipeline import SplitResult, SplitStats, check_file
 from runner.data.tokens import cached_tokenizer_file
+from runner.errors import InputError
 from runner.findings import Finding, Severity
 from runner.hashing import sha256_of
 from runner.specs.bundle import AdapterBundle
@@ -76,13 +77,15 @@ def _answer_schema(bundle: AdapterBundle, workspace: Workspace) -> tuple[dict | 
     if relative is None:
         return None, []
     try:
-        return json.loads((workspace.root / relative).read_text(encoding="utf-8")), []
-    except (OSError, ValueError) as err:
+        return read_answer_schema(workspace.root, relative), []
+    except InputError as err:
         return None, [
             bundle.docs["dataset.yaml"].finding(
                 ["answer_schema"],
                 "data.answer-schema",
-                f"answer_schema is not readable JSON: {err}",
+                f"answer_schema cannot be used: {err}",
+                hint="point answer_schema at a JSON Schema file of the repository whose $refs "
+                "stay inside it ('#/...'); answers are checked against it then",
             )
         ]
 

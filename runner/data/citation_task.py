@@ -5,12 +5,21 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+from referencing import Registry
+from referencing.exceptions import Unresolvable
+from referencing.jsonschema import DRAFT202012
 
+from runner.data.jsonl import JsonLimitError, parse_json
+from runner.errors import InputError
 from runner.findings import Finding, Severity, quote
+from runner.repofiles import read_declared_bytes
 
 _CHUNK_ID = re.compile(r"^\[([^\]\s]+)\]", re.MULTILINE)
 _INSTRUCTION = "### Instruction:"
@@ -22,9 +31,113 @@ def retrieved_ids(user_content: str) -> set[str]:
     return set(_CHUNK_ID.findall(context))
 
 
+class AnswerSchemaError(InputError):
+    """An answer_schema that cannot be used: unreadable, not JSON, not a JSON Schema, or one
+    that refers outside itself."""
+
+
+# No `retrieve`: a $ref outside the schema is unresolvable, never fetched. jsonschema's own
+# default registry fetches http(s) and file URLs with urlopen.
+_OFFLINE: Registry[Any] = Registry()
+_REFERENCES = ("$ref", "$dynamicRef")
+
+
+def read_answer_schema(repo_root: Path, relative: str) -> dict[str, Any]:
+    """The answer_schema a dataset manifest declares, read as a declared regular file and
+    checked to be a self-contained JSON Schema; AnswerSchemaError (or UnsafePathError)."""
+    try:
+        raw = read_declared_bytes(repo_root, relative, what="answer schema")
+    except OSError as err:
+        raise AnswerSchemaError(f"{relative}: cannot read it ({err.strerror})") from None
+    try:
+        schema = parse_json(raw.decode("utf-8-sig"))
+    except UnicodeDecodeError as err:
+        raise AnswerSchemaError(f"{relative}: not UTF-8 (byte 0x{raw[err.start]:02x})") from None
+    except json.JSONDecodeError as err:
+        raise AnswerSchemaError(
+            f"{relative}:{err.lineno}:{err.colno}: not JSON: {err.msg}"
+        ) from None
+    except JsonLimitError as err:
+        raise AnswerSchemaError(f"{relative}: not read: {err}") from None
+    if not isinstance(schema, dict):
+        raise AnswerSchemaError(f"{relative}: a JSON Schema is a JSON object")
+    _check_schema(schema, relative)
+    return schema
+
+
+def _check_schema(schema: dict[str, Any], shown: str) -> None:
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as err:
+        where = "/".join(map(str, err.absolute_path)) or "(top level)"
+        raise AnswerSchemaError(
+            f"{shown}: not a valid JSON Schema at {where}: {_first_line(err.message)}"
+        ) from None
+    resolver = _OFFLINE.resolver_with_root(DRAFT202012.create_resource(schema))
+    for where, reference, nested in _references(schema):
+        if not reference.startswith("#"):
+            raise AnswerSchemaError(
+                f"{shown}: {where} refers to {quote(reference)}, outside the schema; nothing is "
+                "fetched: copy the definition under $defs and refer to it as '#/$defs/NAME'"
+            )
+        try:  # inside a nested $id, '#' means that subschema: the validator resolves it
+            if not nested:
+                resolver.lookup(reference)
+        except Unresolvable:
+            raise AnswerSchemaError(
+                f"{shown}: {where} refers to {quote(reference)}, which is not in the schema"
+            ) from None
+    try:  # every value meets the top-level keywords: a $ref loop shows here, not on a record
+        first_answer_error(answer_validator(schema), {})
+    except AnswerSchemaError as err:
+        raise AnswerSchemaError(f"{shown}: {err}") from None
+
+
+def _references(schema: dict[str, Any]) -> Iterator[tuple[str, str, bool]]:
+    """(JSON pointer, target, under a nested $id) of every $ref and $dynamicRef."""
+    stack: list[tuple[str, Any, bool]] = [("", schema, False)]
+    while stack:
+        pointer, node, nested = stack.pop()
+        children = node.items() if isinstance(node, dict) else enumerate(node)
+        for key, child in children:
+            inner = f"{pointer}/{key}"
+            if key in _REFERENCES and isinstance(child, str):
+                yield inner, child, nested
+            elif isinstance(child, dict | list):
+                stack.append((inner, child, nested or (isinstance(child, dict) and "$id" in child)))
+
+
+def answer_validator(schema: dict[str, Any]) -> Draft202012Validator:
+    """The validator of an answer schema: one per schema, resolving nothing outside it."""
+    return _validator(json.dumps(schema, sort_keys=True))
+
+
 @cache
 def _validator(schema_text: str) -> Draft202012Validator:
-    return Draft202012Validator(json.loads(schema_text))
+    return Draft202012Validator(json.loads(schema_text), registry=_OFFLINE)
+
+
+def first_answer_error(validator: Draft202012Validator, value: Any) -> str | None:
+    """Why `value` does not meet the answer schema, in one line, or None when it does.
+    AnswerSchemaError when the schema itself cannot be applied."""
+    try:
+        error = next(iter(validator.iter_errors(value)), None)
+    except Unresolvable as err:
+        raise AnswerSchemaError(
+            f"the answer schema cannot be applied: a $ref does not resolve ({str(err)[:160]})"
+        ) from None
+    except RecursionError:
+        raise AnswerSchemaError(
+            "the answer schema cannot be applied: a $ref refers to itself without end"
+        ) from None
+    if error is None:
+        return None
+    where = "/".join(map(str, error.absolute_path)) or "(object)"
+    return f"answer_json {where}: {_first_line(error.message)[:160]}"
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else text
 
 
 def check_citation_record(
@@ -42,11 +155,12 @@ def check_citation_record(
     retrieved = retrieved_ids(user)
     found = _check_labels(record, retrieved, finding)
     try:
-        parsed = json.loads(answer)
-    except json.JSONDecodeError as err:
+        parsed = parse_json(answer)
+    except (json.JSONDecodeError, JsonLimitError) as err:
+        problem = err.msg if isinstance(err, json.JSONDecodeError) else str(err)
         return [
             *found,
-            finding("data.answer-json", f"assistant answer is not one JSON object: {err.msg}"),
+            finding("data.answer-json", f"assistant answer is not one JSON object: {problem}"),
         ]
     if not isinstance(parsed, dict):
         return [*found, finding("data.answer-json", "assistant answer is not a JSON object")]
@@ -57,13 +171,12 @@ def check_citation_record(
             finding("data.refusal-cites", "a refusal cites chunks; refusals cite nothing"),
         ]
     if schema is not None:
-        error = next(iter(_validator(json.dumps(schema, sort_keys=True)).iter_errors(parsed)), None)
-        if error is not None:
-            where = "/".join(map(str, error.absolute_path)) or "(object)"
-            return [
-                *found,
-                finding("data.answer-json", f"answer_json {where}: {error.message[:160]}"),
-            ]
+        try:
+            problem = first_answer_error(answer_validator(schema), parsed)
+        except AnswerSchemaError as err:
+            return [*found, finding("data.answer-schema", str(err))]
+        if problem is not None:
+            return [*found, finding("data.answer-json", problem)]
     if isinstance(citations, list):
         stray = sorted({c for c in citations if isinstance(c, str)} - retrieved)
         if stray:

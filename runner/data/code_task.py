@@ -5,10 +5,16 @@ from __future__ import annotations
 
 import ast
 import re
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from runner.findings import Finding, Severity
+
+MAX_PYTHON_CHARS = 100_000
+"""Python of one answer (all its blocks) beyond this is not parsed: far more than any answer a
+small model is trained on or writes, and the syntax tree of a megabyte of code takes hundreds
+of megabytes."""
 
 _PYTHON_BLOCK = re.compile(r"```(?:python|py)[ \t]*\n(.*?)```", re.DOTALL)
 
@@ -26,25 +32,47 @@ def python_blocks(answer: str) -> list[str]:
 
 
 def check_code_answer(answer: str, *, path: str, line: int) -> tuple[list[Finding], CodeTraits]:
+    def finding(message: str) -> Finding:
+        hint = "fix the code, or mark a non-Python block with its own language"
+        return Finding("data.python-syntax", Severity.ERROR, path, line, message, hint)
+
+    blocks = python_blocks(answer)
+    size = sum(map(len, blocks))
+    if size > MAX_PYTHON_CHARS:
+        message = (
+            f"the python blocks of the assistant answer hold {size} characters; "
+            f"over {MAX_PYTHON_CHARS} are not parsed"
+        )
+        return [finding(message)], _traits(len(blocks), [])
     findings: list[Finding] = []
     trees: list[ast.Module] = []
-    blocks = python_blocks(answer)
     for number, block in enumerate(blocks, start=1):
-        try:
-            trees.append(ast.parse(block))
-        except SyntaxError as err:
-            findings.append(
-                Finding(
-                    "data.python-syntax",
-                    Severity.ERROR,
-                    path,
-                    line,
-                    f"python block {number} of the assistant answer does not parse: "
-                    f"{err.msg} (block line {err.lineno})",
-                    "fix the code, or mark a non-Python block with its own language",
-                )
-            )
+        tree, problem = parse_python(block)
+        if tree is None:
+            message = f"python block {number} of the assistant answer does not parse: {problem}"
+            findings.append(finding(message))
+        else:
+            trees.append(tree)
     return findings, _traits(len(blocks), trees)
+
+
+def parse_python(source: str) -> tuple[ast.Module | None, str]:
+    """The module `source` parses to, or None and why not. Any text gets an answer: answers
+    come from people and from models, and neither is bound to write Python."""
+    try:
+        with warnings.catch_warnings():  # an odd escape in the answer is not our warning
+            warnings.simplefilter("ignore")
+            return ast.parse(source), ""
+    except SyntaxError as err:
+        return None, err.msg + (f" (block line {err.lineno})" if err.lineno else "")
+    except (RecursionError, MemoryError):
+        # CPython's parser gives up on deeply nested code (`- - - ... 1`, `((((...`) with one
+        # of these rather than a SyntaxError; the block is then code no one can run either.
+        return None, "nested too deeply for Python's parser"
+    except UnicodeEncodeError as err:
+        return None, f"a lone surrogate (U+{ord(err.object[err.start]):04X}) is not Python text"
+    except ValueError as err:  # a NUL byte, on the Python versions that raise this for it
+        return None, str(err)
 
 
 def _traits(blocks: int, trees: list[ast.Module]) -> CodeTraits:

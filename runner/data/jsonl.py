@@ -1,11 +1,14 @@
 """Reading JSONL in byte ranges, so several processes can check one large file without
-loading it, and every line keeps its number."""
+loading it, and every line keeps its number; and the one JSON parser for input the runner did
+not write (records, model outputs, answer schemas), with limits on depth, number length and
+Unicode that a hostile line cannot get past."""
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
@@ -17,6 +20,106 @@ MAX_RECORD_BYTES = 1 << 20
 """Longer lines are reported and skipped: no chat example of a small model is 1 MB."""
 
 _CHUNK = 1 << 20
+
+MAX_JSON_DEPTH = 64
+"""Deeper JSON is refused: chat records, answers and schemas are a few levels deep, and
+every recursive reader of the value (the schema validator among them) stays far from
+Python's recursion limit."""
+
+MAX_JSON_INT_DIGITS = 100
+"""Longer integers are refused: no count, id or limit needs them, and converting a long digit
+string costs time quadratic in its length."""
+
+# A \uD800-\uDFFF escape not paired as high-then-low decodes to a lone surrogate, which
+# cannot be encoded as UTF-8 and breaks every later reader; a raw one (in text that did not
+# come from UTF-8 bytes) likewise.
+_LONE_SURROGATE = re.compile(
+    r"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+    r"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+    r"|[\ud800-\udfff]"
+)
+
+
+class JsonLimitError(ValueError):
+    """Valid JSON that is beyond what the runner reads: too deep, too long a number, or a
+    string that is not Unicode."""
+
+
+class RecordProblem(ValueError):
+    """Why one JSONL line is not a usable JSON object, with the rule that reports it."""
+
+    def __init__(self, rule: str, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.rule, self.message, self.hint = rule, message, hint
+
+
+def _bounded_int(digits: str) -> int:
+    if len(digits.lstrip("-")) > MAX_JSON_INT_DIGITS:
+        raise JsonLimitError(
+            f"an integer of {len(digits.lstrip('-'))} digits; integers over "
+            f"{MAX_JSON_INT_DIGITS} digits are not read"
+        )
+    return int(digits)
+
+
+_DECODER = json.JSONDecoder(parse_int=_bounded_int)
+
+
+def parse_json(text: str) -> Any:
+    """`json.loads` within the limits above; JSONDecodeError or JsonLimitError otherwise."""
+    return _within_limits(text, 0, lambda: (_DECODER.decode(text), len(text)))
+
+
+def parse_json_prefix(text: str, start: int) -> Any:
+    """The JSON value that starts at `start` in `text` (more text may follow it), within the
+    limits above; JSONDecodeError or JsonLimitError otherwise."""
+    return _within_limits(text, start, lambda: _DECODER.raw_decode(text, start))
+
+
+def _within_limits(text: str, start: int, decode: Callable[[], tuple[Any, int]]) -> Any:
+    try:
+        value, end = decode()
+    except RecursionError:
+        raise JsonLimitError(_too_deep()) from None
+    # Counting brackets (those in strings included) is cheap and rules out most values.
+    brackets = text.count("[", start, end) + text.count("{", start, end)
+    if brackets > MAX_JSON_DEPTH and _depth(value) > MAX_JSON_DEPTH:
+        raise JsonLimitError(_too_deep())
+    lone = _LONE_SURROGATE.search(text, start, end)
+    if lone is not None and not _encodable(value):
+        found = lone.group()
+        shown = found if found.startswith("\\") else f"\\u{ord(found):04x}"
+        raise JsonLimitError(
+            f"a lone surrogate {shown} at column {lone.start() + 1}: not a Unicode character; "
+            "write the character itself, or a high and low surrogate pair"
+        )
+    return value
+
+
+def _too_deep() -> str:
+    return f"nested deeper than {MAX_JSON_DEPTH} levels"
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of a decoded value, walked without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, dict | list):
+            deepest = max(deepest, level)
+            if level > MAX_JSON_DEPTH:
+                break
+            children = node.values() if isinstance(node, dict) else node
+            stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
+def _encodable(value: Any) -> bool:
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -76,36 +179,44 @@ def iter_lines(path: Path, span: ByteRange) -> Iterator[tuple[int, bytes]]:
 
 def decode_record(raw: bytes, line: int, path: str) -> tuple[dict[str, Any] | None, Finding | None]:
     """One JSONL line as a JSON object, or the finding that says why it is not one."""
+    try:
+        return json_object_of(raw), None
+    except RecordProblem as problem:
+        return None, Finding(
+            problem.rule, Severity.ERROR, path, line, problem.message, problem.hint
+        )
 
-    def problem(rule: str, message: str, hint: str = "") -> tuple[None, Finding]:
-        return None, Finding(rule, Severity.ERROR, path, line, message, hint)
 
+def json_object_of(raw: bytes) -> dict[str, Any]:
+    """One JSONL line as a JSON object; RecordProblem saying why it is not one."""
     if len(raw) > MAX_RECORD_BYTES:
-        return problem(
+        raise RecordProblem(
             "data.record-size",
             f"record of {len(raw) / 1e6:.1f} MB; records over {MAX_RECORD_BYTES >> 20} MB are not "
             "checked or trained on",
             "split it, or remove it from the file",
         )
     if b"\x00" in raw:
-        return problem(
+        raise RecordProblem(
             "data.binary", "binary content (NUL byte); expected one JSON object per line"
         )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
-        return problem(
+        raise RecordProblem(
             "data.encoding",
             f"not UTF-8 (byte 0x{raw[err.start]:02x} at column {err.start + 1})",
             "save the file as UTF-8",
-        )
+        ) from None
     try:
-        record = json.loads(text)
+        record = parse_json(text)
     except json.JSONDecodeError as err:
-        return problem("data.json", f"not valid JSON: {err.msg} at column {err.colno}")
+        raise RecordProblem("data.json", f"not JSON: {err.msg} at column {err.colno}") from None
+    except JsonLimitError as err:
+        raise RecordProblem("data.json", f"not read: {err}") from None
     if not isinstance(record, dict):
-        return problem("data.json", f"expected a JSON object, got {type(record).__name__}")
-    return record, None
+        raise RecordProblem("data.json", f"expected a JSON object, got {type(record).__name__}")
+    return record
 
 
 def worker_count() -> int:

@@ -3,11 +3,11 @@ statistics the gate uses. Imports without torch: it runs in the light PR-check i
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from runner.data.citation_task import read_answer_schema
 from runner.errors import InputError
 from runner.evaluate import citation, code
 from runner.evaluate.metrics import (
@@ -48,20 +48,17 @@ def score(
 
 
 def load_context(
-    policies_dir: Path, answer_schema: Path | None = None, outputs_path: str = "eval_outputs.jsonl"
+    repo_root: Path, answer_schema: str | None = None, outputs_path: str = "eval_outputs.jsonl"
 ) -> ScoringContext:
-    """The text policies and answer schema, ready to score with. Broken policies are an
-    InputError: scoring without them would pass outputs that should fail."""
-    policies, problems = load_text_policies(policies_dir)
+    """The text policies of `repo_root/policies` and the answer schema the dataset manifest
+    declares (relative to `repo_root`), ready to score with. Broken policies or a schema that
+    cannot be used are an InputError: scoring without them would pass outputs that should
+    fail."""
+    policies, problems = load_text_policies(repo_root / "policies")
     errors = [p for p in problems if p.severity is Severity.ERROR]
     if errors:
         raise InputError("text policies did not load:\n" + "\n".join(f"  - {e}" for e in errors))
-    schema = None
-    if answer_schema is not None:
-        try:
-            schema = json.loads(answer_schema.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as err:
-            raise InputError(f"{answer_schema}: answer schema is not readable JSON: {err}") from err
+    schema = None if answer_schema is None else read_answer_schema(repo_root, answer_schema)
     return ScoringContext(policies, schema, outputs_path)
 
 

@@ -12,12 +12,17 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from runner.data.citation_task import _CHUNK_ID, _INSTRUCTION
+from runner.data.citation_task import (
+    _CHUNK_ID,
+    _INSTRUCTION,
+    answer_validator,
+    first_answer_error,
+)
+from runner.data.jsonl import JsonLimitError, parse_json, parse_json_prefix
 from runner.errors import InputError
 from runner.evaluate.metrics import (
     POLICY_METRICS,
@@ -104,46 +109,43 @@ class Answer:
         return answer if isinstance(answer, str) else ""
 
 
-@cache
-def _validator(schema_text: str) -> Draft202012Validator:
-    return Draft202012Validator(json.loads(schema_text))
-
-
 def read_answer(output: str, validator: Draft202012Validator) -> Answer:
     parsed, problem = _strict(output)
     if parsed is not None:
-        error = next(iter(validator.iter_errors(parsed)), None)
-        if error is not None:
-            where = "/".join(map(str, error.absolute_path)) or "(object)"
-            problem = f"answer_json {where}: {error.message[:120]}"
+        problem = first_answer_error(validator, parsed) or ""
     strict_valid = parsed is not None and not problem
     lenient = parsed if parsed is not None else first_json_object(output)
-    lenient_valid = lenient is not None and validator.is_valid(lenient)
+    lenient_valid = lenient is not None and first_answer_error(validator, lenient) is None
     return Answer(strict_valid, lenient_valid, parsed, problem, lenient)
 
 
 def _strict(output: str) -> tuple[dict[str, Any] | None, str]:
     try:
-        parsed = json.loads(output.strip())
+        parsed = parse_json(output.strip())
     except json.JSONDecodeError as err:
         return None, f"not one JSON object: {err.msg} at column {err.colno}"
-    except RecursionError:
-        # A model can emit brackets nested deeper than the parser recurses.
-        return None, "not one JSON object: nested too deeply"
+    except JsonLimitError as err:  # a model can emit brackets nested without end
+        return None, f"not one JSON object: {err}"
     if not isinstance(parsed, dict):
         return None, f"a JSON {type(parsed).__name__}, not an object"
     return parsed, ""
 
 
+MAX_JSON_STARTS = 1000
+"""Braces tried by `first_json_object`: a try may read far before it fails (an object nested
+a thousand deep), so an output made of such starts would cost the square of its length."""
+
+
 def first_json_object(text: str) -> dict[str, Any] | None:
     """The first `{...}` in `text` that decodes as a JSON object (inside a fence, after
-    prose); None when there is none."""
-    decoder = json.JSONDecoder()
+    prose), among its first MAX_JSON_STARTS braces; None when there is none."""
     start = text.find("{")
-    while start != -1:
+    for _ in range(MAX_JSON_STARTS):
+        if start == -1:
+            break
         try:
-            value, _ = decoder.raw_decode(text, start)
-        except (ValueError, RecursionError):
+            value = parse_json_prefix(text, start)
+        except ValueError:
             value = None
         if isinstance(value, dict):
             return value
@@ -168,7 +170,7 @@ def retrieved_chunks(user_content: str) -> dict[str, str]:
 
 
 def score_item(row: OutputRow, record: dict[str, Any], context: ScoringContext) -> ItemScores:
-    answer = read_answer(row.output, _validator(_schema_text(context)))
+    answer = read_answer(row.output, answer_validator(_schema(context)))
     chunks = retrieved_chunks(user_message(record))
     values: dict[str, float | None] = {
         "json_valid_rate": float(answer.strict_valid),
@@ -284,14 +286,14 @@ def _groundedness(
         )
 
 
-def _schema_text(context: ScoringContext) -> str:
+def _schema(context: ScoringContext) -> dict[str, Any]:
     if context.answer_schema is None:
         raise InputError(f"{TASK} needs the answer_schema of the dataset manifest to score JSON")
-    return json.dumps(context.answer_schema, sort_keys=True)
+    return context.answer_schema
 
 
 def _require_schema(context: ScoringContext) -> None:
-    _schema_text(context)
+    _schema(context)
 
 
 SCORER = TaskScorer(METRICS, score_item, prepare=_require_schema)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from runner.data.jsonl import parse_json
 from runner.errors import InputError, RunnerError
 from runner.evaluate import SCORERS, load_context, read_rows, score
 from runner.evaluate.gate import decide, serving_from
@@ -99,7 +100,7 @@ def eval_records(bundle: AdapterBundle, repo_root: Path) -> list[dict[str, Any]]
         for number, line in enumerate(stream, start=1):
             if line.strip():
                 try:
-                    records.append(json.loads(line))
+                    records.append(parse_json(line))
                 except ValueError as error:
                     raise InputError(
                         f"{bundle.dataset.files.eval.path}:{number}: {error}"
@@ -141,8 +142,7 @@ def build_report(
     peak_memory_bytes: int | None,
     client: HubClient,
 ) -> EvalReport:
-    schema = bundle.dataset.answer_schema
-    context = load_context(repo_root / "policies", repo_root / schema if schema else None)
+    context = load_context(repo_root, bundle.dataset.answer_schema)
     rows = read_rows(outputs)
     records = eval_records(bundle, repo_root)
     scores = score(bundle.adapter.task, rows, records, context)

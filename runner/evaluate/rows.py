@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, NamedTuple, get_args
 
+from runner.data.jsonl import json_object_of
 from runner.errors import InputError
 from runner.findings import quote
 
@@ -49,25 +50,22 @@ def read_rows(path: Path) -> list[OutputRow]:
     """Every row of an outputs file; InputError naming `file:line` for each bad line."""
     rows: list[OutputRow] = []
     problems: list[str] = []
-    with path.open(encoding="utf-8") as handle:
-        for number, text in enumerate(handle, start=1):
-            if not text.strip():
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if not raw.strip():
                 continue
             try:
-                rows.append(parse_row(text, number))
+                rows.append(parse_row(raw, number))
             except ValueError as err:
                 problems.append(f"{path}:{number}: {err}")
     _raise_if(problems, f"{path} has {len(problems)} bad line(s)")
     return rows
 
 
-def parse_row(text: str, line: int | None = None) -> OutputRow:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise ValueError(f"not JSON: {err.msg} (column {err.colno})") from None
-    if not isinstance(data, dict):
-        raise ValueError("expected a JSON object")
+def parse_row(raw: bytes, line: int | None = None) -> OutputRow:
+    """One line of an outputs file, read with the data checks' limits (size, encoding, depth,
+    number length); ValueError saying what is wrong."""
+    data = json_object_of(raw)
     missing = [key for key in _FIELDS if key not in data]
     if missing:
         raise ValueError(f"missing key(s) {', '.join(map(quote, missing))}")

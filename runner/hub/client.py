@@ -27,8 +27,20 @@ from huggingface_hub.hf_api import RepoFile
 
 from runner.errors import RunnerError
 from runner.hashing import git_blob_id
+from runner.hub import session
 from runner.hub.redact import install_log_redaction, redact, register_secret
-from runner.hub.retry import RetryPolicy, status_of, with_retries
+from runner.hub.retry import (
+    ENV_DEADLINE,
+    ENV_TIMEOUT,
+    ENV_TRANSFER_DEADLINE,
+    GaveUp,
+    RetryPolicy,
+    gave_up,
+    independent_requests,
+    status_of,
+    timed_out,
+    with_retries,
+)
 
 RepoType = Literal["model", "dataset", "space"]
 T = TypeVar("T")
@@ -89,7 +101,8 @@ class HubClient:
         self._token = token or os.environ.get("HF_TOKEN") or None
         register_secret(self._token)
         install_log_redaction()
-        self.retry = retry or RetryPolicy()
+        self.retry = retry or RetryPolicy.from_env()
+        session.install()
         self.cache_dir = cache_dir
         self._api = HfApi(endpoint=self.endpoint, token=self._token)
 
@@ -105,28 +118,52 @@ class HubClient:
         return env
 
     def _run(
-        self, operation: str, repo: RepoRef | str, call: Callable[[], T], path: str | None = None
+        self,
+        operation: str,
+        repo: RepoRef | str,
+        call: Callable[[], T],
+        path: str | None = None,
+        *,
+        transfer: bool = False,
     ) -> T:
+        """`call()` as one operation: retried within its budget and deadline (`transfer`:
+        the generous one, for uploads and downloads), failing as one clear HubError."""
         try:
-            return with_retries(call, self.retry)
+            return with_retries(call, self.retry, transfer=transfer)
         except Exception as error:
-            raise _hub_error(operation, str(repo), error, path) from None
+            raise _hub_error(operation, str(repo), error, path, self.retry) from None
 
     def whoami(self) -> str:
         return self._run("whoami", self.endpoint, lambda: self._api.whoami()["name"])
 
-    def ensure_repo(self, repo: RepoRef, *, private: bool = True) -> None:
-        self._run(
-            "create repo",
-            repo,
-            lambda: self._api.create_repo(
-                repo.repo_id,
-                repo_type=repo.repo_type,
-                private=private,
-                exist_ok=True,
-                **({"space_sdk": "docker"} if repo.repo_type == "space" else {}),
-            ),
-        )
+    def ensure_repo(self, repo: RepoRef, *, private: bool = True) -> bool:
+        """Create the repo unless it exists. True when this call created it: only then is a
+        repo known to hold nothing of anybody else's."""
+        try:
+            self._run(
+                "create repo",
+                repo,
+                lambda: self._api.create_repo(
+                    repo.repo_id,
+                    repo_type=repo.repo_type,
+                    private=private,
+                    exist_ok=False,
+                    **({"space_sdk": "docker"} if repo.repo_type == "space" else {}),
+                ),
+            )
+        except HubError as error:
+            if error.status == 409:  # it exists
+                return False
+            # A token that may write to the repo but not create repos in its namespace is
+            # refused (401, 402 or 403) even when the repo is there: look, as `exist_ok` does.
+            if error.status not in (401, 402, 403):
+                raise
+            try:
+                self.head(repo)
+            except NotFoundError:
+                raise error from None
+            return False
+        return True
 
     def head(self, repo: RepoRef, revision: str = "main") -> str:
         info = self._run(
@@ -164,6 +201,7 @@ class HubClient:
                 revision=revision,
                 parent_commit=parent_commit,
             ),
+            transfer=True,
         )
         return str(info.oid)
 
@@ -183,6 +221,7 @@ class HubClient:
                 delete_patterns="*",
                 parent_commit=parent_commit,
             ),
+            transfer=True,
         )
         return str(info.oid)
 
@@ -265,6 +304,7 @@ class HubClient:
                     cache_dir=self.cache_dir,
                 ),
                 path=filename,
+                transfer=True,
             )
         )
 
@@ -284,6 +324,7 @@ class HubClient:
                     cache_dir=self.cache_dir,
                     allow_patterns=allow_patterns,
                 ),
+                transfer=True,
             )
         )
 
@@ -341,9 +382,11 @@ class HubClient:
 
     def follow_space_log(self, space: str) -> Iterator[str]:
         """Run log lines as the app prints them, until the stream ends (the app exited or
-        the Space restarted). Not retried: a dropped stream just ends."""
-        for line in self._api.fetch_space_logs(space, follow=True):
-            yield redact(line.rstrip("\n"))
+        the Space restarted). Not retried: a dropped stream just ends. It lasts as long as
+        the run, so no operation's deadline applies; its silences are still timed."""
+        with independent_requests():
+            for line in self._api.fetch_space_logs(space, follow=True):
+                yield redact(line.rstrip("\n"))
 
 
 @dataclass(frozen=True)
@@ -366,20 +409,22 @@ def _space_state(runtime: SpaceRuntime) -> SpaceState:
     return SpaceState(str(runtime.stage), raw.get("errorMessage"), runtime.hardware)
 
 
-def _hub_error(operation: str, repo: str, error: Exception, path: str | None) -> HubError:
+def _hub_error(
+    operation: str, repo: str, error: Exception, path: str | None, policy: RetryPolicy
+) -> HubError:
     status = status_of(error)
     server = getattr(error, "server_message", None) or ""
+    stopped = gave_up(error)
     # LocalEntryNotFoundError is a download that could not reach the Hub: not a missing file.
     if isinstance(
         error, RepositoryNotFoundError | RevisionNotFoundError | RemoteEntryNotFoundError
     ):
         detail = "not found; check the repo id, revision and path (a private repo needs HF_TOKEN)"
         return NotFoundError(operation, repo, detail, path=path, status=status)
-    if status is None:
-        detail = (
-            f"the Hub could not be reached ({type(error).__name__}); check HF_ENDPOINT and "
-            "the network, then run again"
-        )
+    if stopped is not None and stopped.reason != "attempts":
+        detail = _out_of_time(stopped)
+    elif status is None:
+        detail = _unanswered(error, stopped, policy)
     elif status in _WHAT_TO_DO:
         detail = f"HTTP {status}{': ' + server if server else ''}; {_WHAT_TO_DO[status]}"
     elif status >= 500 or status == 429:
@@ -391,6 +436,38 @@ def _hub_error(operation: str, repo: str, error: Exception, path: str | None) ->
         detail = f"HTTP {status}: {server or str(error).splitlines()[0]}"
     kind = StaleParentError if status == 412 else HubError
     return kind(operation, repo, detail, path=path, status=status)
+
+
+def _unanswered(error: Exception, stopped: GaveUp | None, policy: RetryPolicy) -> str:
+    """No HTTP status came back: the Hub was silent past the timeout, or not there at all."""
+    last = stopped.last if stopped is not None else None
+    cause = str(last) if last is not None else type(error).__name__
+    silent = last.timed_out if last is not None else timed_out(error)
+    if silent:
+        return (
+            f"the Hub did not answer within {policy.timeout:g} s ({cause}), after retries; "
+            f"check HF_ENDPOINT and the network, then run again ({ENV_TIMEOUT} sets the wait)"
+        )
+    return (
+        f"the Hub could not be reached ({cause}); check HF_ENDPOINT and the network, then run again"
+    )
+
+
+def _out_of_time(stopped: GaveUp) -> str:
+    wait = stopped.last.wait if stopped.last is not None else None
+    if stopped.reason == "wait" and wait is not None:
+        return (
+            f"rate limited (HTTP {stopped.status}): the Hub asks to wait {wait:g} s, longer than "
+            f"this operation may still wait ({stopped.max_wait} s); try again in {wait:g} s"
+        )
+    knob = ENV_TRANSFER_DEADLINE if stopped.transfer else ENV_DEADLINE
+    tries = (
+        f" ({stopped.failures} failed attempts, the last: {stopped.last})" if stopped.last else ""
+    )
+    return (
+        f"no result within {stopped.limit:g} s{tries}; the Hub is slow or not answering: try "
+        f"again later ({knob} sets the time allowed)"
+    )
 
 
 def cached_file(repo_id: str, filename: str, revision: str) -> str | None:

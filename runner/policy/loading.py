@@ -1,5 +1,6 @@
-"""All of `policies/`: the text policies (attribution, secrets) and the training and
-promotion rules, with problems in the policy files themselves as findings."""
+"""All of `policies/`: the text policies (attribution, secrets), the training, promotion
+and Space rules and the Hub repo allowlist, with problems in the policy files themselves as
+findings."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import dataclass, field
 from runner.findings import Finding
 from runner.policy import TextPolicies, load_text_policies
 from runner.policy.promotion import PromotionPolicy
+from runner.policy.repos import RepoPolicy, load_repo_policy
 from runner.policy.space import SpacePolicy
 from runner.policy.training import TrainingPolicy
 from runner.specs.bundle import load_model_file
@@ -20,6 +22,8 @@ class Policies:
     training: TrainingPolicy | None
     promotion: PromotionPolicy | None
     space: SpacePolicy | None
+    repos: RepoPolicy | None
+    """The Hub repo allowlist; None (missing or broken) allows no repo at all."""
     problems: list[Finding] = field(default_factory=list)
     """Findings about the policy files; any error makes the input unusable (exit 2)."""
 
@@ -37,4 +41,8 @@ def load_policies(workspace: Workspace) -> Policies:
     problems += found
     _, space, found = load_model_file(directory / "space.yaml", SpacePolicy, "policies/space.yaml")
     problems += found
-    return Policies(text, training, promotion, space, problems)
+    repos, found = load_repo_policy(directory)
+    problems += found
+    # A file two loaders cannot read (a link, a device) is reported by both: say it once.
+    problems = list(dict.fromkeys(problems))
+    return Policies(text, training, promotion, space, repos, problems)

@@ -10,6 +10,7 @@ from runner.policy.text import TextPolicies
 from runner.policy.text_build import compile_rules
 from runner.policy.text_format import SCHEMA_HINT, TextPolicyFile
 from runner.policy.text_rules import CompiledRule
+from runner.repofiles import UnsafePathError, read_regular_bytes
 from runner.specs.bundle import load_model_file
 from runner.specs.yamlio import YamlDoc
 
@@ -46,9 +47,12 @@ def load_text_policies(
 
 def _is_text_policy(file: Path) -> bool:
     try:
-        return bool(_TEXT_KIND.search(file.read_text(encoding="utf-8-sig", errors="replace")))
-    except OSError:
-        return False
+        raw = read_regular_bytes(file)
+    except (OSError, UnsafePathError):
+        # Not knowing what a file holds is no reason to skip its rules in silence: the
+        # loader reports why it cannot be read (once, however many loaders try).
+        return True
+    return bool(_TEXT_KIND.search(raw.decode("utf-8-sig", errors="replace")))
 
 
 def _duplicate_ids(policy: TextPolicyFile, doc: YamlDoc, taken: set[str]) -> list[Finding]:

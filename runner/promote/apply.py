@@ -1,11 +1,15 @@
 """`runner reconcile --apply`: carry out each adapter's action. Every step first looks at
 what the Hub already has, so a run killed anywhere and started again finishes the job
 without a second training or a second promotion; promotion holds a lock recorded on the Hub.
-One adapter's failure is reported and the others still converge."""
+A reconcile that finds the lock held waits for it, then reports what the holder did; a lock
+left behind once its promotion is on the Hub blocks nobody and is cleared (one request per
+promoted adapter looks for one). One adapter's failure is reported and the others still
+converge."""
 
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,12 +22,13 @@ from runner.evaluate.pipeline import (
     read_report,
 )
 from runner.gitutil import head_commit
-from runner.hub.client import HubClient, RepoRef
+from runner.hub.client import HubClient, NotFoundError, RepoRef
 from runner.policy.loading import Policies
+from runner.policy.repos import require_allowed_repos
 from runner.promote.card import Provenance, withdrawn_card
-from runner.promote.lock import HubLock, default_owner
-from runner.promote.promote import promote, read_record
-from runner.promote.reconcile import Action, AdapterState
+from runner.promote.lock import HubLock, LockRecord, default_owner
+from runner.promote.promote import Promotion, promote, read_record, version_tag
+from runner.promote.reconcile import Action, AdapterState, State
 from runner.report.eval_comment import eval_comment
 from runner.specs.bundle import AdapterBundle
 from runner.train.launch import EventSink, train_candidate
@@ -48,29 +53,40 @@ class Context:
     pr_number: int | None
     repair_drift: bool
     on_event: EventSink
+    notify: Callable[[str], None]  # a line for the log: waiting for a lock, and whose
+
+
+LOCK_TTL_S = 600.0
+# Within one TTL a live holder finishes or its lock goes stale: waiting that long always ends.
+LOCK_WAIT_S = LOCK_TTL_S
 
 
 def converge(states: list[AdapterState], ctx: Context) -> list[Outcome]:
     outcomes = []
     for state in states:
-        if state.action is Action.NONE:
-            continue
         try:
-            outcomes.append(_carry_out(state, ctx))
+            outcome = _carry_out(state, ctx)
         except RunnerError as error:
-            outcomes.append(Outcome(state.adapter, state.action, False, str(error)))
+            outcome = Outcome(state.adapter, state.action, False, str(error))
+        if outcome is not None:
+            outcomes.append(outcome)
     return outcomes
 
 
-def _carry_out(state: AdapterState, ctx: Context) -> Outcome:
+def _carry_out(state: AdapterState, ctx: Context) -> Outcome | None:
     def done(result: str, promoted_as: str | None = None, passed: bool | None = None) -> Outcome:
         return Outcome(state.adapter, state.action, True, result, promoted_as, passed)
 
+    if state.state is State.PROMOTED:
+        return clear_leftover_lock(state, ctx)
+    if state.action is Action.NONE:
+        return None
     if state.action is Action.WITHDRAW:
         return done(withdraw(state, ctx.client))
     bundle = state.bundle
     assert bundle is not None
     assert state.run_id is not None
+    require_allowed_repos(ctx.policies.repos, bundle)  # a spec that skipped validate too
     if state.action is Action.REPAIR:
         if not ctx.repair_drift:
             return done("left alone: --repair-drift restores what was promoted")
@@ -111,19 +127,97 @@ def promote_candidate(bundle: AdapterBundle, rid: str, ctx: Context) -> tuple[st
         raise RunnerError(f"run {rid} has no eval report at {location}; run reconcile again")
     files = fetch_candidate(ctx.client, location)
     provenance = Provenance(head_commit(ctx.repo_root), ctx.pr_number, rid, __version__)
-    lock = HubLock(ctx.client, location.repo, bundle.dirname, owner=default_owner(), ttl_s=600)
-    with lock.held():
-        done = promote(
-            ctx.client,
-            bundle,
-            files.folder,
-            report,
-            provenance,
-            dataset_commit=files.record.get("config", {}).get("dataset", {}).get("revision"),
+    lock = promotion_lock(bundle, rid, ctx.client)
+
+    def waiting(holder: LockRecord) -> None:
+        ctx.notify(
+            f"{bundle.dirname}: {lock.describe(holder)}; waiting for that reconcile "
+            f"(at most {LOCK_WAIT_S:.0f} s), then reporting what it did"
         )
+
+    try:
+        with lock.held(LOCK_WAIT_S, waiting):
+            done = promote(
+                ctx.client,
+                bundle,
+                files.folder,
+                report,
+                provenance,
+                dataset_commit=files.record.get("config", {}).get("dataset", {}).get("revision"),
+            )
+    except RunnerError:
+        # A lock whose promotion commit had landed was taken over, so its holder and we may
+        # both have tagged: the one refused reports what the Hub holds, not the refusal.
+        found = _promoted_already(ctx.client, bundle, rid)
+        if found is None:
+            raise
+        done = found
     state = "promoted" if done.created else "already promoted"
     promoted_as = f"{done.repo_id}@{done.tag}"
     return f"{state}: {promoted_as} ({done.commit[:12]})", promoted_as
+
+
+def promotion_lock(bundle: AdapterBundle, rid: str, client: HubClient) -> HubLock:
+    """The lock promoting this version holds, beside its candidates. Once the promotion is on
+    the Hub it guards nothing, so a holder killed after its work (while releasing) blocks
+    nobody."""
+    return HubLock(
+        client,
+        candidate_location(bundle, rid).repo,
+        bundle.dirname,
+        owner=default_owner(),
+        ttl_s=LOCK_TTL_S,
+        work_done=lambda: promotion_landed(client, bundle, rid),
+    )
+
+
+def promotion_landed(client: HubClient, bundle: AdapterBundle, rid: str) -> bool:
+    """The version's tag is there (promote() then writes nothing, whichever run it holds), or
+    main's promotion record names this run (its holder died before tagging)."""
+    repo = RepoRef(bundle.adapter.publish.repo_id)
+    try:
+        refs = client.refs(repo)
+    except NotFoundError:
+        return False
+    if version_tag(bundle) in refs.tags:
+        return True
+    main = refs.branches.get("main")
+    record = (read_record(client, repo, main) if main else None) or {}
+    return record.get("run_id") == rid and record.get("version") == bundle.adapter.version
+
+
+def _promoted_already(client: HubClient, bundle: AdapterBundle, rid: str) -> Promotion | None:
+    """The version's tag when it holds run `rid`; None otherwise or when the Hub can't say."""
+    repo = RepoRef(bundle.adapter.publish.repo_id)
+    tag = version_tag(bundle)
+    try:
+        commit = client.tags(repo).get(tag)
+        record = (read_record(client, repo, commit) if commit else None) or {}
+    except RunnerError:
+        return None
+    if commit is None or record.get("run_id") != rid:
+        return None
+    return Promotion(repo.repo_id, tag, commit, created=False)
+
+
+def clear_leftover_lock(state: AdapterState, ctx: Context) -> Outcome | None:
+    """A promoted version's lock, left by a reconcile killed while releasing it: deleted, so
+    no lock outlives its promotion. One request when there is none (the usual case)."""
+    assert state.bundle is not None
+    assert state.run_id is not None
+    lock = promotion_lock(state.bundle, state.run_id, ctx.client)
+    if lock.current() is None:
+        return None
+    cleared = lock.clear_abandoned()
+    if cleared is None:
+        return None
+    return Outcome(
+        state.adapter,
+        state.action,
+        True,
+        f"removed {lock.path} left by {cleared.owner}: {state.detail} was already promoted",
+        promoted_as=state.detail,
+    )
 
 
 def repair(bundle: AdapterBundle, client: HubClient) -> str:

@@ -6,6 +6,8 @@ seconds). Taking it is one commit made with `parent_commit` set to the head the 
 read at: if anything was committed in between, the Hub refuses the commit and we read
 again, so two processes can never both believe they won. A holder that died leaves a lock
 that expires after `ttl_s`; the next process takes it over, through the same parent check.
+A lock whose work is already on the Hub (`work_done`) guards nothing: it is taken over at
+once, live or not, so a holder killed after its work (while releasing) blocks nobody.
 """
 
 from __future__ import annotations
@@ -82,6 +84,10 @@ class LockRecord:
 
 
 class HubLock:
+    """`locks/<name>.json` in `repo`. `work_done()` says whether what the lock guards is on
+    the Hub already; `wait()` asks again every `poll_s` (`clock` and `sleep` are injectable,
+    so tests move time instead of sleeping)."""
+
     def __init__(
         self,
         client: HubClient,
@@ -92,11 +98,15 @@ class HubLock:
         ttl_s: float = 1800.0,
         clock: Callable[[], float] = time.time,
         attempts: int = 8,
+        work_done: Callable[[], bool] = lambda: False,
+        sleep: Callable[[float], None] = time.sleep,
+        poll_s: float = 5.0,
     ) -> None:
         if not _NAME.match(name):
             raise ValueError(f"lock name {name!r}: use letters, digits, '.', '_' or '-'")
         self.client, self.repo, self.name, self.owner = client, repo, name, owner
         self.ttl_s, self.clock, self.attempts = ttl_s, clock, attempts
+        self.work_done, self.sleep, self.poll_s = work_done, sleep, poll_s
         self.path = f"locks/{name}.json"
         # The live lock of someone else seen by the last refused acquire(), for messages.
         self.holder: LockRecord | None = None
@@ -128,7 +138,7 @@ class HubLock:
             # Our previous commit landed but its reply was lost (then retried into a 412).
             if attempted is not None and found == attempted and found.live(now):
                 return True
-            if found is not None and found.owner != self.owner and found.live(now):
+            if self._blocks(found, now):
                 self.holder = found
                 return False
             attempted = LockRecord(self.owner, now, now + self.ttl_s)
@@ -153,19 +163,67 @@ class HubLock:
                 continue  # something else was committed: re-read, it may not be the lock
         raise self._contended("release")
 
+    def wait(self, timeout_s: float, on_wait: Callable[[LockRecord], None]) -> bool:
+        """acquire(), tried again every `poll_s` while someone else holds a live lock, for at
+        most `timeout_s`; `on_wait` hears of each holder we start waiting for."""
+        deadline = self.clock() + timeout_s
+        waited_for: LockRecord | None = None
+        while not self.acquire():
+            if self.holder is not None and self.holder != waited_for:
+                waited_for = self.holder
+                on_wait(self.holder)
+            left = deadline - self.clock()
+            if left <= 0:
+                return False
+            self.sleep(min(self.poll_s, left))
+        return True
+
+    def clear_abandoned(self) -> LockRecord | None:
+        """Delete a lock that guards nothing any more (stale, its holder dead, or its work
+        done), whoever wrote it; the record deleted, or None when there was none to delete."""
+        for _ in range(self.attempts):
+            head = self.client.head(self.repo)
+            found = self.current(head)
+            if found is None or self._blocks(found, self.clock()):
+                return None
+            try:
+                message = f"Clear abandoned lock {self.name} ({found.owner})"
+                self.client.commit(self.repo, {}, message, parent_commit=head, delete=[self.path])
+                return found
+            except StaleParentError:
+                continue
+        raise self._contended("clear")
+
     @contextmanager
-    def held(self) -> Iterator[HubLock]:
-        """Hold the lock for the block, released even when the block raises."""
-        if not self.acquire():
+    def held(
+        self, wait_s: float = 0.0, on_wait: Callable[[LockRecord], None] = lambda _: None
+    ) -> Iterator[HubLock]:
+        """Hold the lock for the block (waiting up to `wait_s` for it), released even when
+        the block raises."""
+        if not self.wait(wait_s, on_wait):
             raise self._held_error()
         try:
             yield self
         finally:
             self.release()
 
+    def describe(self, holder: LockRecord) -> str:
+        """Which lock and who holds it until when, for messages."""
+        left = max(0, round(holder.expires_at - self.clock()))
+        return (
+            f"lock {self.path} on {self.repo} is held by {holder.owner} until "
+            f"{_iso(holder.expires_at)} ({left} s from now)"
+        )
+
+    def _blocks(self, found: LockRecord | None, now: float) -> bool:
+        """Someone else's live lock whose work is not on the Hub yet: we may not take it."""
+        if found is None or found.owner == self.owner or not found.live(now):
+            return False
+        return not self.work_done()
+
     def _commit(self, head: str, record: LockRecord, *, taking_over: LockRecord | None) -> bool:
         """Write `record` on top of `head`; False if the branch moved since."""
-        verb = "Take over stale" if taking_over and taking_over.owner != self.owner else "Take"
+        verb = "Take over" if taking_over and taking_over.owner != self.owner else "Take"
         message = f"{verb} lock {self.name} ({self.owner})"
         try:
             self.client.commit(
@@ -178,10 +236,8 @@ class HubLock:
     def _held_error(self) -> LockHeld:
         holder = self.holder
         assert holder is not None, "acquire() returned False without recording the holder"
-        left = max(0, round(holder.expires_at - self.clock()))
         return LockHeld(
-            f"lock {self.path} on {self.repo} is held by {holder.owner} until "
-            f"{_iso(holder.expires_at)} ({left} s from now): another reconcile is running. "
+            f"{self.describe(holder)}: another reconcile is running. "
             "Wait for it to finish and run again; if that process died, the lock goes stale "
             "then and the next run takes it over."
         )

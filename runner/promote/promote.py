@@ -1,6 +1,8 @@
 """Promotion: one atomic commit to the publish repo (adapter files, the model card and a
 promotion record), then the tag `v<N>`. Safe to run again at any point:
 
+- `promotion.json` on `main` written for another adapter name: a conflict, nothing written
+  (one publish repo belongs to one adapter name; the other's card stays);
 - the tag already there for this run: nothing to do;
 - the tag there for another run: a conflict, reported, never moved;
 - the commit made but the tag missing (a crash between the two): the commit is tagged, not
@@ -22,12 +24,14 @@ from runner.hub.client import HubClient, NotFoundError, RepoRef
 from runner.promote.card import Provenance, render_model_card
 from runner.specs.bundle import AdapterBundle
 from runner.train.run_config import ADAPTER_FILES
+from runner.workspace import split_adapter_dirname
 
 RECORD = "promotion.json"
 
 
 class PromotionConflict(RunnerError):
-    """The version's tag exists with other content: tags are never moved."""
+    """The version's tag exists with other content (tags are never moved), or the publish
+    repo holds another adapter's promotion."""
 
 
 @dataclass(frozen=True)
@@ -84,11 +88,12 @@ def promote(
     repo = RepoRef(bundle.adapter.publish.repo_id)
     tag = version_tag(bundle)
     client.ensure_repo(repo, private=bundle.adapter.publish.private)
+    head = client.head(repo)
+    found = read_record(client, repo, head)
+    _refuse_another_adapters_repo(repo, found, bundle)
     tagged = client.tags(repo).get(tag)
     if tagged is not None:
         return _already_tagged(client, repo, tag, tagged, provenance)
-    head = client.head(repo)
-    found = read_record(client, repo, head)
     if (
         found is not None
         and found.get("run_id") == provenance.run_id
@@ -104,6 +109,23 @@ def promote(
         )
     client.tag_if_absent(repo, tag, commit)
     return Promotion(repo.repo_id, tag, commit, created=True)
+
+
+def _refuse_another_adapters_repo(
+    repo: RepoRef, record: dict[str, Any] | None, bundle: AdapterBundle
+) -> None:
+    """The record on `main` says which adapter the repo belongs to: promoting another name
+    over it would replace that adapter's card and weights."""
+    promoted = record.get("adapter") if record is not None else None
+    parsed = split_adapter_dirname(promoted) if isinstance(promoted, str) else None
+    if parsed is None or parsed[0] == bundle.adapter.name:
+        return
+    raise PromotionConflict(
+        f"{repo.repo_id} holds adapter {parsed[0]!r} ({promoted} is promoted there), not "
+        f"{bundle.adapter.name!r}; one publish repo belongs to one adapter name, so nothing was "
+        f"committed or tagged. Give {bundle.dirname} its own publish.repo_id, or make it the "
+        f"next version of {parsed[0]}."
+    )
 
 
 def promotion_files(

@@ -11,8 +11,32 @@ import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 STATE = {"stage": "starting", "returncode": None, "started_at": time.time()}
+HUB_TIMEOUT_S = 60.0  # of silence (connecting, or between bytes): a moving transfer never ends
+
+
+def bound_hub_requests() -> None:
+    """Give every huggingface_hub request of this app a timeout. It sends them with none, so
+    a Hub that stopped answering would keep this Space, and its GPU bill, running forever."""
+    import huggingface_hub
+
+    default = huggingface_hub.get_session()
+    client_class, follow = type(default), default.follow_redirects
+    hooks = {**default.event_hooks, "request": [*default.event_hooks["request"], fill_timeouts]}
+    huggingface_hub.set_client_factory(
+        lambda: client_class(event_hooks=hooks, follow_redirects=follow, timeout=None)
+    )
+
+
+def fill_timeouts(request: Any) -> None:
+    # huggingface_hub passes `timeout=None` on most calls, which overrides a client's default.
+    asked = request.extensions.get("timeout") or {}
+    request.extensions["timeout"] = {
+        kind: HUB_TIMEOUT_S if asked.get(kind) is None else asked[kind]
+        for kind in ("connect", "read", "write", "pool")
+    }
 
 
 def run_training() -> None:
@@ -48,6 +72,7 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def main() -> None:
+    bound_hub_requests()
     threading.Thread(target=run_training, daemon=True).start()
     port = int(os.environ.get("PORT", "7860"))
     ThreadingHTTPServer(("0.0.0.0", port), Handler).serve_forever()

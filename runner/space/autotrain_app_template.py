@@ -49,6 +49,7 @@ LOG_TAIL_LINES = 200
 PROGRESS_MARKER = "@@progress "  # the same progress events train.py prints
 TOKEN_PATTERN = re.compile(r"hf_[A-Za-z0-9]{8,}")
 STATE: dict[str, Any] = {"stage": "starting", "status": None, "started_at": time.time()}
+HUB_TIMEOUT_S = 60.0  # of silence (connecting, or between bytes): a moving transfer never ends
 
 
 class StageFailed(Exception):
@@ -80,6 +81,56 @@ def redact(text: str) -> str:
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+# -- Hub requests -----------------------------------------------------------------------------
+
+
+def bound_hub_requests() -> None:
+    """Give every huggingface_hub request of this app a timeout. It sends them with none, so
+    a Hub that stopped answering would keep this Space, and its GPU bill, running forever.
+    AutoTrain's image pins huggingface_hub 0.x (requests); the runner's tests run 2.x (httpx2)."""
+    import huggingface_hub
+
+    default = huggingface_hub.get_session()
+    if not hasattr(huggingface_hub, "set_client_factory"):
+        bound_requests_sessions(type(default.get_adapter("https://")))
+        return
+    client_class, follow = type(default), default.follow_redirects
+    hooks = {**default.event_hooks, "request": [*default.event_hooks["request"], fill_timeouts]}
+    huggingface_hub.set_client_factory(
+        lambda: client_class(event_hooks=hooks, follow_redirects=follow, timeout=None)
+    )
+
+
+def fill_timeouts(request: Any) -> None:
+    # huggingface_hub passes `timeout=None` on most calls, which overrides a client's default.
+    asked = request.extensions.get("timeout") or {}
+    request.extensions["timeout"] = {
+        kind: HUB_TIMEOUT_S if asked.get(kind) is None else asked[kind]
+        for kind in ("connect", "read", "write", "pool")
+    }
+
+
+def bound_requests_sessions(adapter_class: Any) -> None:
+    """huggingface_hub 0.x: sessions whose adapter (its own, for its request ids) fills in
+    the timeout every call leaves unset."""
+    import requests
+    from huggingface_hub import configure_http_backend
+
+    class BoundedAdapter(adapter_class):
+        def send(self, request: Any, **kwargs: Any) -> Any:
+            if kwargs.get("timeout") is None:
+                kwargs["timeout"] = HUB_TIMEOUT_S
+            return super().send(request, **kwargs)
+
+    def session() -> requests.Session:
+        bounded = requests.Session()
+        for prefix in ("http://", "https://"):
+            bounded.mount(prefix, BoundedAdapter())
+        return bounded
+
+    configure_http_backend(backend_factory=session)
 
 
 # -- config -----------------------------------------------------------------------------------
@@ -386,6 +437,7 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def main() -> None:
+    bound_hub_requests()
     threading.Thread(target=run_and_pause, daemon=True).start()
     port = int(os.environ.get("PORT", "7860"))
     ThreadingHTTPServer(("0.0.0.0", port), Handler).serve_forever()

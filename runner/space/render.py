@@ -4,12 +4,18 @@ files (and the image built from them) are the same for every run of a runner ver
 
 Engine `trl` runs train.py. Engine `autotrain` runs AutoTrain Advanced from its own pinned
 image, started by a different app.py; train.py still ships (unused) so that every Space
-holds the same five files and one policy checks both."""
+holds the same five files and one policy checks both.
+
+Every rendered README.md carries the tag `adapter-gitops-trainer` in its front matter: the
+mark that a Space is the runner's, which a sync may wipe and configure (see sync.py)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
+
+import yaml
 
 from runner.space import image
 
@@ -22,6 +28,10 @@ GITATTRIBUTES = """\
 *.pt filter=lfs diff=lfs merge=lfs -text
 """
 
+
+RUNNER_TAG = "adapter-gitops-trainer"
+# Where the Hub reads a card's metadata: a `---` block at the very start of README.md.
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", re.DOTALL)
 
 Engine = Literal["trl", "autotrain"]
 APP_TEMPLATES: dict[Engine, str] = {
@@ -51,11 +61,25 @@ def _readme(adapter: str, engine: Engine) -> str:
         "sdk: docker\n"
         f"app_port: {image.APP_PORT}\n"
         "pinned: false\n"
+        f"tags:\n- {RUNNER_TAG}\n"
         "---\n\n"
         f"Training Space for `adapters/{adapter}`, rendered by the adapters repository's runner.\n"
         f"{runs}"
         "Do not edit it by hand: every sync restores exactly these five files.\n"
     )
+
+
+def made_by_runner(readme: str) -> bool:
+    """Whether a Space's README.md carries the runner's tag in its front matter."""
+    match = _FRONT_MATTER.match(readme)
+    if match is None:
+        return False
+    try:
+        metadata = yaml.safe_load(match.group(1))
+    except (yaml.YAMLError, ValueError, TypeError, OverflowError, RecursionError):
+        return False  # someone else's README, however it is broken, is not ours
+    tags = metadata.get("tags") if isinstance(metadata, dict) else None
+    return isinstance(tags, list) and RUNNER_TAG in tags
 
 
 def _dockerfile() -> str:

@@ -3,7 +3,8 @@
 The Space is ours and holds nothing by hand: every sync makes its files exactly the render
 (a hand-added `requirements.txt` is deleted), sets the `HF_TOKEN` secret and the variables
 (the run config), requests the hardware and starts it once. The watch ends at a terminal
-stage or the timeout, and the Space is paused in every case, so no GPU idles.
+stage or a limit (no progress past the timeout, or the cost ceiling), and the Space is paused
+in every case, so no GPU idles.
 """
 
 from __future__ import annotations
@@ -14,20 +15,29 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from runner.errors import RunnerError, SpecError
+from runner.errors import InputError, RunnerError, SpecError
 from runner.findings import has_errors
 from runner.hub.client import HubClient, HubError, RepoRef, SpaceState
 from runner.policy.loading import Policies
+from runner.policy.repos import space_id_of
 from runner.policy.space import check_space
-from runner.space.render import render_space
+from runner.space.render import RUNNER_TAG, made_by_runner, render_space
 from runner.specs.bundle import AdapterBundle
+from runner.train.progress import parse_progress
 
 ACTIVE = frozenset({"BUILDING", "APP_STARTING", "RUNNING", "RUNNING_BUILDING"})
 FAILED = frozenset({"BUILD_ERROR", "RUNTIME_ERROR", "CONFIG_ERROR", "NO_APP_FILE"})
 STOPPED = frozenset({"PAUSED", "STOPPED", "SLEEPING"})
 # A Space that was paused may still report PAUSED for a moment after it is started.
 START_GRACE_S = 60.0
+README_HEAD_BYTES = 64 * 1024
+MAX_FILES_SHOWN = 8
+
+
+class ForeignSpaceError(InputError):
+    """The Space exists and is not the runner's: syncing would wipe someone else's files."""
 
 
 class SpaceRunError(RunnerError):
@@ -38,7 +48,7 @@ class SpaceRunError(RunnerError):
 class SpaceRun:
     space_id: str
     stage: str
-    """The terminal stage, or `TIMEOUT`."""
+    """The terminal stage, or `TIMEOUT` when a limit stopped the run."""
     message: str
     log_tail: list[str] = field(default_factory=list)
 
@@ -48,11 +58,24 @@ class SpaceRun:
         return self.stage in STOPPED
 
 
-@dataclass
-class Watch:
-    """How to watch: the timeout, the polling interval, and callbacks for a progress view."""
+@dataclass(frozen=True)
+class Limits:
+    """When the watch stops a run that has not ended. Never before `timeout_s`; past it, once
+    `stall_s` pass without progress (a new stage, a step counter that moves); and at
+    `ceiling_s`, the cost guard, whatever happens. `*_from` say where each limit came from."""
 
     timeout_s: float
+    stall_s: float
+    ceiling_s: float
+    timeout_from: str = ""
+    ceiling_from: str = ""
+
+
+@dataclass
+class Watch:
+    """How to watch: the time limits, the polling interval, and callbacks for a progress view."""
+
+    limits: Limits
     poll_s: float = 2.0
     on_stage: Callable[[str], None] | None = None
     on_log: Callable[[str], None] | None = None
@@ -61,8 +84,7 @@ class Watch:
 
 
 def space_id_for(bundle: AdapterBundle) -> str:
-    target = bundle.adapter.training
-    return target.space_id or f"{bundle.adapter.publish.repo_id.split('/')[0]}/adapter-trainer"
+    return space_id_of(bundle.adapter)
 
 
 def checked_render(bundle: AdapterBundle, policies: Policies, space_id: str) -> dict[str, str]:
@@ -86,11 +108,14 @@ def sync_space(
     variables: Mapping[str, str],
 ) -> list[str]:
     """Make the Space hold exactly `files` with these secrets and variables, paused.
-    Returns the stray files that were deleted."""
+    Returns the stray files that were deleted. A Space that exists and was not made by the
+    runner is refused before anything is written to it."""
     repo = RepoRef(space_id, "space")
-    client.ensure_repo(repo, private=True)
-    client.pause_space(space_id)  # nothing may start half-configured
+    created = client.ensure_repo(repo, private=True)
     before = set(client.file_oids(repo))
+    if not created:
+        _require_runner_space(client, repo, before)
+    client.pause_space(space_id)  # nothing may start half-configured
     for key, value in secrets.items():
         client.set_space_secret(space_id, key, value)
     for key, value in variables.items():
@@ -103,6 +128,27 @@ def sync_space(
     return sorted(before - set(files) - {".gitattributes"})
 
 
+def _require_runner_space(client: HubClient, repo: RepoRef, files: set[str]) -> None:
+    """A sync wipes the Space's files and hands its app our HF_TOKEN: it goes ahead only on
+    a Space whose README.md carries the tag every render puts there."""
+    if "README.md" in files:
+        with client.download(repo, "README.md").open("rb") as readme:
+            # The front matter opens the file; a huge README need not be read to find it.
+            head = readme.read(README_HEAD_BYTES).decode("utf-8", errors="replace")
+        if made_by_runner(head):
+            return
+    shown = ", ".join(sorted(files)[:MAX_FILES_SHOWN]) + (
+        ", ..." if len(files) > MAX_FILES_SHOWN else ""
+    )
+    raise ForeignSpaceError(
+        f"Space {repo.repo_id} exists and was not made by the runner: its README.md has no "
+        f"`{RUNNER_TAG}` tag. Nothing was changed on it; a sync would replace its files "
+        f"({shown}) and give its app HF_TOKEN. Set training.space_id in adapter.yaml to a new "
+        "Space name (the runner creates it) or to a Space the runner made; if this one is a "
+        "leftover of an interrupted first sync, delete it and run again."
+    )
+
+
 def start_space(client: HubClient, space_id: str, hardware: str) -> None:
     client.request_space_hardware(space_id, hardware)
     if client.space_runtime(space_id).stage in STOPPED:
@@ -110,60 +156,122 @@ def start_space(client: HubClient, space_id: str, hardware: str) -> None:
 
 
 def watch_space(client: HubClient, space_id: str, watch: Watch) -> SpaceRun:
-    """Poll the stage until the app finishes, fails or the timeout passes; the Space is
+    """Poll the stage until the app finishes or fails, or a limit stops the run; the Space is
     paused on every way out, and a failure carries the log tail."""
+    progress = RunProgress(watch.clock)
     try:
-        state = _wait_for_end(client, space_id, watch, lambda: _follow(client, space_id, watch))
+        ended = _wait_for_end(client, space_id, watch, progress)
     finally:
         _pause_quietly(client, space_id)
-    if state is None:
+    if isinstance(ended, str):
         tail = client.space_log_tail(space_id)
-        minutes = watch.timeout_s / 60
-        message = f"no terminal stage after {minutes:g} min; paused the Space"
-        return SpaceRun(space_id, "TIMEOUT", message, tail)
-    if state.stage in STOPPED:
-        return SpaceRun(space_id, state.stage, "the app finished and paused the Space")
-    tail = client.space_log_tail(space_id, build=state.stage == "BUILD_ERROR")
-    message = f"{state.stage}: {state.error or 'no error message'}; paused the Space"
-    return SpaceRun(space_id, state.stage, message, tail)
+        return SpaceRun(space_id, "TIMEOUT", f"{ended}; paused the Space", tail)
+    if ended.stage in STOPPED:
+        return SpaceRun(space_id, ended.stage, "the app finished and paused the Space")
+    tail = client.space_log_tail(space_id, build=ended.stage == "BUILD_ERROR")
+    message = f"{ended.stage}: {ended.error or 'no error message'}; paused the Space"
+    return SpaceRun(space_id, ended.stage, message, tail)
+
+
+class RunProgress:
+    """When the run last made progress, read from its log by the following thread. Progress
+    is a progress mark (stage, role, step) never printed before: a repeated step is none, and
+    neither is a log stream that replays from the start after a reconnect."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._seen: set[tuple[str, str, str]] = set()
+        self.last: tuple[float, str] | None = None
+        """When the last progress arrived, and what it was."""
+
+    def read(self, line: str) -> None:
+        event = parse_progress(line)
+        if event is None:
+            return
+        mark = (str(event.get("stage")), str(event.get("role")), str(event.get("step")))
+        if mark not in self._seen:
+            self._seen.add(mark)
+            self.last = (self._clock(), describe_progress(event))
+
+
+def describe_progress(event: Mapping[str, Any]) -> str:
+    """A progress event in a few words: `train step 53/68`, `generate base step 2/8`."""
+    words = [str(event.get("stage", "run")), *([str(event["role"])] if "role" in event else [])]
+    if "step" in event:
+        words.append(f"step {event['step']}" + (f"/{event['total']}" if event.get("total") else ""))
+    return " ".join(words)
 
 
 def _wait_for_end(
-    client: HubClient, space_id: str, watch: Watch, start_follow: Callable[[], None]
-) -> SpaceState | None:
-    deadline = watch.clock() + watch.timeout_s
-    grace_end = watch.clock() + START_GRACE_S
-    seen_active, last_stage, following = False, "", False
-    while watch.clock() < deadline:
+    client: HubClient, space_id: str, watch: Watch, progress: RunProgress
+) -> SpaceState | str:
+    """The terminal state, or why a limit stopped the run."""
+    started = watch.clock()
+    grace_end = started + START_GRACE_S
+    seen_active, last_stage = False, ""
+    follower: threading.Thread | None = None
+    while (stop := why_stop(watch.limits, started, watch.clock(), progress.last)) is None:
         state = client.space_runtime(space_id)
         if state.stage != last_stage:
             last_stage = state.stage
             if watch.on_stage:
                 watch.on_stage(state.stage)
-        if state.stage == "RUNNING" and not following and watch.on_log:
-            following = True
-            start_follow()
+        if state.stage == "RUNNING" and (follower is None or not follower.is_alive()):
+            follower = _follow(client, space_id, watch, progress)  # again if the stream dropped
         seen_active = seen_active or state.stage in ACTIVE
         if state.stage in FAILED:
             return state
         if state.stage in STOPPED and (seen_active or watch.clock() > grace_end):
             return state
         watch.sleep(watch.poll_s)
-    return None
+    return stop
 
 
-def _follow(client: HubClient, space_id: str, watch: Watch) -> None:
-    """Feed run log lines to `watch.on_log` from a daemon thread until the stream ends."""
+def why_stop(
+    limits: Limits, started: float, now: float, last: tuple[float, str] | None
+) -> str | None:
+    """Which limit ends the run now, in words; None while it may go on."""
+    seen = f"last progress: {last[1]}" if last else "none reported"
+    if now - started >= limits.ceiling_s:
+        return (
+            f"stopped at the hard cost ceiling of {_minutes(limits.ceiling_s)} min"
+            f"{_source(limits.ceiling_from)}, {seen}"
+        )
+    quiet_since = last[0] if last else started
+    if now - started < limits.timeout_s or (last and now - quiet_since < limits.stall_s):
+        return None
+    return (
+        f"stopped: no progress for {_minutes(now - quiet_since)} min, past the "
+        f"{_minutes(limits.timeout_s)} min timeout{_source(limits.timeout_from)}, {seen}"
+    )
+
+
+def _minutes(seconds: float) -> str:
+    return f"{round(seconds / 60, 1):g}"
+
+
+def _source(origin: str) -> str:
+    return f" ({origin})" if origin else ""
+
+
+def _follow(
+    client: HubClient, space_id: str, watch: Watch, progress: RunProgress
+) -> threading.Thread:
+    """Read the run log from a daemon thread until the stream ends: every line feeds the
+    progress the limits look at, and `watch.on_log` when there is a progress view."""
 
     def pump() -> None:
         try:
             for line in client.follow_space_log(space_id):
-                assert watch.on_log is not None
-                watch.on_log(line)
-        except Exception:  # a dropped log stream only costs progress display
+                progress.read(line)
+                if watch.on_log:
+                    watch.on_log(line)
+        except Exception:  # a dropped stream is followed again on the next poll
             return
 
-    threading.Thread(target=pump, name=f"logs {space_id}", daemon=True).start()
+    thread = threading.Thread(target=pump, name=f"logs {space_id}", daemon=True)
+    thread.start()
+    return thread
 
 
 def _pause_quietly(client: HubClient, space_id: str) -> None:

@@ -1,7 +1,8 @@
 """Train a candidate through a backend: `local` runs train.py in a subprocess here, `space`
 runs the same file in our training Space. Either way the candidate lands on the Hub at its
 run id's location, and a run id that already has a candidate is never trained again unless
-forced.
+forced. A previous attempt that got as far as a trained adapter (run.json status `trained`)
+is kept: the next attempt only generates.
 """
 
 from __future__ import annotations
@@ -14,11 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from runner.data.checks import check_dataset
 from runner.data.publish import push_dataset
 from runner.errors import RunnerError
 from runner.hub.client import HubClient
 from runner.policy.loading import Policies
+from runner.policy.repos import require_allowed_repos
+from runner.policy.training import estimate_cost
 from runner.space.sync import (
+    Limits,
     SpaceRun,
     Watch,
     checked_render,
@@ -32,6 +37,7 @@ from runner.specs.bundle import AdapterBundle
 from runner.train.candidate import RunRecord, clear_run, read_run
 from runner.train.progress import parse_progress
 from runner.train.run_config import (
+    ADAPTER_FILES,
     CandidateLocation,
     candidate_location,
     dumps,
@@ -39,10 +45,19 @@ from runner.train.run_config import (
     render_run_config,
 )
 from runner.train.run_id import TRAIN_SCRIPT, run_id
+from runner.workspace import Workspace
 
 Backend = Literal["local", "space"]
 EventSink = Callable[[dict[str, Any]], None]
 LOG_TAIL = 20
+# Past its timeout a run goes on while it progresses: this long without a new step stops it.
+STALL_MINUTES = 10.0
+# The plan's GPU-hour estimate times this is a run's expected time, the timeout's floor.
+ESTIMATE_MARGIN = 1.5
+# Without policies/training.yaml (its max_gpu_hours_per_run), the ceiling is this many timeouts.
+CEILING_TIMEOUTS = 3.0
+# The run.json status of an attempt that uploaded its trained adapter but not its eval outputs.
+TRAINED = "trained"
 
 
 class TrainingFailed(RunnerError):
@@ -73,20 +88,22 @@ def train_candidate(
     timeout_s: float | None = None,
     on_event: EventSink = _ignore,
 ) -> TrainOutcome:
+    require_allowed_repos(policies.repos, bundle)  # also for a spec that skipped validate
     rid = run_id(bundle, repo_root)
     location = candidate_location(bundle, rid)
     previous = read_run(client, location)
     if previous is not None and previous.is_candidate and not force:
         return TrainOutcome(rid, location, trained=False, run=previous)
-    if previous is not None:
-        reason = "retrain (--force)" if previous.is_candidate else "retry a failed run"
+    if previous is not None and (force or not keeps_adapter(previous)):
+        reason = "retrain (--force)" if force else "retry a failed run"
         clear_run(client, previous, reason)
     config = run_config(bundle, repo_root, client, rid)
     on_event({"stage": "start", "run_id": rid, "backend": backend})
     if backend == "local":
         failure = run_locally(config, client, repo_root / ".runs" / rid, on_event)
     else:
-        space = run_in_space(bundle, policies, client, config, timeout_s, on_event)
+        limits = watch_limits(bundle, repo_root, policies, timeout_s)
+        space = run_in_space(bundle, policies, client, config, limits, on_event)
         failure = None if space.finished else describe_failure(space)
     run = read_run(client, location)
     if failure is not None or run is None or not run.is_candidate:
@@ -94,8 +111,25 @@ def train_candidate(
         raise TrainingFailed(
             f"{bundle.dirname}: run {rid} ({backend}) made no candidate: {why}"
             + (f"\n{failure}" if failure else "")
+            + f"\n{what_was_kept(run)}"
         )
     return TrainOutcome(rid, location, trained=True, run=run)
+
+
+def keeps_adapter(run: RunRecord) -> bool:
+    """The attempt uploaded its trained adapter before it stopped: train.py resumes from it
+    and only generates, so clearing it would throw paid-for training away."""
+    return run.status == TRAINED and all(name in run.files for name in ADAPTER_FILES)
+
+
+def what_was_kept(run: RunRecord | None) -> str:
+    """What a failed or stopped attempt leaves for the next one, in one line."""
+    if run is not None and keeps_adapter(run):
+        return (
+            f"kept: the trained adapter in {run.location} (run.json status {TRAINED}); "
+            "the next `runner train` does not train again, it only generates the eval outputs"
+        )
+    return "kept: nothing (no trained adapter was uploaded); the next `runner train` starts over"
 
 
 def run_config(
@@ -158,12 +192,50 @@ def space_variables(bundle: AdapterBundle, config: dict[str, Any], space_id: str
     return variables
 
 
+def watch_limits(
+    bundle: AdapterBundle, repo_root: Path, policies: Policies, timeout_s: float | None
+) -> Limits:
+    """When the Space watch stops a run. The timeout: `timeout_s` (--timeout-minutes), else
+    the larger of training.timeout_minutes and the plan's estimate with a margin; past it the
+    run goes on while it progresses. The ceiling: max_gpu_hours_per_run, the cost guard."""
+    if timeout_s is not None:
+        timeout, timeout_from = timeout_s, "--timeout-minutes"
+    else:
+        timeout, timeout_from = _spec_or_estimate(bundle, repo_root, policies)
+    if policies.training is not None:
+        ceiling = policies.training.max_gpu_hours_per_run * 3600.0
+        ceiling_from = "max_gpu_hours_per_run in policies/training.yaml"
+    else:
+        ceiling, ceiling_from = timeout * CEILING_TIMEOUTS, f"{CEILING_TIMEOUTS:g}x the timeout"
+    return Limits(
+        timeout_s=min(timeout, ceiling),
+        stall_s=STALL_MINUTES * 60.0,
+        ceiling_s=ceiling,
+        timeout_from=timeout_from,
+        ceiling_from=ceiling_from,
+    )
+
+
+def _spec_or_estimate(
+    bundle: AdapterBundle, repo_root: Path, policies: Policies
+) -> tuple[float, str]:
+    """training.timeout_minutes, or the plan's GPU-hour estimate with a margin if longer."""
+    spec = bundle.adapter.training.timeout_minutes * 60.0
+    if policies.training is None:
+        return spec, "training.timeout_minutes"
+    tokens = check_dataset(bundle, Workspace(repo_root), None).stats["train"].tokens
+    hours = estimate_cost(policies.training, bundle, tokens).gpu_hours
+    if hours is None or hours * 3600.0 * ESTIMATE_MARGIN <= spec:
+        return spec, "training.timeout_minutes"
+    return hours * 3600.0 * ESTIMATE_MARGIN, f"the plan's {hours:.2f} h x {ESTIMATE_MARGIN:g}"
+
+
 def run_in_space(
     bundle: AdapterBundle,
     policies: Policies,
     client: HubClient,
     config: dict[str, Any],
-    timeout_s: float | None,
+    limits: Limits,
     on_event: EventSink,
 ) -> SpaceRun:
     """Render (policy-checked), sync, configure, start and watch the training Space."""
@@ -185,7 +257,7 @@ def run_in_space(
     on_event({"stage": "synced", "space": space_id, "removed": removed})
     start_space(client, space_id, bundle.adapter.training.hardware)
     watch = Watch(
-        timeout_s=timeout_s or bundle.adapter.training.timeout_minutes * 60.0,
+        limits=limits,
         on_stage=lambda stage: on_event({"stage": f"space {stage}"}),
         on_log=lambda line: on_event(parse_progress(line) or {"log": line}),
     )
