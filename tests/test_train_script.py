@@ -392,7 +392,8 @@ def test_end_to_end_run_pushes_the_candidate_to_the_hub(
     files = {f for f in api.list_repo_files(OUTPUT_REPO) if f.startswith(f"{prefix}/")}
     expected = {"adapter_model.safetensors", "adapter_config.json", "eval_outputs.jsonl"}
     assert {f"{prefix}/{name}" for name in expected | {"metrics.json", "run.json"}} == files
-    assert len(api.list_repo_commits(OUTPUT_REPO)) == 2  # the repo's first commit + one upload
+    # The repo's first commit, the trained adapter kept at once, then the results.
+    assert len(api.list_repo_commits(OUTPUT_REPO)) == 3
 
     record = json.loads(fetch(hub, f"{prefix}/run.json", tmp_path).read_text())
     assert (record["status"], record["error"]) == ("succeeded", None)

@@ -1,5 +1,10 @@
 """What a run left on the Hub under its candidate location, and whether it is a candidate:
-a `run.json` that says succeeded, beside the adapter files and the eval outputs."""
+a `run.json` that says succeeded, beside the adapter files and the eval outputs.
+
+A `run.json` that says `trained` sits beside a trained adapter whose eval outputs are still
+missing (train.py uploads it as soon as training ends; a later failure keeps the status and
+records the error). It is not a candidate, and not a failure to clear either: the next
+train.py run of the same run id reuses the adapter and only generates."""
 
 from __future__ import annotations
 
@@ -37,14 +42,25 @@ class RunRecord:
         return self.status == "succeeded" and not self.missing
 
     @property
+    def is_trained(self) -> bool:
+        """A trained adapter kept for the next attempt: reuse it, never clear it as failed."""
+        return self.status == "trained" and all(name in self.files for name in ADAPTER_FILES)
+
+    @property
     def error(self) -> str | None:
         """Why it is not a candidate, in one line; None when it is one."""
         if self.is_candidate:
             return None
         error = self.record.get("error")
+        failure = None
         if isinstance(error, dict):
             stage, kind, message = (error.get(k) for k in ("stage", "type", "message"))
-            return f"failed in stage {stage}: {kind}: {message}"
+            failure = f"failed in stage {stage}: {kind}: {message}"
+        if self.is_trained:
+            kept = "trained, eval outputs not made yet (the adapter is kept: a rerun generates)"
+            return f"{kept}; last attempt {failure}" if failure else kept
+        if failure:
+            return failure
         if self.missing:
             return f"status {self.status}, missing {', '.join(self.missing)}"
         return f"status {self.status}"

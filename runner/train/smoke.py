@@ -367,6 +367,9 @@ def run_smoke(
     start = time.perf_counter()
     base = bundle.adapter.base_model
     _require_training_libraries()
+    from runner.train import train as script
+
+    script.quiet_kernels_notice()  # before anything below imports bitsandbytes
     with _work_folder(work_dir) as work, _quiet():
         tokenizer_dir = fetch_base_tokenizer(
             client, base.id, base.revision, dest=work / "base-tokenizer"

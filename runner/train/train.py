@@ -8,59 +8,93 @@ One file, two homes:
   subprocess of the runner.
 
 So it is self-contained: it imports only the standard library, torch, transformers, peft,
-trl, datasets and huggingface_hub (and bitsandbytes, through transformers, for QLoRA), never
+trl, datasets and huggingface_hub (with its httpx2; and bitsandbytes, through transformers, for
+QLoRA), never
 the `runner` package. The Hub endpoint and token come from the environment (`HF_ENDPOINT`,
 `HF_TOKEN`), read by huggingface_hub itself.
 
-Stages: config, download (base model, dataset and incumbent at pinned revisions), load,
-train (TRL SFTTrainer + peft, loss on the assistant turn only), save (the adapter),
-generate (greedy, batched, left-padded, for the candidate, the base model with the adapter
-disabled and the incumbent adapter, on the same eval items), upload (adapter files,
-`eval_outputs.jsonl`, `metrics.json` and `run.json` in one commit under
-`output.path_in_repo`). A failure in any stage still uploads `run.json` with status `failed`,
-the stage and a redacted message, and the process exits 1.
+Stages: config, resume (a trained adapter this run id kept earlier, in the output folder or on
+the Hub), download (base model, dataset and incumbent at pinned revisions, one file at a time),
+load, train (TRL SFTTrainer + peft, loss on the assistant turn only), save (the adapter, with
+run.json status `trained`), keep (the trained adapter uploaded to `output.path_in_repo` at
+once, so no later failure costs the training), generate (greedy, batched, left-padded, for the
+candidate, the base model with the adapter disabled and the incumbent adapter, on the same eval
+items), upload (adapter files, `eval_outputs.jsonl`, `metrics.json` and `run.json` in one
+commit under `output.path_in_repo`). A run that finds a kept adapter skips train, save and keep
+(`--retrain` trains anyway). A failure in any stage still uploads `run.json` with the stage and a
+redacted message, status `failed`, or `trained` beside the kept adapter (never `failed` over a
+kept adapter it could not fetch), and the process exits 1.
+
+Every Hub request has timeouts and is retried on its own on 429, 5xx, timeouts and dropped
+connections, with the runner's policy (runner/hub/retry.py, restated here).
 """
 
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import hashlib
 import json
 import logging
+import math
 import os
 import platform
+import random
 import re
 import resource
+import shutil
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 # huggingface_hub reads these at import time.
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import torch
-from huggingface_hub import (
+KERNELS_NOTICE = "Failed to load CPU gemm_4bit_forward from kernels-community"
+
+
+def drop_kernels_notice(record: logging.LogRecord) -> bool:
+    """False for bitsandbytes' advice to `pip install kernels`, logged at its import on every
+    CPU with avx512_bf16. We never install `kernels` (it downloads code from the Hub when
+    imported), so the advice is noise at the top of every log."""
+    return not str(record.msg).startswith(KERNELS_NOTICE)
+
+
+def quiet_kernels_notice() -> None:
+    """Drop that one message, and only it, from the logger that emits it. Call before anything
+    imports bitsandbytes; calling again changes nothing."""
+    logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(drop_kernels_notice)
+
+
+# Before the imports below: transformers' trainer and peft import bitsandbytes.
+quiet_kernels_notice()
+
+import httpx2  # noqa: E402  (huggingface_hub's HTTP stack: what a flaky Hub raises)
+import torch  # noqa: E402
+from huggingface_hub import (  # noqa: E402
     CommitOperationAdd,
     HfApi,
+    get_session,
     hf_hub_download,
-    snapshot_download,
+    set_client_factory,
 )
-from peft import (
+from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError  # noqa: E402
+from peft import (  # noqa: E402
     LoraConfig,
     PeftModel,
     get_peft_model,
     prepare_model_for_kbit_training,
 )
-from transformers import (
+from transformers import (  # noqa: E402
     AutoModelForCausalLM,
     AutoTokenizer,
     BitsAndBytesConfig,
@@ -74,10 +108,10 @@ from transformers import (
     TrainingArguments,
     set_seed,
 )
-from trl import SFTConfig, SFTTrainer
+from trl import SFTConfig, SFTTrainer  # noqa: E402
 
 # The PyPI `datasets` (ruff files it as first-party because of the repo's datasets/ folder).
-from datasets import Dataset
+from datasets import Dataset  # noqa: E402
 
 LOG = logging.getLogger("train")
 
@@ -249,6 +283,211 @@ def _key_problems(prefix: str, value: Any, expected: set[str]) -> list[str]:
     return missing + unknown
 
 
+# -- the Hub: retries, timeouts, one file at a time ---------------------------------------------
+# The runner's policy (runner/hub/retry.py), restated because this file travels alone into a
+# Space; a test pins the two together. One retry loop: the session below raises transient
+# failures past huggingface_hub's own retry loops, so attempts never multiply.
+
+T = TypeVar("T")
+RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+# The knobs, in seconds (the runner's names: a local run inherits the runner's environment).
+ENV_TIMEOUT = "RUNNER_HUB_TIMEOUT"
+ENV_DEADLINE = "RUNNER_HUB_DEADLINE"
+ENV_TRANSFER_DEADLINE = "RUNNER_HUB_TRANSFER_DEADLINE"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 5
+    unreachable_attempts: int = 2  # one more try covers a Hub that was restarting
+    base_delay: float = 0.5
+    max_delay: float = 8.0
+    max_retry_after: float = 300.0  # one rate-limit window of the real Hub
+    jitter: float = 0.25
+    timeout: float = 60.0  # of silence: to connect, or between bytes sent or received
+    deadline: float = 600.0  # a whole read of metadata, retries included
+    transfer_deadline: float = 4 * 3600.0  # a whole upload or download (weights)
+
+    @classmethod
+    def from_env(cls) -> RetryPolicy:
+        """The defaults, with each knob that is set in the environment instead."""
+        knobs = {
+            "timeout": ENV_TIMEOUT,
+            "deadline": ENV_DEADLINE,
+            "transfer_deadline": ENV_TRANSFER_DEADLINE,
+        }
+        return cls(**{name: _seconds(var) for name, var in knobs.items() if os.environ.get(var)})
+
+    def backoff(self, failures: int) -> float:
+        delay = min(self.base_delay * 2 ** max(failures - 1, 0), self.max_delay)
+        return delay * (1 + random.uniform(-self.jitter, self.jitter))
+
+
+def _seconds(name: str) -> float:
+    text = os.environ[name]
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} is {text!r}: set it to a number of seconds above 0, or unset it")
+    return value
+
+
+_policy = {"active": RetryPolicy()}
+
+
+class TransientHubError(Exception):
+    """A request that failed in a way worth retrying: a status in RETRY_STATUS (with the wait
+    the Hub asked for), or a dropped, refused or silent connection (its httpx2 error is the
+    cause). Not an httpx2 error, so huggingface_hub's own retry loops let it through."""
+
+    def __init__(
+        self, request: httpx2.Request, what: str, status: int | None, wait: float | None
+    ) -> None:
+        self.status, self.wait = status, wait
+        super().__init__(f"{request.method} {request.url.path}: {what}")
+
+
+class HubSession(httpx2.Client):
+    """huggingface_hub's client (same hooks, same redirects) whose requests end: a timeout on
+    every silence where huggingface_hub set none, and transient failures raised for
+    `with_retries`."""
+
+    def send(self, request: httpx2.Request, **kwargs: Any) -> httpx2.Response:
+        timeout = _policy["active"].timeout
+        asked = request.extensions.get("timeout") or {}
+        bounded = {
+            kind: asked.get(kind) or timeout for kind in ("connect", "read", "write", "pool")
+        }
+        request.extensions = {**request.extensions, "timeout": bounded}
+        try:
+            response = super().send(request, **kwargs)
+        except httpx2.TransportError as error:
+            raise TransientHubError(request, type(error).__name__, None, None) from error
+        status = response.status_code
+        if status in RETRY_STATUS:
+            response.close()
+            wait = wait_hint(response.headers)
+            raise TransientHubError(request, f"HTTP {status}", status, wait)
+        return response
+
+
+def install_hub_session(policy: RetryPolicy) -> None:
+    """Send every huggingface_hub request of this process through a HubSession timed by
+    `policy` (huggingface_hub recreates its client after some errors: the factory, not one
+    client, carries it)."""
+    _policy["active"] = policy
+    hf_default = get_session()
+    hooks, follow = hf_default.event_hooks, hf_default.follow_redirects
+    set_client_factory(lambda: HubSession(event_hooks=hooks, follow_redirects=follow))
+
+
+def wait_hint(headers: httpx2.Headers) -> float | None:
+    """Seconds the Hub asks us to wait: `Retry-After`, else the `t` of a spent `RateLimit`
+    window (`"api";r=0;t=55`, the real Hub's 429)."""
+    retry_after = headers.get("Retry-After")
+    if retry_after is not None:
+        try:
+            return max(float(retry_after), 0.0)
+        except ValueError:
+            return None  # an HTTP date: rare enough to fall back on our backoff
+    window = dict(
+        part.strip().split("=", 1)
+        for part in headers.get("RateLimit", "").split(";")
+        if "=" in part
+    )
+    if window.get("r") == "0" and window.get("t", "").isdigit():
+        return float(window["t"])
+    return None
+
+
+def is_transient(error: BaseException) -> bool:
+    """Worth retrying: a TransientHubError, or the same failures reaching us another way."""
+    for cause in _chain(error):
+        if isinstance(cause, TransientHubError | httpx2.TransportError):
+            return True
+        if isinstance(cause, HfHubHTTPError) and cause.response is not None:
+            return cause.response.status_code in RETRY_STATUS
+    return False
+
+
+def _chain(error: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and current not in seen:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+def with_retries(what: str, call: Callable[[], T], *, transfer: bool = False) -> T:
+    """`call()` retried on transient failures, within the policy's attempts and deadline
+    (`transfer`: the generous one, for uploads and downloads); the last failure is re-raised.
+    Callers retry one request or one file each, so a flaky request costs one retry, never
+    the work done before it."""
+    policy = _policy["active"]
+    limit = policy.transfer_deadline if transfer else policy.deadline
+    started = time.monotonic()
+    failures = unreachable = 0
+    while True:
+        try:
+            return call()
+        except Exception as error:
+            if not is_transient(error):
+                raise
+            failures += 1
+            unreachable += any(isinstance(c, httpx2.ConnectError) for c in _chain(error))
+            asked = next((c.wait for c in _chain(error) if isinstance(c, TransientHubError)), None)
+            wait = policy.backoff(failures) if asked is None else asked
+            left = limit - (time.monotonic() - started)
+            spent = failures >= policy.attempts or unreachable >= policy.unreachable_attempts
+            if spent or wait >= left or wait > policy.max_retry_after:
+                LOG.error("%s: %s; giving up after %d attempts", what, _brief(error), failures)
+                raise
+            LOG.warning("%s: %s; retrying in %.1f s", what, _brief(error), wait)
+            time.sleep(wait)
+
+
+def _brief(error: BaseException) -> str:
+    return redact(f"{type(error).__name__}: {error}")[:300]
+
+
+def download_file(repo_id: str, filename: str, *, revision: str, repo_type: str = "model") -> Path:
+    """One file at `revision`, retried on its own."""
+    return Path(
+        with_retries(
+            f"download {repo_id}/{filename}",
+            lambda: hf_hub_download(repo_id, filename, repo_type=repo_type, revision=revision),
+            transfer=True,
+        )
+    )
+
+
+def download_folder(
+    repo_id: str, revision: str, patterns: Sequence[str], repo_type: str = "model"
+) -> Path:
+    """The files of `repo_id` at `revision` that match `patterns`, one file at a time (a
+    failure costs that file's retry, never the files already fetched); returns the local
+    snapshot folder they are in."""
+    info = with_retries(
+        f"read {repo_id}@{revision}",
+        lambda: HfApi().repo_info(repo_id, repo_type=repo_type, revision=revision),
+    )
+    names = [
+        sibling.rfilename
+        for sibling in info.siblings or []
+        if any(fnmatch.fnmatch(sibling.rfilename, pattern) for pattern in patterns)
+    ]
+    if not names:
+        raise FileNotFoundError(f"{repo_id}@{revision} has no file matching {list(patterns)}")
+    # The commit the revision named, so every file comes from the same one.
+    paths = [
+        download_file(repo_id, name, revision=str(info.sha), repo_type=repo_type) for name in names
+    ]
+    return paths[0].parents[len(Path(names[0]).parts) - 1]
+
+
 # -- download ---------------------------------------------------------------------------------
 
 
@@ -265,21 +504,15 @@ class Inputs:
 def download_inputs(config: dict[str, Any]) -> Inputs:
     """Base model, dataset files and incumbent adapter, each at its pinned revision."""
     base, data, incumbent = config["base_model"], config["dataset"], config["incumbent"]
-    model_dir = snapshot_download(
-        base["repo_id"], revision=base["revision"], allow_patterns=MODEL_FILES
-    )
-    files = [
-        hf_hub_download(data["repo_id"], data[key], repo_type="dataset", revision=data["revision"])
+    model_dir = download_folder(base["repo_id"], base["revision"], MODEL_FILES)
+    train_file, eval_file = (
+        download_file(data["repo_id"], data[key], revision=data["revision"], repo_type="dataset")
         for key in ("train_file", "eval_file")
-    ]
+    )
     incumbent_dir = None
     if incumbent:
-        incumbent_dir = Path(
-            snapshot_download(
-                incumbent["repo_id"], revision=incumbent["revision"], allow_patterns=ADAPTER_FILES
-            )
-        )
-    return Inputs(Path(model_dir), Path(files[0]), Path(files[1]), incumbent_dir)
+        incumbent_dir = download_folder(incumbent["repo_id"], incumbent["revision"], ADAPTER_FILES)
+    return Inputs(model_dir, train_file, eval_file, incumbent_dir)
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -580,8 +813,10 @@ def generate_rows(
     items: list[dict[str, Any]],
     generation: dict[str, Any],
     role: str,
+    report: bool = False,
 ) -> list[dict[str, Any]]:
-    """Greedy outputs of `model` for `items`, in fixed-size left-padded batches."""
+    """Greedy outputs of `model` for `items`, in fixed-size left-padded batches; with
+    `report`, a progress event per batch (the run's, not smoke's in-process generation)."""
     model.eval()
     tokenizer.padding_side = "left"
     config = greedy_config(model, tokenizer, generation["max_new_tokens"])
@@ -591,6 +826,8 @@ def generate_rows(
     for start in range(0, len(items), size):
         batch = items[start : start + size]
         rows += _generate_batch(model, tokenizer, batch, config, eos_ids, role)
+        if report:  # a step counter that moves: the runner lets a progressing run go on
+            emit_progress(stage="generate", role=role, step=len(rows), total=len(items))
     return rows
 
 
@@ -659,13 +896,13 @@ def generate_all_roles(
     incumbent_dir: Path | None,
 ) -> list[dict[str, Any]]:
     """Candidate (trained adapter), base (adapter disabled) and incumbent, same items."""
-    rows = generate_rows(model, tokenizer, items, generation, "candidate")
+    rows = generate_rows(model, tokenizer, items, generation, "candidate", report=True)
     with model.disable_adapter():
-        rows += generate_rows(model, tokenizer, items, generation, "base")
+        rows += generate_rows(model, tokenizer, items, generation, "base", report=True)
     if incumbent_dir is not None:
         model.load_adapter(str(incumbent_dir), adapter_name="incumbent")
         model.set_adapter("incumbent")
-        rows += generate_rows(model, tokenizer, items, generation, "incumbent")
+        rows += generate_rows(model, tokenizer, items, generation, "incumbent", report=True)
         model.set_adapter("default")
     return rows
 
@@ -752,141 +989,340 @@ def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def upload_files(output: dict[str, str], files: dict[str, Path], message: str) -> str:
-    """All `files` (name in the folder -> local path) in one commit; returns its id."""
+    """All `files` (name in the folder -> local path) in one commit, each request retried;
+    returns the commit id."""
     api = HfApi()
-    api.create_repo(output["repo_id"], repo_type=output["repo_type"], exist_ok=True)
+    repo_id, repo_type = output["repo_id"], output["repo_type"]
+    with_retries(
+        f"create {repo_id}",
+        lambda: api.create_repo(repo_id, repo_type=repo_type, exist_ok=True),
+    )
     prefix = output["path_in_repo"].strip("/")
     operations = [
         CommitOperationAdd(path_in_repo=f"{prefix}/{name}", path_or_fileobj=str(path))
         for name, path in sorted(files.items())
     ]
-    info = api.create_commit(
-        output["repo_id"],
-        operations=operations,
-        commit_message=message,
-        repo_type=output["repo_type"],
+    info = with_retries(
+        f"commit to {repo_id}",
+        lambda: api.create_commit(
+            repo_id, operations=operations, commit_message=message, repo_type=repo_type
+        ),
+        transfer=True,
     )
     return info.oid
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        while block := stream.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def adapter_hashes(adapter_dir: Path) -> dict[str, str]:
+    """sha256 of each adapter file, so the runner can verify what it downloads later."""
+    return {
+        path.name: file_sha256(path)
+        for path in sorted(adapter_dir.iterdir())
+        if path.is_file() and path.name not in RECORD_FILES
+    }
+
+
+# -- the trained adapter, kept ----------------------------------------------------------------
+# Training is the expensive part of a run: once it is done, the adapter goes to the candidate
+# location with run.json status "trained" (not a candidate yet: the eval outputs are missing),
+# and stays in the output folder. A later run of the same run id that finds it, here or on the
+# Hub, skips training and only generates and uploads the rest.
+
+KEPT_DIR = "trained"
+RECORD_FILES = ("run.json", "metrics.json")
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+
+
+@dataclass(frozen=True)
+class Kept:
+    """A trained adapter of this run id: a folder with the adapter files, run.json (status
+    "trained", with their sha256) and metrics.json (with the training metrics)."""
+
+    folder: Path
+    record: dict[str, Any]
+    metrics: dict[str, Any]
+    source: str
+    """Where it was found: "this run", "local" (an earlier attempt's output folder) or "hub"."""
+
+    @property
+    def hashes(self) -> dict[str, str]:
+        return dict(self.record["sha256"])
+
+    def adapter_files(self) -> dict[str, Path]:
+        return {name: self.folder / name for name in sorted(self.hashes)}
+
+    def files(self) -> dict[str, Path]:
+        return self.adapter_files() | {name: self.folder / name for name in RECORD_FILES}
+
+
+def read_kept(folder: Path, run_id: str, source: str) -> Kept | None:
+    """The adapter kept in `folder` for `run_id`, or None when there is none or its files do
+    not match their hashes (then the run trains again)."""
+    record, metrics = (_read_json_object(folder / name) for name in RECORD_FILES)
+    if record is None or metrics is None or not _is_trained_record(record, run_id):
+        return None
+    expected = record["sha256"]
+    found = {name: file_sha256(folder / name) for name in expected if (folder / name).is_file()}
+    if found != expected:
+        LOG.warning("the trained adapter in %s does not match its run.json: training again", folder)
+        return None
+    return Kept(folder, record, metrics, source)
+
+
+def _is_trained_record(record: dict[str, Any], run_id: str) -> bool:
+    hashes = record.get("sha256")
+    return (
+        record.get("status") == "trained"
+        and record.get("run_id") == run_id
+        and isinstance(hashes, dict)
+        and bool(hashes)
+        # Names become local paths: plain file names only, never run.json or metrics.json.
+        and all(
+            isinstance(name, str) and _PLAIN_NAME.fullmatch(name) and name not in RECORD_FILES
+            for name in hashes
+        )
+    )
+
+
+def _read_json_object(path: Path) -> dict[str, Any] | None:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def find_kept(state: RunState) -> Kept | None:
+    """This run id's adapter from an earlier attempt: in the output folder (a local retry),
+    else at the candidate location (a Space restarts with nothing local)."""
+    folder = state.out_dir / KEPT_DIR
+    return read_kept(folder, state.config["run_id"], "local") or fetch_kept(state, folder)
+
+
+def fetch_kept(state: RunState, folder: Path) -> Kept | None:
+    """The kept adapter at the candidate location, copied into `folder`, or None. Notes in
+    `state.hub_trained` that the Hub holds one as soon as its run.json says so."""
+    output, run_id = state.config["output"], state.config["run_id"]
+    repo_id, repo_type = output["repo_id"], output["repo_type"]
+    prefix = output["path_in_repo"].strip("/") + "/"
+    try:
+        info = with_retries(
+            f"read {repo_id}", lambda: HfApi().repo_info(repo_id, repo_type=repo_type)
+        )
+    except RepositoryNotFoundError:
+        return None
+    present = {
+        sibling.rfilename.removeprefix(prefix)
+        for sibling in info.siblings or []
+        if sibling.rfilename.startswith(prefix)
+    }
+
+    def fetch(name: str) -> Path:
+        return download_file(repo_id, prefix + name, revision=str(info.sha), repo_type=repo_type)
+
+    if "run.json" not in present:
+        return None
+    record = _read_json_object(fetch("run.json"))
+    if record is None or not _is_trained_record(record, run_id):
+        return None
+    names = [*sorted(record["sha256"]), *RECORD_FILES]
+    if not set(names) <= present:
+        return None
+    state.hub_trained = True
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    for name in names:
+        shutil.copyfile(fetch(name), folder / name)
+    return read_kept(folder, run_id, "hub")
+
+
+def keep_on_hub(config: dict[str, Any], kept: Kept, metrics: dict[str, Any]) -> None:
+    """Upload the trained adapter now, before generating. Not fatal: when it fails, the
+    adapter stays in the output folder and goes up again with the results."""
+    message = f"Trained adapter of run {config['run_id']} ({config['adapter']}): eval to follow"
+    try:
+        with stage("keep", metrics):
+            upload_files(config["output"], kept.files(), message)
+    except StageFailed as failure:
+        LOG.warning(
+            "could not keep the trained adapter on the Hub yet (%s); it stays in %s",
+            redact(str(failure)),
+            kept.folder,
+        )
 
 
 # -- the run ----------------------------------------------------------------------------------
 
 
-def train_and_generate(config: dict[str, Any], out_dir: Path, metrics: dict[str, Any]) -> None:
-    """Every stage up to the files in `out_dir`; raises StageFailed."""
-    training = config["training"]
+@dataclass
+class RunState:
+    """One attempt at a run: its config, output folder, metrics so far and trained adapter."""
+
+    config: dict[str, Any]
+    out_dir: Path
+    metrics: dict[str, Any]
+    started: str
+    retrain: bool = False
+    kept: Kept | None = None
+    hub_trained: bool = False
+    """The candidate location holds a trained adapter of this run id (seen by `fetch_kept`)."""
+
+
+def train_and_generate(state: RunState) -> None:
+    """Every stage up to the files in the output folder; raises StageFailed. A kept adapter of
+    this run id replaces the training."""
+    config, metrics, training = state.config, state.metrics, state.config["training"]
+    if not state.retrain:  # first: a failure from here on keeps what it finds
+        with stage("resume", metrics):
+            state.kept = find_kept(state)
     with stage("download", metrics):
         inputs = download_inputs(config)
         train_records = read_jsonl(inputs.train_file)
         items = eval_items(read_jsonl(inputs.eval_file), config["generation"]["max_items"])
     with stage("load", metrics):
         tokenizer = load_tokenizer(inputs.model_dir)
-        model = attach_lora(load_base_model(inputs.model_dir, training), training)
-    with stage("train", metrics):
-        metrics["training"] = train_adapter(
-            model, tokenizer, train_records, training, out_dir / "trainer"
+        base = load_base_model(inputs.model_dir, training)
+        if state.kept is None:
+            model = attach_lora(base, training)
+        else:
+            model = PeftModel.from_pretrained(base, str(state.kept.folder))
+    if state.kept is None:
+        state.kept = train_and_keep(state, model, tokenizer, train_records)
+    else:
+        LOG.info(
+            "run %s was trained before (%s): training skipped", config["run_id"], state.kept.source
         )
-    with stage("save", metrics):
-        save_adapter(model, out_dir / "adapter", config["base_model"])
+        metrics["training"] = state.kept.metrics.get("training")
+        metrics["resumed"] = {"from": state.kept.source}
     with stage("generate", metrics), PeakMemory() as memory:
         rows = generate_all_roles(
             model, tokenizer, items, config["generation"], inputs.incumbent_dir
         )
-        write_jsonl(out_dir / "eval_outputs.jsonl", rows)
+        write_jsonl(state.out_dir / "eval_outputs.jsonl", rows)
     metrics["generation"] = {"items": len(items), "rows": len(rows), "peak_memory": memory.peak}
 
 
-def run(config: dict[str, Any], out_dir: Path) -> int:
+def train_and_keep(
+    state: RunState,
+    model: PeftModel,
+    tokenizer: PreTrainedTokenizerBase,
+    records: list[dict[str, Any]],
+) -> Kept:
+    """Train, save the adapter with its "trained" record in the output folder, and keep it on
+    the Hub."""
+    config, metrics = state.config, state.metrics
+    with stage("train", metrics):
+        metrics["training"] = train_adapter(
+            model, tokenizer, records, config["training"], state.out_dir / "trainer"
+        )
+    folder = state.out_dir / KEPT_DIR
+    with stage("save", metrics):
+        shutil.rmtree(folder, ignore_errors=True)
+        save_adapter(model, folder, config["base_model"])
+        record = run_record(state, "trained", None, adapter_hashes(folder))
+        write_json(folder / "run.json", record)
+        write_json(folder / "metrics.json", metrics)
+    kept = Kept(folder, record, dict(metrics), "this run")
+    keep_on_hub(config, kept, metrics)
+    return kept
+
+
+def run(config: dict[str, Any], out_dir: Path, *, retrain: bool = False) -> int:
     """The whole run; uploads run.json in every case. Returns the exit code."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    started = now_iso()
     metrics: dict[str, Any] = {"durations_s": {}, "device": device_name()}
     metrics["versions"] = library_versions()
+    state = RunState(config, out_dir, metrics, now_iso(), retrain)
     error: dict[str, str] | None = None
     try:
         with stage("config", metrics):
             check_config(config)
-        train_and_generate(config, out_dir, metrics)
+        train_and_generate(state)
     except StageFailed as failure:
         LOG.error("run failed: %s", redact(str(failure)))
         error = error_record(failure)
     metrics["peak_memory"] = peak_memory()
-    return finish(config, out_dir, metrics, started, error)
+    return finish(state, error)
 
 
-def finish(
-    config: dict[str, Any],
-    out_dir: Path,
-    metrics: dict[str, Any],
-    started: str,
-    error: dict[str, str] | None,
-) -> int:
-    """Write metrics.json and run.json and upload them (with the adapter and eval outputs
-    when the run succeeded); a failed upload is recorded and only run.json is retried."""
-    if error is None:
+def finish(state: RunState, error: dict[str, str] | None) -> int:
+    """Write metrics.json and run.json and upload them with the adapter and eval outputs when
+    the run succeeded. After a failure, only the records go up, with the kept adapter when
+    there is one (status "trained": the next attempt skips training)."""
+    if error is None and state.kept is not None:
         try:
-            with stage("upload", metrics):
-                _write_records(config, out_dir, metrics, started, None)
-                upload_files(config["output"], _result_files(out_dir), _message(config, None))
+            with stage("upload", state.metrics):
+                _write_records(state, "succeeded", None)
+                upload_files(
+                    state.config["output"],
+                    _result_files(state, state.kept),
+                    _message(state.config, None),
+                )
             return 0
         except StageFailed as failure:
             LOG.error("upload failed: %s", redact(str(failure)))
             error = error_record(failure)
-    _write_records(config, out_dir, metrics, started, error)
-    _upload_failure(config, out_dir, error)
+    assert error is not None, "a run without a trained adapter has failed"
+    _write_records(state, "trained" if state.kept else "failed", error)
+    if state.kept is None and (state.hub_trained or error["stage"] == "resume"):
+        # The Hub may hold a trained adapter this attempt could not fetch: "failed" over its
+        # run.json would have it cleared. Leave it for the next attempt.
+        LOG.error("the candidate location is left as it was; run.json stays in %s", state.out_dir)
+    else:
+        _upload_failure(state, error)
     return 1
 
 
-def _write_records(
-    config: dict[str, Any],
-    out_dir: Path,
-    metrics: dict[str, Any],
-    started: str,
-    error: dict[str, str] | None,
-) -> None:
-    write_json(out_dir / "metrics.json", metrics)
-    record = {
-        "run_id": config.get("run_id"),
-        "adapter": config.get("adapter"),
-        "status": "failed" if error else "succeeded",
+def run_record(
+    state: RunState, status: str, error: dict[str, str] | None, hashes: dict[str, str]
+) -> dict[str, Any]:
+    return {
+        "run_id": state.config.get("run_id"),
+        "adapter": state.config.get("adapter"),
+        "status": status,
         "error": error,
-        "started_at": started,
+        "started_at": state.started,
         "finished_at": now_iso(),
-        "config": config,
-        "sha256": {} if error else adapter_hashes(out_dir / "adapter"),
+        "config": state.config,
+        "sha256": hashes,
     }
-    write_json(out_dir / "run.json", record)
 
 
-def adapter_hashes(adapter_dir: Path) -> dict[str, str]:
-    """sha256 of each adapter file, so the runner can verify what it downloads later."""
-    hashes = {}
-    for path in sorted(adapter_dir.iterdir()):
-        digest = hashlib.sha256()
-        with path.open("rb") as stream:
-            while block := stream.read(1 << 20):
-                digest.update(block)
-        hashes[path.name] = digest.hexdigest()
-    return hashes
+def _write_records(state: RunState, status: str, error: dict[str, str] | None) -> None:
+    hashes = state.kept.hashes if state.kept else {}
+    write_json(state.out_dir / "metrics.json", state.metrics)
+    write_json(state.out_dir / "run.json", run_record(state, status, error, hashes))
 
 
-def _result_files(out_dir: Path) -> dict[str, Path]:
-    files = {p.name: p for p in sorted((out_dir / "adapter").iterdir()) if p.is_file()}
-    for name in ("eval_outputs.jsonl", "metrics.json", "run.json"):
-        files[name] = out_dir / name
+def _result_files(state: RunState, kept: Kept) -> dict[str, Path]:
+    files = kept.adapter_files()
+    for name in ("eval_outputs.jsonl", *RECORD_FILES):
+        files[name] = state.out_dir / name
     return files
 
 
-def _upload_failure(config: dict[str, Any], out_dir: Path, error: dict[str, str]) -> None:
+def _upload_failure(state: RunState, error: dict[str, str]) -> None:
+    config, out_dir = state.config, state.out_dir
     output = config.get("output")
     if not isinstance(output, dict) or not {"repo_id", "repo_type", "path_in_repo"} <= set(output):
         LOG.error("no usable `output` in the config: run.json stays in %s", out_dir)
         return
-    files = {name: out_dir / name for name in ("run.json", "metrics.json")}
+    files = {name: out_dir / name for name in RECORD_FILES}
+    if state.kept is not None:
+        files = state.kept.adapter_files() | files
     try:
         upload_files(output, files, _message(config, error))
     except Exception as upload_error:
         LOG.error("could not upload run.json: %s", redact(str(upload_error)))
+        if state.kept is not None:
+            LOG.error("the trained adapter stays in %s for the next attempt", state.kept.folder)
 
 
 def _message(config: dict[str, Any], error: dict[str, str] | None) -> str:
@@ -900,6 +1336,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--output-dir",
         help="where local files go (default: $RUN_OUTPUT_DIR, else a folder in the temp dir)",
+    )
+    parser.add_argument(
+        "--retrain",
+        action="store_true",
+        help="train even when a trained adapter of this run id is kept (locally or on the Hub)",
     )
     return parser.parse_args(argv)
 
@@ -919,7 +1360,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     default = Path(tempfile.gettempdir()) / f"run-{config.get('run_id', 'unknown')}"
     out_dir = Path(args.output_dir or os.environ.get("RUN_OUTPUT_DIR") or default)
-    return run(config, out_dir)
+    try:
+        policy = RetryPolicy.from_env()
+    except ValueError as error:
+        LOG.error("%s", error)
+        return 2
+    install_hub_session(policy)
+    return run(config, out_dir, retrain=args.retrain)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import random
 import re
 import socket
 import struct
@@ -20,9 +21,27 @@ from typing import Any, Literal
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-FaultMode = Literal["status", "reset", "timeout"]
+FaultMode = Literal["status", "reset", "timeout", "random"]
 CONTROL_PREFIX = "/_emulator/"
 _REASONS = {429: "Too Many Requests", 500: "Internal Server Error", 503: "Service Unavailable"}
+# What a `random` rule throws at the requests it hits, equally often: the faults a busy Hub
+# and a flaky network produce.
+RANDOM_KINDS = ("503", "429", "reset", "stall")
+DEFAULT_RANDOM_RETRY_AFTER = 1
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One fault to apply to one request."""
+
+    mode: Literal["status", "reset", "timeout"]
+    status: int
+    retry_after: int | None
+    delay: float
+
+    def describe(self) -> str:
+        """The request log's word for it: `status 503`, `reset` or `timeout`."""
+        return f"status {self.status}" if self.mode == "status" else self.mode
 
 
 @dataclass
@@ -35,7 +54,28 @@ class FaultRule:
     remaining: int | None  # None: every matching request, until cleared
     retry_after: int | None
     delay: float
+    share: float | None = None  # random rules: the share of matching requests hit
+    seed: int | None = None
+    rng: random.Random | None = None
     hits: int = 0
+
+    def draw(self) -> Fault | None:
+        """The fault for the next matching request (call with the injector's lock held):
+        this rule's own, or for a random rule, with probability `share`, one of RANDOM_KINDS
+        (a stall holds the request `delay` seconds, then drops it)."""
+        if self.rng is None:
+            return Fault(_fixed_mode(self.mode), self.status, self.retry_after, self.delay)
+        if self.rng.random() >= (self.share or 0.0):
+            return None
+        kind = self.rng.choice(RANDOM_KINDS)
+        if kind == "reset":
+            return Fault("reset", 0, None, 0.0)
+        if kind == "stall":
+            return Fault("timeout", 0, None, self.delay)
+        if kind == "429":
+            wait = DEFAULT_RANDOM_RETRY_AFTER if self.retry_after is None else self.retry_after
+            return Fault("status", 429, wait, 0.0)
+        return Fault("status", 503, None, 0.0)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -47,8 +87,16 @@ class FaultRule:
             "remaining": self.remaining,
             "retry_after": self.retry_after,
             "delay": self.delay,
+            "share": self.share,
+            "seed": self.seed,
             "hits": self.hits,
         }
+
+
+def _fixed_mode(mode: FaultMode) -> Literal["status", "reset", "timeout"]:
+    if mode == "random":
+        raise ValueError("a random rule draws its fault: it has no fixed mode")
+    return mode
 
 
 class FaultInjector:
@@ -67,11 +115,13 @@ class FaultInjector:
         times: int | None = 1,
         retry_after: int | None = None,
         delay: float = 30.0,
+        share: float | None = None,
+        seed: int | None = None,
     ) -> FaultRule:
-        if mode not in ("status", "reset", "timeout"):
-            raise ValueError(f"mode must be 'status', 'reset' or 'timeout', not {mode!r}")
-        if times is not None and times < 1:
-            raise ValueError("times must be at least 1 (or None for every request)")
+        """A rule for the requests matching `method` (None or `*`: any) and the regex `path`.
+        `mode="random"` hits a `share` (0 to 1) of them, drawn from a RNG seeded with `seed`,
+        each with one of RANDOM_KINDS; `times` then counts the hits."""
+        _check_rule(mode, times, share)
         with self._lock:
             rule = FaultRule(
                 id=self._next_id,
@@ -82,24 +132,30 @@ class FaultInjector:
                 remaining=times,
                 retry_after=retry_after,
                 delay=delay,
+                share=share,
+                seed=seed,
+                rng=random.Random(seed) if mode == "random" else None,
             )
             self._next_id += 1
             self._rules.append(rule)
             return rule
 
-    def take(self, method: str, path: str) -> FaultRule | None:
-        """The first rule matching this request (method exact, path regex searched), spending
-        one of its `times`."""
+    def take(self, method: str, path: str) -> Fault | None:
+        """The fault of the first rule matching this request (method exact, path regex
+        searched) that hits it, spending one of that rule's `times`."""
         with self._lock:
             for rule in self._rules:
                 if rule.method not in (None, method) or not rule.path.search(path):
                     continue
+                if rule.remaining is not None and rule.remaining <= 0:
+                    continue
+                fault = rule.draw()
+                if fault is None:
+                    continue
                 if rule.remaining is not None:
-                    if rule.remaining <= 0:
-                        continue
                     rule.remaining -= 1
                 rule.hits += 1
-                return rule
+                return fault
         return None
 
     def rules(self) -> list[dict[str, Any]]:
@@ -109,6 +165,17 @@ class FaultInjector:
     def clear(self) -> None:
         with self._lock:
             self._rules.clear()
+
+
+def _check_rule(mode: FaultMode, times: int | None, share: float | None) -> None:
+    if mode not in ("status", "reset", "timeout", "random"):
+        raise ValueError(f"mode must be 'status', 'reset', 'timeout' or 'random', not {mode!r}")
+    if times is not None and times < 1:
+        raise ValueError("times must be at least 1 (or None for every request)")
+    if mode == "random" and (share is None or not 0 < share <= 1):
+        raise ValueError("a random rule needs a share between 0 (excluded) and 1")
+    if mode != "random" and share is not None:
+        raise ValueError("share is for mode 'random' only")
 
 
 def redact_headers(headers: list[tuple[bytes, bytes]]) -> dict[str, str]:
@@ -164,16 +231,16 @@ class FaultMiddleware:
             "headers": redact_headers(scope.get("headers", [])),
         }
         self.log.add(entry)
-        rule = self.faults.take(scope["method"], scope["path"])
-        if rule is not None:
-            entry["fault"] = rule.mode if rule.mode != "status" else f"status {rule.status}"
+        fault = self.faults.take(scope["method"], scope["path"])
+        if fault is not None:
+            entry["fault"] = fault.describe()
             await _drain(receive)
-            if rule.mode == "status":
-                entry["status"] = rule.status
-                await _send_fault(send, rule)
+            if fault.mode == "status":
+                entry["status"] = fault.status
+                await _send_fault(send, fault)
             else:
-                if rule.mode == "timeout":
-                    await asyncio.sleep(rule.delay)
+                if fault.mode == "timeout":
+                    await _stall(receive, fault.delay)
                 await _drop_connection(send)
             return
 
@@ -198,7 +265,19 @@ async def _drain(receive: Receive) -> None:
             return
 
 
-async def _send_fault(send: Send, rule: FaultRule) -> None:
+async def _stall(receive: Receive, seconds: float) -> None:
+    """Hold the request `seconds`, or until the client gives up on it (its own timeout): a
+    stall the client has left must not outlive it (nor hold the server's shutdown)."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(_disconnected(receive), timeout=seconds)
+
+
+async def _disconnected(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _send_fault(send: Send, rule: Fault) -> None:
     reason = _REASONS.get(rule.status, "Injected fault")
     body = json.dumps({"error": f"{reason} (injected by the Hub emulator)"}).encode()
     headers = [

@@ -3,10 +3,11 @@ scripts and the request log, for tests that drive the emulator from another proc
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Annotated, Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, NonNegativeFloat, NonNegativeInt
 
 from runner.hub.emulator.context import Ctx
 from runner.hub.emulator.errors import BadRequest
@@ -19,19 +20,22 @@ router = APIRouter(prefix=CONTROL_PREFIX.rstrip("/"))
 class FaultBody(BaseModel):
     method: str | None = None
     path: str
-    status: int = 500
+    # An injected fault is an error answer; a status outside 100-599 cannot even be sent.
+    status: Annotated[int, Field(ge=400, le=599)] = 500
     times: int | None = 1
-    retry_after: int | None = None
+    retry_after: NonNegativeInt | None = None
     mode: FaultMode = "status"
-    delay: float = 30.0
+    delay: NonNegativeFloat = 30.0
+    share: float | None = None  # mode "random": the share of matching requests hit
+    seed: int | None = None  # mode "random": the RNG's seed
 
 
 @router.post("/faults")
 def add_fault(body: FaultBody, ctx: Ctx) -> dict[str, Any]:
     try:
         return ctx.faults.add(**body.model_dump()).to_json()
-    except ValueError as exc:
-        raise BadRequest(str(exc)) from exc
+    except (ValueError, re.error) as exc:  # re.error: the path is not a regular expression
+        raise BadRequest(f"Invalid fault: {exc}") from exc
 
 
 @router.get("/faults")
