@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Literal, TypeVar
 
 from huggingface_hub import (
@@ -16,7 +16,6 @@ from huggingface_hub import (
     HfApi,
     SpaceRuntime,
     hf_hub_download,
-    snapshot_download,
 )
 from huggingface_hub.errors import (
     RemoteEntryNotFoundError,
@@ -24,6 +23,7 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 from huggingface_hub.hf_api import RepoFile
+from huggingface_hub.utils import filter_repo_objects
 
 from runner.errors import RunnerError
 from runner.hashing import git_blob_id
@@ -311,22 +311,24 @@ class HubClient:
     def snapshot(
         self, repo: RepoRef, revision: str = "main", allow_patterns: list[str] | None = None
     ) -> Path:
-        return Path(
-            self._run(
-                "download",
-                repo,
-                lambda: snapshot_download(
-                    repo.repo_id,
-                    repo_type=repo.repo_type,
-                    revision=revision,
-                    endpoint=self.endpoint,
-                    token=self._token,
-                    cache_dir=self.cache_dir,
-                    allow_patterns=allow_patterns,
-                ),
-                transfer=True,
-            )
+        """The files of `repo@revision` (those matching `allow_patterns`) in the local cache;
+        returns the snapshot folder. One listing at the resolved commit, then one download
+        per file, each retried within its own budget: a flaky Hub costs a retry of one file,
+        never the whole snapshot, and nothing falls back to a partial cached copy."""
+        commit = self.head(repo, revision)
+        names = sorted(
+            filter_repo_objects(self.file_oids(repo, commit), allow_patterns=allow_patterns)
         )
+        if not names:
+            raise NotFoundError(
+                "download",
+                str(repo),
+                f"no file at {revision} matches {allow_patterns}; check the repo and revision",
+            )
+        for name in names:
+            local = self.download(repo, name, revision=commit)
+        # hf_hub_download puts `a/b.txt` at `<snapshot folder>/a/b.txt`.
+        return local.parents[len(PurePosixPath(name).parts) - 1]
 
     # -- Spaces -------------------------------------------------------------------------------
 

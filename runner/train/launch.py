@@ -37,7 +37,6 @@ from runner.specs.bundle import AdapterBundle
 from runner.train.candidate import RunRecord, clear_run, read_run
 from runner.train.progress import parse_progress
 from runner.train.run_config import (
-    ADAPTER_FILES,
     CandidateLocation,
     candidate_location,
     dumps,
@@ -56,8 +55,6 @@ STALL_MINUTES = 10.0
 ESTIMATE_MARGIN = 1.5
 # Without policies/training.yaml (its max_gpu_hours_per_run), the ceiling is this many timeouts.
 CEILING_TIMEOUTS = 3.0
-# The run.json status of an attempt that uploaded its trained adapter but not its eval outputs.
-TRAINED = "trained"
 
 
 class TrainingFailed(RunnerError):
@@ -94,13 +91,13 @@ def train_candidate(
     previous = read_run(client, location)
     if previous is not None and previous.is_candidate and not force:
         return TrainOutcome(rid, location, trained=False, run=previous)
-    if previous is not None and (force or not keeps_adapter(previous)):
+    if previous is not None and (force or not previous.is_trained):
         reason = "retrain (--force)" if force else "retry a failed run"
         clear_run(client, previous, reason)
     config = run_config(bundle, repo_root, client, rid)
     on_event({"stage": "start", "run_id": rid, "backend": backend})
     if backend == "local":
-        failure = run_locally(config, client, repo_root / ".runs" / rid, on_event)
+        failure = run_locally(config, client, repo_root / ".runs" / rid, on_event, retrain=force)
     else:
         limits = watch_limits(bundle, repo_root, policies, timeout_s)
         space = run_in_space(bundle, policies, client, config, limits, on_event)
@@ -116,17 +113,11 @@ def train_candidate(
     return TrainOutcome(rid, location, trained=True, run=run)
 
 
-def keeps_adapter(run: RunRecord) -> bool:
-    """The attempt uploaded its trained adapter before it stopped: train.py resumes from it
-    and only generates, so clearing it would throw paid-for training away."""
-    return run.status == TRAINED and all(name in run.files for name in ADAPTER_FILES)
-
-
 def what_was_kept(run: RunRecord | None) -> str:
     """What a failed or stopped attempt leaves for the next one, in one line."""
-    if run is not None and keeps_adapter(run):
+    if run is not None and run.is_trained:
         return (
-            f"kept: the trained adapter in {run.location} (run.json status {TRAINED}); "
+            f"kept: the trained adapter in {run.location} (run.json status trained); "
             "the next `runner train` does not train again, it only generates the eval outputs"
         )
     return "kept: nothing (no trained adapter was uploaded); the next `runner train` starts over"
@@ -142,15 +133,20 @@ def run_config(
 
 
 def run_locally(
-    config: dict[str, Any], client: HubClient, work_dir: Path, on_event: EventSink
+    config: dict[str, Any],
+    client: HubClient,
+    work_dir: Path,
+    on_event: EventSink,
+    *,
+    retrain: bool = False,
 ) -> str | None:
     """train.py in a subprocess; every line goes to `train.log`. Returns None on exit 0,
-    else the log tail."""
+    else the log tail. `retrain` trains even when a trained adapter is kept in `work_dir`."""
     work_dir.mkdir(parents=True, exist_ok=True)
     config_file = work_dir / "run_config.json"
     config_file.write_text(dumps(config), encoding="utf-8")
     command = [sys.executable, str(TRAIN_SCRIPT), "--config", str(config_file)]
-    command += ["--output-dir", str(work_dir / "output")]
+    command += ["--output-dir", str(work_dir / "output")] + (["--retrain"] if retrain else [])
     env = {**os.environ, **client.environment(), "PYTHONUNBUFFERED": "1"}
     tail: list[str] = []
     with (work_dir / "train.log").open("w", encoding="utf-8") as log:

@@ -379,8 +379,14 @@ def install_hub_session(policy: RetryPolicy) -> None:
     client, carries it)."""
     _policy["active"] = policy
     hf_default = get_session()
-    hooks, follow = hf_default.event_hooks, hf_default.follow_redirects
-    set_client_factory(lambda: HubSession(event_hooks=hooks, follow_redirects=follow))
+    # Its timeout is none: without passing it on, httpx's 5 s default would fill every
+    # request and the policy's timeout would never apply.
+    settings = {
+        "event_hooks": hf_default.event_hooks,
+        "follow_redirects": hf_default.follow_redirects,
+        "timeout": hf_default.timeout,
+    }
+    set_client_factory(lambda: HubSession(**settings))
 
 
 def wait_hint(headers: httpx2.Headers) -> float | None:
