@@ -197,7 +197,11 @@ def end_state(hub: Any, run: Run) -> None:
         run.trainings = trained or sum(t.startswith("Candidate ") for t in titles)
 
 
-def one_run(work: Path, models: Path, args: argparse.Namespace, seed: int) -> Run:
+def one_run(
+    work: Path, models: Path, args: argparse.Namespace, seed: int, *, share: float | None = None
+) -> Run:
+    """One fresh world under `share` (default `--share`) of faulted requests; 0 is the
+    baseline: the same reconcile on a Hub that never fails."""
     from runner.hub.emulator import EmulatorServer
     from runner.hub.seed import seed_emulator
     from runner.hub.tiny_llama import TINY_REPO_ID
@@ -214,7 +218,9 @@ def one_run(work: Path, models: Path, args: argparse.Namespace, seed: int) -> Ru
             "RUNNER_HUB_TIMEOUT": f"{args.timeout:g}",
         }
         hub.clear_requests()
-        add_random_faults(hub, args.share, args.stall, seed)
+        share = args.share if share is None else share
+        if share > 0:
+            add_random_faults(hub, share, args.stall, seed)
         cpu_before = time.process_time()
         while len(run.attempts) < args.attempts:
             log = work / f"attempt-{len(run.attempts) + 1}.log"
@@ -253,7 +259,7 @@ def report_run(index: int, run: Run) -> None:
                 print(f"          | {line[:160]}")
 
 
-def report(runs: list[Run], args: argparse.Namespace) -> None:
+def report(runs: list[Run], args: argparse.Namespace, baseline: Run) -> None:
     count = len(runs)
     firsts = sum(run.first_ok for run in runs)
     ends = sum(run.end_ok for run in runs)
@@ -272,6 +278,12 @@ def report(runs: list[Run], args: argparse.Namespace) -> None:
         f"first attempt wall s: min {min(walls):.1f}, mean {sum(walls) / count:.1f},"
         f" max {max(walls):.1f}; cpu s (runner + train.py): mean {sum(cpus) / count:.1f};"
         f" emulator cpu s: mean {sum(r.emulator_cpu_s for r in runs) / count:.1f}"
+    )
+    base = baseline.attempts[0]
+    print(
+        f"vs the fault-free baseline ({base.wall_s:.1f} s wall, {base.cpu_s:.1f} s cpu,"
+        f" {baseline.requests} requests): mean wall x{sum(walls) / count / base.wall_s:.2f},"
+        f" cpu x{sum(cpus) / count / base.cpu_s:.2f}"
     )
     print(
         f"requests per run: mean {sum(r.requests for r in runs) / count:.0f},"
@@ -311,12 +323,15 @@ def main(argv: list[str] | None = None) -> None:
     try:
         models = work / "models"
         build_tiny_llama(models)  # once, outside the runs
+        baseline = one_run(work / "baseline", models, args, args.seed, share=0.0)
+        print("baseline (no faults):")
+        report_run(-1, baseline)
         runs = []
         for index in range(args.runs):
             run = one_run(work / f"run-{index:02}", models, args, args.seed + index)
             report_run(index, run)
             runs.append(run)
-        report(runs, args)
+        report(runs, args, baseline)
     finally:
         if args.keep:
             print(f"kept {work}")

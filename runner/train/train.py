@@ -58,6 +58,11 @@ from typing import Any, TypeVar
 # huggingface_hub reads these at import time.
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# OpenMP threads that spin while they wait turn a busy machine into a crawl: with one other
+# CPU-bound process on 2 cores, a training step took 8x longer (threads spinning for a core
+# the other process holds). Passive waiting costs nothing on an idle machine. Read once, when
+# torch loads OpenMP: so before `import torch`.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 KERNELS_NOTICE = "Failed to load CPU gemm_4bit_forward from kernels-community"
 
