@@ -52,6 +52,13 @@ def workflow_run(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **run: object)
     event(monkeypatch, tmp_path, "workflow_run", {"workflow_run": payload})
 
 
+def comment_plan(run_cli: RunCli, tmp_path: Path, text: str) -> tuple[int, str, str]:
+    """`runner ci comment` of demo-v1's plan on PR 31, with `text` as its body."""
+    body = tmp_path / "plan.md"
+    body.write_text(text)
+    return run_cli("ci", "comment", "demo-v1", "--kind", "plan", "--body-file", body, "--pr", "31")
+
+
 def posted(github: type[FakeGitHub]) -> list[str]:
     return [c["body"] for c in github.comments.values() if c["user"] == BOT]
 
@@ -62,11 +69,7 @@ def test_a_comment_someone_else_starts_with_the_marker_is_never_edited(
     tag = comment_marker("plan", "demo-v1")
     mallory = {"login": "mallory", "type": "User"}
     github.comments[1] = {"id": 1, "body": f"{tag}\nmallory's plan", "user": mallory}
-    body = tmp_path / "plan.md"
-    body.write_text("the real plan")
-    code, out, err = run_cli(
-        "ci", "comment", "demo-v1", "--kind", "plan", "--body-file", body, "--pr", "31"
-    )
+    code, out, err = comment_plan(run_cli, tmp_path, "the real plan")
     assert code == 0, err
     assert "plan comment for demo-v1: created" in out
     assert github.comments[1]["body"] == f"{tag}\nmallory's plan"
@@ -81,11 +84,7 @@ def test_the_bot_whose_comments_are_edited_is_configurable(
     tag = comment_marker("plan", "demo-v1")
     github.comments[1] = {"id": 1, "body": f"{tag}\nold, by another bot", "user": BOT}
     github.comments[2] = {"id": 2, "body": f"{tag}\nold", "user": app}
-    body = tmp_path / "plan.md"
-    body.write_text("new")
-    code, out, err = run_cli(
-        "ci", "comment", "demo-v1", "--kind", "plan", "--body-file", body, "--pr", "31"
-    )
+    code, out, err = comment_plan(run_cli, tmp_path, "new")
     assert code == 0, err
     assert "updated" in out
     assert github.comments[1]["body"] == f"{tag}\nold, by another bot"
@@ -135,11 +134,7 @@ def test_artifact_markdown_reads_the_same_but_pings_nobody_and_links_no_outside_
 def test_a_body_over_githubs_limit_is_cut_with_a_note_on_top(
     github: type[FakeGitHub], run_cli: RunCli, tmp_path: Path
 ) -> None:
-    body = tmp_path / "plan.md"
-    body.write_text("## Plan\n\n" + "| a | b |\n" * 200_000)  # 2 MB
-    code, _, err = run_cli(
-        "ci", "comment", "demo-v1", "--kind", "plan", "--body-file", body, "--pr", "31"
-    )
+    code, _, err = comment_plan(run_cli, tmp_path, "## Plan\n\n" + "| a | b |\n" * 200_000)  # 2 MB
     assert code == 0, err
     [comment] = posted(github)
     assert len(comment) <= 65536
