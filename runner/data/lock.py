@@ -26,7 +26,7 @@ class LockResult:
 
 def lock_dataset(bundle: AdapterBundle, repo_root: Path) -> LockResult:
     manifest = bundle.directory / "dataset.yaml"
-    text = manifest.read_text(encoding="utf-8")
+    text = bundle.docs["dataset.yaml"].text  # as loaded (bounded), not read a second time
     tree = round_trip_yaml().load(text)
     order = list(bundle.dataset.categories)
     # ruamel keeps a comment that stands above the next top-level key (`categories:`) on the

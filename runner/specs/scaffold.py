@@ -32,7 +32,7 @@ def scaffold_version(
 
     texts = {}
     for spec_file in SPEC_FILES:
-        tree = round_trip_yaml().load((source.directory / spec_file.filename).read_text("utf-8"))
+        tree = round_trip_yaml().load(source.docs[spec_file.filename].text)  # read, bounded
         if spec_file.filename == "adapter.yaml":
             _bump_identity(tree, name, version, parent=source.dirname)
         elif spec_file.filename == "dataset.yaml" and dataset_version is not None:
