@@ -172,6 +172,8 @@ def evaluate(
 
     workspace = workspace_for(repo)
     bundle = require_adapter(workspace, adapter)
+    if upload:  # it writes to the candidates repo: only one the allowlist gives this spec
+        require_allowed_repos(load_policies(workspace).repos, bundle)
     rid = run or run_id(bundle, workspace.root)
     folder = out_dir or workspace.root / ".runs" / rid
     client = HubClient()

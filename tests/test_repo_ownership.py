@@ -124,8 +124,9 @@ OUTSIDE_DATASET = (
         (("space", "sync", f"adapters/{ADAPTER}"), OUTSIDE_PUBLISH, 2),
         (("reconcile", "--apply"), OUTSIDE_PUBLISH, 1),
         (("dataset", "push", f"adapters/{ADAPTER}"), OUTSIDE_DATASET, 2),
+        (("eval", f"adapters/{ADAPTER}", "--upload"), OUTSIDE_PUBLISH, 2),
     ],
-    ids=["train", "space-sync", "reconcile", "dataset-push"],
+    ids=["train", "space-sync", "reconcile", "dataset-push", "eval-upload"],
 )
 def test_a_spec_that_skipped_validate_never_reaches_a_repo_outside_the_allowlist(
     env: Any,
