@@ -114,17 +114,20 @@ HfApi(token=os.environ["HF_TOKEN"]).upload_file(
 
 
 def test_the_rendered_app_trains_once_on_boot_then_pauses_its_space(hub):
-    from huggingface_hub import HfApi
+    from huggingface_hub import CommitOperationAdd, HfApi
 
     api = HfApi(endpoint=hub.endpoint, token="hf_" + "x1" * 17)
     api.create_repo("ainative/space-smoke", exist_ok=True)
     space = "ainative/adapter-trainer"
     api.create_repo(space, repo_type="space", space_sdk="docker", exist_ok=True)
     files = render_space("kwanzaa-mini-v1") | {"train.py": STAND_IN_TRAINING}
-    for name, content in files.items():
-        api.upload_file(
-            path_or_fileobj=content.encode(), path_in_repo=name, repo_id=space, repo_type="space"
-        )
+    # One commit, as the runner syncs: a commit per file builds a half-written app in between.
+    api.create_commit(
+        space,
+        [CommitOperationAdd(name, content.encode()) for name, content in files.items()],
+        commit_message="Sync the training Space",
+        repo_type="space",
+    )
     api.add_space_secret(space, "HF_TOKEN", "hf_" + "x1" * 17)
     api.add_space_variable(space, "RUN_CONFIG", '{"run_id": "0123456789abcdef"}')
     api.restart_space(space)
