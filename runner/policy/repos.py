@@ -19,11 +19,10 @@ from pydantic import AfterValidator, ValidationError
 from runner.errors import InputError, SpecError
 from runner.findings import Finding, quote
 from runner.repofiles import read_regular_bytes
-from runner.specs.adapter import AdapterSpec
+from runner.specs.adapter import AdapterSpec, candidates_repo
 from runner.specs.base import SpecModel, spec_error
 from runner.specs.bundle import AdapterBundle, load_model_file
 from runner.specs.yamlio import Loc, load_yaml_text
-from runner.train.run_config import CANDIDATE_REPO_SUFFIX
 from runner.workspace import Workspace
 
 POLICY_PATH = "policies/repos.yaml"
@@ -187,7 +186,7 @@ def check_publish_claims(bundle: AdapterBundle, workspace: Workspace) -> list[Fi
 
 def _claimed(repo_id: str) -> set[str]:
     """The repos a publish repo id makes an adapter write to, as the Hub compares names."""
-    return {repo_id.casefold(), (repo_id + CANDIDATE_REPO_SUFFIX).casefold()}
+    return {repo_id.casefold(), candidates_repo(repo_id).casefold()}
 
 
 def publish_claims(workspace: Workspace) -> list[PublishClaim]:

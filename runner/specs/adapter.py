@@ -50,11 +50,20 @@ class BaseModelRef(SpecModel):
         return self
 
 
+def candidates_repo(publish_repo_id: str) -> str:
+    """Where a publish repo's candidates live (private): `<publish repo>-candidates`."""
+    return f"{publish_repo_id}-candidates"
+
+
 class PublishTarget(SpecModel):
     repo_id: HubRepoId
     """Model repo the adapter is promoted to; each version becomes a tag `v<N>` there."""
     private: bool = True
     """Create the repo as private."""
+
+    @property
+    def candidates_repo_id(self) -> str:
+        return candidates_repo(self.repo_id)
 
 
 class TrainingTarget(SpecModel):

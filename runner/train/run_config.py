@@ -17,7 +17,6 @@ from runner.data.publish import PushedDataset
 from runner.hub.client import HubClient, NotFoundError, RepoRef
 from runner.specs.bundle import AdapterBundle
 
-CANDIDATE_REPO_SUFFIX = "-candidates"
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 _VERSION_TAG = re.compile(r"v(\d+)")
 
@@ -43,7 +42,7 @@ class CandidateLocation:
 
 
 def candidate_location(bundle: AdapterBundle, run_id: str) -> CandidateLocation:
-    return CandidateLocation(bundle.adapter.publish.repo_id + CANDIDATE_REPO_SUFFIX, run_id)
+    return CandidateLocation(bundle.adapter.publish.candidates_repo_id, run_id)
 
 
 def generation_settings(bundle: AdapterBundle) -> dict[str, Any]:
