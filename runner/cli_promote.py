@@ -16,11 +16,12 @@ from runner.github.context import GitHubContext
 from runner.gitutil import head_commit
 from runner.hub.client import HubClient
 from runner.policy.loading import load_policies
-from runner.promote.reconcile import AdapterState, observe
+from runner.policy.training import CostEstimate
+from runner.promote.reconcile import Action, AdapterState, observe
 from runner.promote.result import reconcile_result
 from runner.report.github import write_step_summary
 from runner.report.progress import TrainProgress
-from runner.report.reconcile import reconcile_summary
+from runner.report.reconcile import dry_run_line, nothing_to_do, reconcile_summary
 from runner.specs import require_adapter
 from runner.specs.bundle import AdapterBundle
 from runner.workspace import Workspace
@@ -66,19 +67,45 @@ def print_states(states: list[AdapterState]) -> None:
             out.print(Text.assemble((state.adapter, "bold"), f": {state.detail}"), soft_wrap=True)
 
 
-def print_outcomes(outcomes: list[Outcome]) -> None:
+def print_outcomes(outcomes: list[Outcome], states: list[AdapterState]) -> None:
     for outcome in outcomes:
         mark = Text("ok   ", style="green") if outcome.ok else Text("FAIL ", style="bold red")
         out.print(
             Text.assemble(mark, (outcome.adapter, "bold"), f": {outcome.result}"), soft_wrap=True
         )
     if not outcomes:
-        out.print("nothing to do: the Hub matches git")
+        out.print(Text(nothing_to_do(states)), soft_wrap=True)
+
+
+def print_dry_run(states: list[AdapterState], workspace: Workspace) -> None:
+    """What --apply would do, with the GPU time and cost `runner plan` estimates for each
+    adapter it would train."""
+    out.print(Text(dry_run_line(states, training_estimates(states, workspace))), soft_wrap=True)
+
+
+def training_estimates(
+    states: list[AdapterState], workspace: Workspace
+) -> list[CostEstimate | None]:
+    """`runner plan`'s estimate of each adapter --apply would train; no work when none."""
+    from runner.plan import make_plan
+
+    training = [s.bundle for s in states if s.action is Action.TRAIN and s.bundle is not None]
+    if not training:
+        return []
+    policies = load_policies(workspace)
+    return [make_plan(workspace, bundle.directory, policies).estimate for bundle in training]
 
 
 @app.command()
 def status(repo: RepoOption = None) -> None:
-    """The state of every adapter on the Hub: fast, no training, no weight downloads."""
+    """The state of every adapter on the Hub and what reconcile would do about it: fast, no
+    training, no weight downloads.
+
+    States: promoted, superseded (a newer version is promoted), candidate passed or failed, not
+    evaluated, needs training, training failed, drifted, withdrawn.
+
+    Example: runner status
+    """
     workspace = workspace_for(repo)
     with err.status("reading the Hub"):
         states = observe(_bundles(workspace), workspace.root, HubClient())
@@ -104,8 +131,13 @@ def reconcile(
     ] = None,
     repo: RepoOption = None,
 ) -> None:
-    """Plan (and with --apply, carry out) what makes the Hub match the adapters in git. The
-    outcome also goes to the job summary ($GITHUB_STEP_SUMMARY) when that is set."""
+    """Plan (and with --apply, carry out) what makes the Hub match the adapters in git.
+
+    Without --apply it is a dry run that ends with what --apply would do and cost. The outcome
+    also goes to the job summary ($GITHUB_STEP_SUMMARY) when that is set.
+
+    Example: runner reconcile --apply --adapter kwanzaa-mini-v2
+    """
     from runner.promote.apply import Context, converge
 
     workspace = workspace_for(repo)
@@ -127,7 +159,9 @@ def reconcile(
                 lambda line: err.print(Text(line), soft_wrap=True),  # ids and times stay whole
             )
             outcomes = converge(states, context)
-        print_outcomes(outcomes)
+        print_outcomes(outcomes, states)
+    else:
+        print_dry_run(states, workspace)
     commit = head_commit(workspace.root)
     done = reconcile_result(
         states, outcomes, None if commit == "unknown" else commit, client.endpoint
@@ -144,7 +178,9 @@ def demo(
     repo: RepoOption = None,
 ) -> None:
     """The whole lifecycle offline: emulated Hub and Space, a simulated PR adding
-    kwanzaa-mini-v2, its checks and candidate, the merge, the promotion."""
+    kwanzaa-mini-v2 to the commit you have checked out (uncommitted changes are not in it),
+    its checks and candidate, the merge, the promotion. Its comments are saved under
+    FOLDER/comments."""
     from runner.cli_shared import DEFAULT_MODEL_CACHE
     from runner.demo import run_demo
 

@@ -291,11 +291,13 @@ def test_an_answer_schema_ref_to_a_file_is_never_read(
 RUN_ID = "0123456789abcdef"
 
 
-def plant_candidate(hub: Any, root: Path, adapter: str, outputs: list[str]) -> None:
-    """A succeeded run of `adapter` on the emulator whose adapter matches its spec and whose
-    eval outputs are `outputs`, one line each."""
+def plant_candidate(
+    hub: Any, root: Path, adapter: str, outputs: list[str], run_id: str = RUN_ID
+) -> None:
+    """A succeeded run `run_id` of `adapter` on the emulator whose adapter matches its spec and
+    whose eval outputs are `outputs`, one line each."""
     bundle = require_adapter(Workspace(root), adapter)
-    location = candidate_location(bundle, RUN_ID)
+    location = candidate_location(bundle, run_id)
     config = {
         "base_model_name_or_path": bundle.adapter.base_model.id,
         "revision": bundle.adapter.base_model.revision,
@@ -308,7 +310,7 @@ def plant_candidate(hub: Any, root: Path, adapter: str, outputs: list[str]) -> N
         "adapter_model.safetensors": "weights",
         "eval_outputs.jsonl": "\n".join(outputs) + "\n",
         "metrics.json": "{}",
-        "run.json": json.dumps({"status": "succeeded", "run_id": RUN_ID}),
+        "run.json": json.dumps({"status": "succeeded", "run_id": run_id}),
     }
     api = HfApi(endpoint=hub.endpoint, token=TOKEN)
     api.create_repo(location.repo_id, private=True, exist_ok=True)

@@ -22,13 +22,13 @@ from runner.evaluate.pipeline import (
     read_report,
 )
 from runner.gitutil import head_commit
-from runner.hub.client import HubClient, NotFoundError, RepoRef
+from runner.hub.client import HubClient, HubSetupError, NotFoundError, RepoRef
 from runner.policy.loading import Policies
 from runner.policy.repos import require_allowed_repos
 from runner.promote.card import Provenance, withdrawn_card
 from runner.promote.lock import HubLock, LockRecord, default_owner
 from runner.promote.promote import Promotion, promote, read_record, version_tag
-from runner.promote.reconcile import Action, AdapterState, State
+from runner.promote.reconcile import Action, AdapterState, State, version_order
 from runner.report.eval_comment import eval_comment
 from runner.specs.bundle import AdapterBundle
 from runner.train.launch import EventSink, train_candidate
@@ -63,14 +63,24 @@ LOCK_WAIT_S = LOCK_TTL_S
 
 def converge(states: list[AdapterState], ctx: Context) -> list[Outcome]:
     outcomes = []
-    for state in states:
+    for state in sorted(states, key=_acting_order):
         try:
             outcome = _carry_out(state, ctx)
+        except HubSetupError:
+            raise  # no Hub, or a token it refuses: every adapter would fail the same way
         except RunnerError as error:
             outcome = Outcome(state.adapter, state.action, False, str(error))
         if outcome is not None:
             outcomes.append(outcome)
     return outcomes
+
+
+def _acting_order(state: AdapterState) -> tuple[int, str, int]:
+    """Each adapter's versions in ascending order, so that when several are promoted in one
+    run `main` ends on the newest; rows git no longer has (withdrawn) after them."""
+    if state.bundle is None:
+        return 1, "", 0
+    return 0, *version_order(state.bundle)
 
 
 def _carry_out(state: AdapterState, ctx: Context) -> Outcome | None:

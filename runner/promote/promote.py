@@ -5,6 +5,7 @@ promotion record), then the tag `v<N>`. Safe to run again at any point:
   (one publish repo belongs to one adapter name; the other's card stays);
 - the tag already there for this run: nothing to do;
 - the tag there for another run: a conflict, reported, never moved;
+- a newer version's tag there: refused, so `main` never moves back to an older version;
 - the commit made but the tag missing (a crash between the two): the commit is tagged, not
   made again, because `promotion.json` on `main` names this run;
 - otherwise the commit goes in with `parent_commit`, so a concurrent change fails it
@@ -14,6 +15,8 @@ promotion record), then the tag `v<N>`. Safe to run again at any point:
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,11 +30,16 @@ from runner.train.run_config import ADAPTER_FILES
 from runner.workspace import split_adapter_dirname
 
 RECORD = "promotion.json"
+_VERSION_TAG = re.compile(r"v(\d+)")
 
 
 class PromotionConflict(RunnerError):
     """The version's tag exists with other content (tags are never moved), or the publish
     repo holds another adapter's promotion."""
+
+
+class PromotionSuperseded(RunnerError):
+    """A newer version is promoted: promoting this one would move `main` backwards."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +53,23 @@ class Promotion:
 
 def version_tag(bundle: AdapterBundle) -> str:
     return f"v{bundle.adapter.version}"
+
+
+def tag_version(tag: str) -> int | None:
+    """N of a version tag `v<N>`; None for any other tag."""
+    match = _VERSION_TAG.fullmatch(tag)
+    return int(match.group(1)) if match else None
+
+
+def newest_version_tag(tags: Iterable[str], *, above: int = -1) -> str | None:
+    """The newest `v<N>` tag with N > `above`: with `above` set to a version not promoted yet,
+    the one that supersedes it."""
+    versions = [(n, tag) for tag in tags if (n := tag_version(tag)) is not None and n > above]
+    return max(versions)[1] if versions else None
+
+
+def superseded_message(tag: str) -> str:
+    return f"{tag} is promoted; an older version is never promoted over it"
 
 
 def promotion_record(bundle: AdapterBundle, provenance: Provenance) -> dict[str, Any]:
@@ -91,9 +116,10 @@ def promote(
     head = client.head(repo)
     found = read_record(client, repo, head)
     _refuse_another_adapters_repo(repo, found, bundle)
-    tagged = client.tags(repo).get(tag)
-    if tagged is not None:
-        return _already_tagged(client, repo, tag, tagged, provenance)
+    tags = client.tags(repo)
+    if tag in tags:
+        return _already_tagged(client, repo, tag, tags[tag], provenance)
+    _refuse_moving_main_back(repo, tags, bundle)
     if (
         found is not None
         and found.get("run_id") == provenance.run_id
@@ -125,6 +151,18 @@ def _refuse_another_adapters_repo(
         f"{bundle.adapter.name!r}; one publish repo belongs to one adapter name, so nothing was "
         f"committed or tagged. Give {bundle.dirname} its own publish.repo_id, or make it the "
         f"next version of {parsed[0]}."
+    )
+
+
+def _refuse_moving_main_back(repo: RepoRef, tags: dict[str, str], bundle: AdapterBundle) -> None:
+    """Reconcile never plans it, but the Hub may have changed since it looked (another run
+    promoted a newer version meanwhile): checked again right before the commit."""
+    newer = newest_version_tag(tags, above=bundle.adapter.version)
+    if newer is None:
+        return
+    raise PromotionSuperseded(
+        f"{bundle.dirname}: {repo.repo_id}@{superseded_message(newer)} (main would move "
+        "backwards), so nothing was committed or tagged; this version stays superseded"
     )
 
 

@@ -3,12 +3,13 @@ commit) against the actual state (publish repos, tags, candidates, their run rec
 eval reports), and the actions that converge the Hub to git.
 
 Observing costs one request per promoted adapter (its publish repo's refs); only adapters
-that are not promoted yet look further (candidate files, run record, eval report).
+that are not promoted yet look further (candidate files, run record, eval report), and not
+even those when a newer version is promoted: `main` never moves backwards, so an older
+version is superseded whatever its candidate says.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -18,12 +19,11 @@ import yaml
 from runner.evaluate.pipeline import read_report
 from runner.gitutil import removed_files
 from runner.hub.client import HubClient, NotFoundError, Refs, RepoRef
+from runner.promote.promote import newest_version_tag, superseded_message, tag_version
 from runner.specs.bundle import AdapterBundle
 from runner.train.candidate import read_run
 from runner.train.run_config import candidate_location
 from runner.train.run_id import run_id
-
-_TAG = re.compile(r"v(\d+)")
 
 
 class State(StrEnum):
@@ -31,6 +31,7 @@ class State(StrEnum):
     DRIFTED = "drifted"
     CANDIDATE_PASSED = "candidate passed"
     CANDIDATE_FAILED = "candidate failed"
+    SUPERSEDED = "superseded"
     NOT_EVALUATED = "not evaluated"
     TRAINING_FAILED = "training failed"
     NEEDS_TRAINING = "needs training"
@@ -51,6 +52,7 @@ ACTIONS = {
     State.DRIFTED: Action.REPAIR,
     State.CANDIDATE_PASSED: Action.PROMOTE,
     State.CANDIDATE_FAILED: Action.NONE,
+    State.SUPERSEDED: Action.NONE,
     State.NOT_EVALUATED: Action.EVALUATE,
     State.TRAINING_FAILED: Action.TRAIN,
     State.NEEDS_TRAINING: Action.TRAIN,
@@ -77,8 +79,17 @@ def observe(bundles: list[AdapterBundle], repo_root: Path, client: HubClient) ->
     repos = {b.adapter.publish.repo_id: b.adapter.name for b in bundles}
     repos = removed_publish_repos(repo_root) | repos
     refs = _publish_refs(set(repos), client)
-    states = [observe_one(b, repo_root, client, refs[b.adapter.publish.repo_id]) for b in bundles]
+    states = [
+        observe_one(b, repo_root, client, refs[b.adapter.publish.repo_id])
+        for b in sorted(bundles, key=version_order)
+    ]
     return states + withdrawn(bundles, refs, repos)
+
+
+def version_order(bundle: AdapterBundle) -> tuple[str, int]:
+    """Each adapter's versions in ascending order (v2 before v10): promoting in this order
+    leaves `main` on the newest."""
+    return bundle.adapter.name, bundle.adapter.version
 
 
 def removed_publish_repos(repo_root: Path) -> dict[str, str]:
@@ -104,9 +115,14 @@ def observe_one(
 
     if refs is not None and tag in refs.tags:
         repo = RepoRef(bundle.adapter.publish.repo_id)
-        if _latest_tag(refs) == tag and _drifted(client, repo, refs, tag):
+        if newest_version_tag(refs.tags) == tag and _drifted(client, repo, refs, tag):
             return state(State.DRIFTED, f"main no longer holds what {tag} promoted")
         return state(State.PROMOTED, f"{repo.repo_id}@{tag}")
+    newer = (
+        newest_version_tag(refs.tags, above=bundle.adapter.version) if refs is not None else None
+    )
+    if newer is not None:
+        return state(State.SUPERSEDED, superseded_message(newer))
     location = candidate_location(bundle, rid)
     run = read_run(client, location)
     if run is None:
@@ -114,8 +130,12 @@ def observe_one(
     if not run.is_candidate:
         return state(State.TRAINING_FAILED, run.error or "")
     report = read_report(client, location)
-    if report is None:
-        return state(State.NOT_EVALUATED, str(location))
+    if report is None:  # what a local `runner eval` found is not the state: the Hub is
+        return state(
+            State.NOT_EVALUATED,
+            f"no eval report on the Hub at {location} (`runner eval` without --upload keeps "
+            "its report local); `runner reconcile --apply` evaluates it and publishes the report",
+        )
     if report.passed:
         return state(State.CANDIDATE_PASSED, str(location))
     failed = "; ".join(f"{c.name}: {c.detail}" for c in report.checks if not c.passed)
@@ -132,7 +152,7 @@ def withdrawn(
         for repo_id, found in sorted(refs.items())
         if found is not None
         for tag in sorted(found.tags)
-        if _TAG.fullmatch(tag) and (repo_id, tag) not in in_git
+        if tag_version(tag) is not None and (repo_id, tag) not in in_git
     ]
 
 
@@ -153,8 +173,3 @@ def _publish_refs(repo_ids: set[str], client: HubClient) -> dict[str, Refs | Non
         except NotFoundError:
             found[repo_id] = None
     return found
-
-
-def _latest_tag(refs: Refs) -> str | None:
-    versions = [(int(m.group(1)), t) for t in refs.tags if (m := _TAG.fullmatch(t))]
-    return max(versions)[1] if versions else None

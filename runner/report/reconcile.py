@@ -1,9 +1,14 @@
 """Markdown of a reconcile: the promote job's summary (every adapter), and the comment on the
-merged PR (one per adapter it changed: was it promoted, where, and if not, what to do)."""
+merged PR (one per adapter it changed: was it promoted, where, and if not, what to do); and
+the closing line of a reconcile that did nothing, or of a dry run."""
 
 from __future__ import annotations
 
-from runner.promote.reconcile import State
+from collections import Counter
+from collections.abc import Sequence
+
+from runner.policy.training import CostEstimate
+from runner.promote.reconcile import Action, AdapterState, State
 from runner.promote.result import AdapterResult, ReconcileResult, Verdict
 from runner.report.markdown import cell
 
@@ -78,6 +83,12 @@ def _explain(row: AdapterResult) -> str:
         )
     if row.verdict is Verdict.FAILED:
         return f"Reconcile stopped on this adapter: {cell(row.result)}. {_rerun_hint()}"
+    if row.state is State.SUPERSEDED:
+        return (
+            f"Not promoted: {cell(row.detail)} (`main` of the publish repo never moves "
+            "backwards). To ship this change, open a PR with a version above the promoted one "
+            "(`runner new`)."
+        )
     return _STATE_NOTES.get(row.state, "")
 
 
@@ -102,3 +113,62 @@ def _outcome(row: AdapterResult) -> str:
         linked = f"[{row.promoted_as}]({row.link})"
         return text.replace(row.promoted_as, linked, 1) if row.promoted_as in text else linked
     return text
+
+
+def nothing_to_do(states: Sequence[AdapterState]) -> str:
+    """Why a reconcile acts on nothing. "The Hub matches git" only when it does: a failed or
+    superseded version stays off the Hub, and saying so keeps the claim true."""
+    left = [s for s in states if s.action is Action.NONE and s.state is not State.PROMOTED]
+    if not left:
+        return "nothing to do: the Hub matches git"
+    shown = ", ".join(f"{s.adapter} ({s.state.value})" for s in left)
+    return (
+        f"nothing to do: the Hub matches git except {shown}, which no reconcile promotes "
+        "(the details above say why)"
+    )
+
+
+def dry_run_line(states: Sequence[AdapterState], training: Sequence[CostEstimate | None]) -> str:
+    """The closing line of `runner reconcile` without --apply: nothing changed, and what
+    --apply would do; `training` holds the plan's estimate of each adapter it would train."""
+    counts = Counter(state.action for state in states)
+    evaluated = counts[Action.TRAIN] + counts[Action.EVALUATE]
+    steps = []
+    if counts[Action.TRAIN]:
+        steps.append(f"train {_adapters(counts[Action.TRAIN])} ({_training_cost(training)})")
+    if evaluated:  # a gate decides, so the promotions are a bound
+        steps.append(f"evaluate {evaluated}")
+        steps.append(f"promote up to {evaluated + counts[Action.PROMOTE]} (those that pass)")
+    elif counts[Action.PROMOTE]:
+        steps.append(f"promote {counts[Action.PROMOTE]}")
+    if counts[Action.WITHDRAW]:
+        steps.append(f"mark {counts[Action.WITHDRAW]} removed version(s) withdrawn")
+    if counts[Action.REPAIR]:
+        steps.append(
+            f"with --repair-drift, restore {counts[Action.REPAIR]} drifted publish repo(s)"
+        )
+    if not steps:
+        return f"dry run: nothing changed, and `--apply` has {nothing_to_do(states)}"
+    return f"dry run: nothing changed. `--apply` would {_and(steps)}"
+
+
+def _training_cost(estimates: Sequence[CostEstimate | None]) -> str:
+    """The plans' GPU hours and dollars, summed; an adapter without a rate is named as such."""
+    priced = [e for e in estimates if e is not None and e.gpu_hours is not None]
+    parts = []
+    if priced:
+        hours = sum(e.gpu_hours or 0.0 for e in priced)
+        usd = sum(e.usd or 0.0 for e in priced)
+        hardware = ", ".join(sorted({e.hardware for e in priced}))
+        parts.append(f"≈{hours:.2f} GPU-hours, ≈${usd:.2f} on {hardware} per `runner plan`")
+    if unpriced := len(estimates) - len(priced):
+        parts.append(f"{unpriced} with no rate for its hardware in policies/training.yaml")
+    return "; ".join(parts)
+
+
+def _adapters(count: int) -> str:
+    return f"{count} adapter" if count == 1 else f"{count} adapters"
+
+
+def _and(steps: list[str]) -> str:
+    return steps[0] if len(steps) == 1 else ", ".join(steps[:-1]) + " and " + steps[-1]
