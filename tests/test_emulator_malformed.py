@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-TOKEN = "hf_emulator_test_token"
+TOKEN = "hf_emulatorTestToken"
 MODEL = "/api/models/ainative/repo"
 SPACE = "/api/spaces/ainative/space"
 COMMIT = f"{MODEL}/commit/main"

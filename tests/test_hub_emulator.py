@@ -23,7 +23,7 @@ import pytest
 
 from runner.hub.emulator import EmulatorServer
 
-TOKEN = "hf_emulator_test_token"
+TOKEN = "hf_emulatorTestToken"
 
 PRELUDE = """
 import json, os, pathlib, sys, time

@@ -159,7 +159,7 @@ def emulator(tmp_path: Path) -> Iterator[Any]:
 
 
 def load_from_hub(endpoint: str, repo_id: str, cache_dir: Path) -> Any:
-    path = snapshot_download(repo_id, endpoint=endpoint, cache_dir=cache_dir, token="hf_reader")
+    path = snapshot_download(repo_id, endpoint=endpoint, cache_dir=cache_dir, token="hf_reader123")
     return AutoModelForCausalLM.from_pretrained(path)
 
 
@@ -179,8 +179,8 @@ def test_seed_hub_uploads_over_http_once(
     # The emulated user may write to demo-org only, so the tiny model goes there.
     repo_id = "demo-org/tiny-random-llama"
     monkeypatch.setitem(BUILDERS, repo_id, build_tiny_llama)
-    commits = seed_hub(emulator.endpoint, "hf_seed_token", model_cache, [repo_id])
-    assert seed_hub(emulator.endpoint, "hf_seed_token", model_cache, [repo_id]) == commits
+    commits = seed_hub(emulator.endpoint, "hf_seedToken1234", model_cache, [repo_id])
+    assert seed_hub(emulator.endpoint, "hf_seedToken1234", model_cache, [repo_id]) == commits
     model = load_from_hub(emulator.endpoint, repo_id, tmp_path / "hf-cache")
     assert model.config.model_type == "llama"
 

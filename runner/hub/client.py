@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Literal, TypeVar
+from urllib.parse import urlsplit
 
 from huggingface_hub import (
     CommitOperationAdd,
@@ -25,7 +26,7 @@ from huggingface_hub.errors import (
 from huggingface_hub.hf_api import RepoFile
 from huggingface_hub.utils import filter_repo_objects
 
-from runner.errors import RunnerError
+from runner.errors import InputError, RunnerError
 from runner.hashing import git_blob_id
 from runner.hub import session
 from runner.hub.redact import install_log_redaction, redact, register_secret
@@ -35,18 +36,21 @@ from runner.hub.retry import (
     ENV_TRANSFER_DEADLINE,
     GaveUp,
     RetryPolicy,
+    Unreachable,
     gave_up,
     independent_requests,
     status_of,
     timed_out,
+    unreachable_cause,
     with_retries,
 )
 
 RepoType = Literal["model", "dataset", "space"]
 T = TypeVar("T")
 
+DEFAULT_ENDPOINT = "https://huggingface.co"
+
 _WHAT_TO_DO = {
-    401: "the Hub rejected the token; set HF_TOKEN to a token with write access",
     403: "the token may not do this; use a token with write access to the repo's owner",
     404: "check the repo id and revision (the runner creates the repos it owns)",
     409: "it already exists; nothing was changed",
@@ -67,8 +71,21 @@ class HubError(RunnerError):
         status: int | None = None,
     ) -> None:
         self.operation, self.repo, self.path, self.status = operation, repo, path, status
-        where = f"{repo}" + (f" ({path})" if path else "")
-        super().__init__(redact(f"{operation} {where}: {detail}"))
+        super().__init__(redact(f"{_subject(operation, repo, path)}: {detail}"))
+
+
+def _subject(operation: str, repo: str, path: str | None) -> str:
+    return f"{operation} {repo}" + (f" ({path})" if path else "")
+
+
+class HubSetupError(InputError):
+    """The Hub cannot be used as set up: nothing answers at the endpoint, or it refuses the
+    token (or wants one). No operation can succeed until the environment changes, so every
+    verb ends here with exit 2, whatever it was doing."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        self.status = status
+        super().__init__(redact(message))
 
 
 class NotFoundError(HubError):
@@ -96,7 +113,7 @@ class HubClient:
         retry: RetryPolicy | None = None,
         cache_dir: Path | None = None,
     ) -> None:
-        self.endpoint = endpoint or os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
+        self.endpoint = endpoint or os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT
         # An empty token means none: an empty Bearer header is not even valid HTTP.
         self._token = token or os.environ.get("HF_TOKEN") or None
         register_secret(self._token)
@@ -131,7 +148,14 @@ class HubClient:
         try:
             return with_retries(call, self.retry, transfer=transfer)
         except Exception as error:
+            setup = _setup_error(operation, str(repo), error, path, self)
+            if setup is not None:
+                raise setup from None
             raise _hub_error(operation, str(repo), error, path, self.retry) from None
+
+    @property
+    def has_token(self) -> bool:
+        return self._token is not None
 
     def whoami(self) -> str:
         return self._run("whoami", self.endpoint, lambda: self._api.whoami()["name"])
@@ -151,7 +175,7 @@ class HubClient:
                     **({"space_sdk": "docker"} if repo.repo_type == "space" else {}),
                 ),
             )
-        except HubError as error:
+        except (HubError, HubSetupError) as error:
             if error.status == 409:  # it exists
                 return False
             # A token that may write to the repo but not create repos in its namespace is
@@ -160,7 +184,7 @@ class HubClient:
                 raise
             try:
                 self.head(repo)
-            except NotFoundError:
+            except (NotFoundError, HubSetupError):
                 raise error from None
             return False
         return True
@@ -409,6 +433,43 @@ class SpaceState:
 def _space_state(runtime: SpaceRuntime) -> SpaceState:
     raw = runtime.raw or {}
     return SpaceState(str(runtime.stage), raw.get("errorMessage"), runtime.hardware)
+
+
+def _setup_error(
+    operation: str, repo: str, error: Exception, path: str | None, client: HubClient
+) -> HubSetupError | None:
+    """The error when no operation can work with this endpoint and token; None otherwise."""
+    cause = unreachable_cause(error)
+    if cause is not None:
+        return HubSetupError(_unreachable(client.endpoint, cause))
+    # An anonymous read of a private (or missing) repo is a 401 too: that one is not found.
+    if status_of(error) != 401 or isinstance(error, RepositoryNotFoundError):
+        return None
+    server = getattr(error, "server_message", None) or ""
+    answer = f"HTTP 401{': ' + server.rstrip('.') if server else ''}"
+    if client.has_token:
+        problem = f"the Hub at {client.endpoint} rejected the token ({answer})"
+        fix = "set HF_TOKEN to a valid access token with write access"
+    else:
+        problem = f"the Hub at {client.endpoint} needs a token for this ({answer})"
+        fix = "no token is set: set HF_TOKEN to an access token with write access"
+    return HubSetupError(f"{_subject(operation, repo, path)}: {problem}; {fix}", status=401)
+
+
+_UNREACHABLE_WHY: dict[Unreachable, str] = {
+    "refused": "connection refused (nothing listens there)",
+    "unresolvable": "the host name {host} does not resolve",
+}
+
+
+def _unreachable(endpoint: str, cause: Unreachable) -> str:
+    why = _UNREACHABLE_WHY[cause].format(host=urlsplit(endpoint).hostname or endpoint)
+    local = "start the local Hub (`runner hub serve`) and set HF_ENDPOINT to its address"
+    if endpoint.rstrip("/") == DEFAULT_ENDPOINT:
+        fix = f"check the network, or offline, {local}"
+    else:
+        fix = f"{local}, or unset HF_ENDPOINT to use {DEFAULT_ENDPOINT}"
+    return f"cannot reach the Hub at {endpoint}: {why}; {fix}"
 
 
 def _hub_error(

@@ -6,9 +6,20 @@ from __future__ import annotations
 import logging
 import re
 
-_TOKEN = re.compile(r"\b(hf_|api_org_)[A-Za-z0-9]{8,}")
-_BEARER = re.compile(r"(?i)(bearer\s+)\S+")
+# Hub tokens: `hf_` (a user access token; 34 letters and digits on the real Hub) or the
+# retired `api_org_`. Shorter bodies count too, so that test tokens are redacted as well.
+_TOKEN_BODY = "[A-Za-z0-9]{8,}"
+_TOKEN = re.compile(rf"\b(hf_|api_org_){_TOKEN_BODY}")
+_USER_TOKEN = re.compile(rf"hf_{_TOKEN_BODY}")
+# The value ends at a space, quote, bracket, comma or semicolon, none of which a token holds:
+# what follows it (the rest of a sentence, a placeholder such as `<token>`) stays readable.
+_BEARER = re.compile(r"""(?i)(bearer\s+)[^\s`'"<>()\[\]{},;]+""")
 _known: set[str] = set()
+
+
+def is_user_token(text: str) -> bool:
+    """Shaped as a Hub user access token, which `redact` hides wherever it appears."""
+    return _USER_TOKEN.fullmatch(text) is not None
 
 
 def register_secret(value: str | None) -> None:

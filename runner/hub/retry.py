@@ -5,9 +5,10 @@ One `Operation` (one HubClient call) holds one budget: `attempts` failed request
 deadline, retries included. huggingface_hub retries some requests itself (uploads, commits,
 downloads) and `with_retries` retries the rest; both spend the same budget (the HTTP session
 in `runner.hub.session` counts every failure), so attempts never multiply. A refused
-connection or a failed name lookup means no Hub is there: it is tried `unreachable_attempts`
-times, not `attempts`. A 429's `Retry-After` (or, without it, the `t` of its `RateLimit`
-header) is waited for when the deadline allows, and ends the operation at once otherwise.
+connection or a host name that does not resolve means no Hub is there to answer: the
+operation ends at the first one (GaveUp "unreachable"), since no retry within seconds would
+find one. A 429's `Retry-After` (or, without it, the `t` of its `RateLimit` header) is
+waited for when the deadline allows, and ends the operation at once otherwise.
 
 Timeouts are about silence (connecting, or the next bytes of a request or an answer): a
 transfer that keeps moving bytes is never cut by one. The deadline is about the whole
@@ -19,6 +20,7 @@ from __future__ import annotations
 import math
 import os
 import random
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -43,7 +45,7 @@ ENV_TRANSFER_DEADLINE = "RUNNER_HUB_TRANSFER_DEADLINE"
 @dataclass(frozen=True)
 class RetryPolicy:
     attempts: int = 5
-    unreachable_attempts: int = 2  # one more try covers a Hub that was restarting
+    unreachable_attempts: int = 1  # refused or unresolvable: retrying finds no Hub either
     base_delay: float = 0.5
     max_delay: float = 8.0
     max_retry_after: float = 300.0  # one rate-limit window of the real Hub
@@ -90,7 +92,7 @@ class Failure:
 
     @property
     def unreachable(self) -> bool:
-        return isinstance(self.error, httpx2.ConnectError)
+        return self.error is not None and unreachable_cause(self.error) is not None
 
     @property
     def timed_out(self) -> bool:
@@ -100,7 +102,8 @@ class Failure:
         return f"HTTP {self.status}" if self.status else type(self.error).__name__
 
 
-GiveUpReason = Literal["attempts", "deadline", "wait"]
+GiveUpReason = Literal["attempts", "unreachable", "deadline", "wait"]
+Unreachable = Literal["refused", "unresolvable"]
 
 
 class GaveUp(Exception):
@@ -147,7 +150,7 @@ class Operation:
     def admit(self) -> None:
         """Before each request: raises GaveUp when no attempt is left, or no time."""
         if self._spent():
-            raise GaveUp("attempts", self)
+            raise GaveUp(self._spent_reason(), self)
         if self.time_left() <= 0:
             raise GaveUp("deadline", self)
 
@@ -158,7 +161,7 @@ class Operation:
             self.unreachable += failure.unreachable
             self.last = failure
         if self._spent():
-            return GaveUp("attempts", self)
+            return GaveUp(self._spent_reason(), self)
         if failure.wait is not None and failure.wait > min(
             self.policy.max_retry_after, self.time_left()
         ):
@@ -175,10 +178,13 @@ class Operation:
         self.policy.sleep(wait)
 
     def _spent(self) -> bool:
-        return (
-            self.failures >= self.policy.attempts
-            or self.unreachable >= self.policy.unreachable_attempts
-        )
+        return self.failures >= self.policy.attempts or self._unreachable_spent()
+
+    def _unreachable_spent(self) -> bool:
+        return self.unreachable >= self.policy.unreachable_attempts
+
+    def _spent_reason(self) -> GiveUpReason:
+        return "unreachable" if self._unreachable_spent() else "attempts"
 
 
 # The operation each thread works for. huggingface_hub's worker threads (parallel uploads
@@ -270,6 +276,18 @@ def is_transient(error: BaseException) -> bool:
     if status is not None:
         return status in RETRY_STATUS
     return any(isinstance(cause, httpx2.TransportError) for cause in _chain(error))
+
+
+def unreachable_cause(error: BaseException) -> Unreachable | None:
+    """Why no Hub can answer at all, when that is what `error` says: nothing listens at the
+    address (refused), or the host name does not resolve (no network, or a typo in
+    HF_ENDPOINT); None for any other failure, a reset or a timeout included."""
+    for cause in _chain(error):
+        if isinstance(cause, socket.gaierror):
+            return "unresolvable"
+        if isinstance(cause, ConnectionRefusedError):
+            return "refused"
+    return None
 
 
 def gave_up(error: BaseException) -> GaveUp | None:

@@ -43,6 +43,7 @@ import random
 import re
 import resource
 import shutil
+import socket
 import sys
 import tempfile
 import threading
@@ -304,7 +305,7 @@ ENV_TRANSFER_DEADLINE = "RUNNER_HUB_TRANSFER_DEADLINE"
 @dataclass(frozen=True)
 class RetryPolicy:
     attempts: int = 5
-    unreachable_attempts: int = 2  # one more try covers a Hub that was restarting
+    unreachable_attempts: int = 1  # refused or unresolvable: retrying finds no Hub either
     base_delay: float = 0.5
     max_delay: float = 8.0
     max_retry_after: float = 300.0  # one rate-limit window of the real Hub
@@ -448,7 +449,9 @@ def with_retries(what: str, call: Callable[[], T], *, transfer: bool = False) ->
             if not is_transient(error):
                 raise
             failures += 1
-            unreachable += any(isinstance(c, httpx2.ConnectError) for c in _chain(error))
+            # Refused, or a host name that does not resolve: no Hub there (as the runner's).
+            no_hub = (ConnectionRefusedError, socket.gaierror)
+            unreachable += any(isinstance(c, no_hub) for c in _chain(error))
             asked = next((c.wait for c in _chain(error) if isinstance(c, TransientHubError)), None)
             wait = policy.backoff(failures) if asked is None else asked
             left = limit - (time.monotonic() - started)

@@ -1,4 +1,6 @@
-"""Who is calling. Any bearer token is the one emulated user; no token is anonymous."""
+"""Who is calling. A token shaped as a Hub user access token (`hf_` and 8 or more letters
+or digits) is the one emulated user, who may write; no token is anonymous (reads of public
+repos); anything else is refused, as the Hub refuses it. Roles come later (issue 15)."""
 
 from __future__ import annotations
 
@@ -9,10 +11,16 @@ from fastapi import Request
 
 from runner.hub.emulator.blobs import now_iso
 from runner.hub.emulator.errors import Forbidden, Unauthorized
+from runner.hub.redact import is_user_token
 
 USER = "ainative"
 ORGS = ("demo-org", "ainative-labs")
+# The real Hub's messages (X-Error-Message and the JSON `error`): huggingface_hub reports the
+# first as a bad token, never as a missing repo; the second is its answer to no token at all.
 _INVALID = "Invalid credentials in Authorization header"
+_ANONYMOUS = "Invalid username or password."
+# Refused although well shaped, so that a client's handling of a bad token can be tested.
+_REFUSED_PREFIX = "hf_invalid"
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,25 +29,24 @@ class Identity:
 
 
 def caller(request: Request) -> Identity | None:
-    """FastAPI dependency. Tokens named `invalid` or starting with `hf_invalid` are rejected,
-    so a client's handling of a bad token can be tested too."""
+    """FastAPI dependency: the emulated user, None when no token was sent, or 401."""
     header = request.headers.get("authorization")
     if not header:
         return None
     scheme, _, token = header.partition(" ")
     token = token.strip()
-    if scheme.lower() != "bearer" or not token or token == "invalid":
-        raise Unauthorized(_INVALID)
-    if token.startswith("hf_invalid"):
+    if scheme.lower() != "bearer" or not accepted(token):
         raise Unauthorized(_INVALID)
     return Identity()
 
 
+def accepted(token: str) -> bool:
+    return is_user_token(token) and not token.startswith(_REFUSED_PREFIX)
+
+
 def require_user(identity: Identity | None) -> Identity:
     if identity is None:
-        raise Unauthorized(
-            "You must be authenticated to do this: send `Authorization: Bearer <token>`"
-        )
+        raise Unauthorized(_ANONYMOUS)
     return identity
 
 
