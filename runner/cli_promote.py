@@ -108,7 +108,8 @@ def status(repo: RepoOption = None) -> None:
     """
     workspace = workspace_for(repo)
     with err.status("reading the Hub"):
-        states = observe(_bundles(workspace), workspace.root, HubClient())
+        client = HubClient().require_token("status")
+        states = observe(_bundles(workspace), workspace.root, client)
     print_states(states)
 
 
@@ -141,7 +142,7 @@ def reconcile(
     from runner.promote.apply import Context, converge
 
     workspace = workspace_for(repo)
-    client = HubClient()
+    client = HubClient().require_token("reconcile")
     with err.status("reading the Hub"):
         observed = observe(_bundles(workspace), workspace.root, client)
     states = acted_on(observed, adapter)
@@ -180,7 +181,9 @@ def demo(
     """The whole lifecycle offline: emulated Hub and Space, a simulated PR adding
     kwanzaa-mini-v2 to the commit you have checked out (uncommitted changes are not in it),
     its checks and candidate, the merge, the promotion. Its comments are saved under
-    FOLDER/comments."""
+    FOLDER/comments.
+
+    Example: runner demo --folder .demo > demo.log"""
     from runner.cli_shared import DEFAULT_MODEL_CACHE
     from runner.demo import run_demo
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Annotated
 
@@ -10,9 +11,23 @@ from rich.console import Console
 
 from runner.workspace import Workspace
 
+# One paragraph a string: typer prints a help text's line breaks as they are.
+ENVIRONMENT_HELP = "\n\n".join(
+    [
+        "Environment:",
+        "HF_ENDPOINT is the address of the Hub every verb talks to. Without HF_ENDPOINT the "
+        "real Hub, https://huggingface.co, is used. For the local Hub emulator, start "
+        "`runner hub serve` and set HF_ENDPOINT=http://127.0.0.1:8765.",
+        "HF_TOKEN is the Hub access token the runner sends; it never appears in its output. "
+        "Reading public repos needs none; pushing datasets, training candidates and "
+        "promoting need one with write access to the repos adapter.yaml names.",
+    ]
+)
+
 app = typer.Typer(
     name="runner",
     help="GitOps for LoRA/QLoRA adapters: validate, train, evaluate and promote.",
+    epilog=ENVIRONMENT_HELP,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -37,3 +52,15 @@ AdapterArg = Annotated[str, typer.Argument(help="Adapter directory, e.g. adapter
 
 def workspace_for(repo: Path | None) -> Workspace:
     return Workspace.at(repo) if repo else Workspace.discover()
+
+
+def unwrap_help(group: typer.Typer) -> None:
+    """Give every verb under `group` its docstring with each paragraph on one line. Typer
+    prints a help text's line breaks as they are, and docstrings wrap at 100 columns: left
+    alone, `--help` would break sentences mid-line. Called once all verbs are registered."""
+    for command in group.registered_commands:
+        text = command.help or inspect.getdoc(command.callback) or ""
+        command.help = "\n\n".join(" ".join(paragraph.split()) for paragraph in text.split("\n\n"))
+    for subgroup in group.registered_groups:
+        if subgroup.typer_instance is not None:
+            unwrap_help(subgroup.typer_instance)

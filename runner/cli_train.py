@@ -25,8 +25,8 @@ TimeoutOption = Annotated[
     float | None,
     typer.Option(
         "--timeout-minutes",
-        help="Past this long a Space run goes on only while it progresses, up to the cost "
-        "ceiling (default: training.timeout_minutes, or the plan's estimate if longer).",
+        help="Past this long a run (local or Space) goes on only while it progresses, up to "
+        "the cost ceiling (default: training.timeout_minutes, or the plan's estimate if longer).",
         min=0.01,
     ),
 ]
@@ -39,14 +39,19 @@ class BackendChoice(StrEnum):
 
 @dataset_app.command("push")
 def dataset_push(adapter: AdapterArg, repo: RepoOption = None) -> None:
-    """Upload the adapter's dataset version to its Hub dataset repo and tag it (once)."""
+    """Upload the adapter's dataset version to its Hub dataset repo and tag it (once).
+
+    Example: runner dataset push adapters/kwanzaa-mini-v2
+    """
     from runner.data.publish import push_dataset
 
     workspace = workspace_for(repo)
     bundle = require_adapter(workspace, adapter)
     require_allowed_repos(load_policies(workspace).repos, bundle)
     with err.status(f"pushing {bundle.dataset.name} {bundle.dataset.version}"):
-        pushed = push_dataset(bundle.dataset, workspace.root, HubClient())
+        pushed = push_dataset(
+            bundle.dataset, workspace.root, HubClient().require_token("dataset push")
+        )
     state = "pushed and tagged" if pushed.created else "already on the Hub"
     out.print(f"{pushed.repo_id}@{pushed.version} {state}: commit {pushed.commit}", soft_wrap=True)
 
@@ -54,7 +59,10 @@ def dataset_push(adapter: AdapterArg, repo: RepoOption = None) -> None:
 @space_app.command("sync")
 def space_sync(adapter: AdapterArg, timeout: TimeoutOption = None, repo: RepoOption = None) -> None:
     """Render the training Space, sync it (stray files deleted), set its secret and run
-    config, request the hardware, and watch the run to its end; the Space ends paused."""
+    config, request the hardware, and watch the run to its end; the Space ends paused.
+
+    Example: runner space sync adapters/kwanzaa-mini-v2 --timeout-minutes 90
+    """
     from runner.space.sync import describe_failure
     from runner.train.candidate import read_run
     from runner.train.launch import run_config, run_in_space, watch_limits, what_was_kept
@@ -63,7 +71,7 @@ def space_sync(adapter: AdapterArg, timeout: TimeoutOption = None, repo: RepoOpt
 
     workspace = workspace_for(repo)
     bundle = require_adapter(workspace, adapter)
-    client = HubClient()
+    client = HubClient().require_token("space sync")
     policies = load_policies(workspace)
     require_allowed_repos(policies.repos, bundle)  # before the dataset push, the first write
     rid = run_id(bundle, workspace.root)
@@ -90,7 +98,10 @@ def train(
     timeout: TimeoutOption = None,
     repo: RepoOption = None,
 ) -> None:
-    """Train the candidate for the adapter's run id, unless the Hub already has it."""
+    """Train the candidate for the adapter's run id, unless the Hub already has it.
+
+    Example: runner train adapters/kwanzaa-mini-v2 --backend local --timeout-minutes 60
+    """
     from runner.train.launch import train_candidate
 
     workspace = workspace_for(repo)
@@ -100,7 +111,7 @@ def train(
         outcome = train_candidate(
             bundle,
             workspace.root,
-            HubClient(),
+            HubClient().require_token("train"),
             load_policies(workspace),
             backend=chosen,
             force=force,
@@ -120,10 +131,21 @@ def train(
 def smoke(
     adapter: AdapterArg,
     steps: Annotated[int, typer.Option(help="Training steps.", min=1)] = 8,
+    stand_in_tokenizer: Annotated[
+        bool,
+        typer.Option(
+            "--stand-in-tokenizer",
+            help="When the Hub lacks the base model, use SmolLM2-135M-Instruct's tokenizer "
+            "instead; the base's own chat template is then not checked, and the output says so.",
+        ),
+    ] = False,
     repo: RepoOption = None,
 ) -> None:
     """Train a tiny random model with the base model's tokenizer and chat template for a few
-    steps on this CPU: proves data, template and config work together (exit 1 if not)."""
+    steps on this CPU: proves data, template and config work together (exit 1 if not).
+
+    Example: runner smoke adapters/kwanzaa-mini-v2 --steps 8
+    """
     from runner.train.smoke import print_smoke, run_smoke
 
     workspace = workspace_for(repo)
@@ -137,6 +159,7 @@ def smoke(
             on_step=lambda step, loss: progress.update(
                 {"stage": "train", "step": step, "total": steps, "loss": loss}
             ),
+            stand_in_tokenizer=stand_in_tokenizer,
         )
     print_smoke(report, out)
     raise typer.Exit(0 if report.ok else 1)
@@ -163,7 +186,10 @@ def evaluate(
     repo: RepoOption = None,
 ) -> None:
     """Fetch the candidate, verify its adapter, score its outputs and apply the gate; writes
-    eval_report.json and eval_report.md. Exit 0 when it passes the gate, 1 when not."""
+    eval_report.json and eval_report.md. Exit 0 when it passes the gate, 1 when not.
+
+    Example: runner eval adapters/kwanzaa-mini-v2 --out .runs/eval
+    """
     from runner.evaluate.pipeline import evaluate_candidate, publish_report
     from runner.report.eval_comment import eval_comment
     from runner.report.github import write_step_summary
@@ -176,7 +202,7 @@ def evaluate(
         require_allowed_repos(load_policies(workspace).repos, bundle)
     rid = run or run_id(bundle, workspace.root)
     folder = out_dir or workspace.root / ".runs" / rid
-    client = HubClient()
+    client = HubClient().require_token("eval")
     with err.status(f"evaluating {bundle.dirname} run {rid}"):
         report = evaluate_candidate(
             bundle,

@@ -3,18 +3,22 @@ what changed against the previous version, and what the run is estimated to cost
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Any
 
 from runner.errors import SpecError
 from runner.findings import Severity
 from runner.policy.loading import Policies
 from runner.policy.promotion import predecessor
 from runner.policy.training import CostEstimate
-from runner.specs.diff import SpecDiff, diff_bundles
+from runner.specs.diff import FieldChange, SpecDiff, diff_bundles, is_missing
 from runner.specs.evaluation import Waiver
 from runner.validation import AdapterValidation, validate_adapter
 from runner.workspace import Workspace
+
+SCHEMA_VERSION = 1
+"""Of `runner plan --format json`; raised when a field changes meaning or goes away."""
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,32 @@ class Plan:
     waivers: list[Waiver]
     errors: int
     warnings: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """The plan as JSON data (`runner plan --format json`): these fields, nested ones as
+        objects, and a `schema_version`."""
+        return {
+            "schema_version": SCHEMA_VERSION,
+            **{field.name: getattr(self, field.name) for field in fields(self)},
+            "diff": None if self.diff is None else _diff_dict(self.diff),
+            "estimate": None if self.estimate is None else asdict(self.estimate),
+            "waivers": [waiver.model_dump(mode="json") for waiver in self.waivers],
+        }
+
+
+def _diff_dict(diff: SpecDiff) -> dict[str, Any]:
+    return {
+        "old": diff.old,
+        "new": diff.new,
+        "fields": [_change_dict(change) for change in diff.fields],
+        "categories": [asdict(counts) for counts in diff.categories],
+    }
+
+
+def _change_dict(change: FieldChange) -> dict[str, Any]:
+    """A side where the field is absent has no key: null is a value a spec can hold."""
+    sides = {"old": change.old, "new": change.new}
+    return {"key": change.key, **{side: v for side, v in sides.items() if not is_missing(v)}}
 
 
 def make_plan(workspace: Workspace, directory: Path, policies: Policies) -> Plan:

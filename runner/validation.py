@@ -17,6 +17,7 @@ from runner.policy.training import (
     estimate_cost,
 )
 from runner.specs import AdapterBundle, load_adapter
+from runner.specs.scaffold import readme_findings
 from runner.workspace import Workspace
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_UNUSABLE = 0, 1, 2
@@ -58,6 +59,7 @@ def validate_adapter(
     if policies.repos is not None:
         findings += check_repo_owners(policies.repos, bundle)
     findings += check_publish_claims(bundle, workspace)
+    findings += readme_findings(bundle)
     data = check_dataset(bundle, workspace, policies.text)
     findings += data.findings
     estimate = None

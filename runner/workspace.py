@@ -61,19 +61,38 @@ class Workspace:
             return path.as_posix()
 
     def adapter_dir(self, ref: str | Path) -> Path:
-        """Accepts `ainative-v2`, `adapters/ainative-v2` or any path to the directory."""
-        text = str(ref).rstrip("/\\")
-        # The repository's own directories win over a same-named path under the CWD.
-        for candidate in (self.root / text, self.adapters_dir / text, Path(text)):
+        """Accepts `ainative-v2`, `adapters/ainative-v2` or any path to the directory,
+        `.` and `../ainative-v1` from inside an adapter's folder included."""
+        text = str(ref).rstrip("/\\") or "/"
+        for candidate in self._adapter_candidates(text):
             if candidate.is_symlink():
                 raise InputError(
                     f"{text} is a symbolic link; an adapter directory must be a real folder "
                     "inside the repository"
                 )
             if candidate.is_dir():
-                return candidate.resolve()
-        known = ", ".join(d.name for d in self.list_adapter_dirs()) or "none"
-        raise InputError(f"no adapter directory {quote(text)}; known adapters: {known}")
+                return self._inside_adapters(candidate.resolve(), text)
+        raise InputError(f"no adapter directory {quote(text)}; {self._known()}")
+
+    def _adapter_candidates(self, text: str) -> tuple[Path, ...]:
+        path = Path(text)
+        if path.is_absolute() or text.replace("\\", "/").split("/")[0] in {".", ".."}:
+            return (path,)  # written relative to where the user stands, or absolute
+        # The repository's own directories win over a same-named path under the CWD.
+        return (self.root / text, self.adapters_dir / text, path)
+
+    def _inside_adapters(self, directory: Path, text: str) -> Path:
+        if directory.parent != self.adapters_dir.resolve():
+            root = directory == self.root.resolve()
+            where = "the repository root" if root else self.rel(directory)
+            raise InputError(
+                f"{text} is not an adapter directory ({where}); name one as "
+                f"adapters/<name>-v<N>, or as `.` inside its folder; {self._known()}"
+            )
+        return directory
+
+    def _known(self) -> str:
+        return "known adapters: " + (", ".join(d.name for d in self.list_adapter_dirs()) or "none")
 
     def list_adapter_dirs(self) -> list[Path]:
         if not self.adapters_dir.is_dir():

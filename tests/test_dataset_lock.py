@@ -16,6 +16,8 @@ A = "adapters/demo-v1"
 def test_lock_records_hash_and_counts_and_keeps_comments(demo_repo, run_cli):
     manifest = demo_repo / A / "dataset.yaml"
     edit(manifest, "license: apache-2.0", "license: apache-2.0  # same as the code")
+    with manifest.open("a") as handle:
+        handle.write("  other:\n    min_train: 1\n    min_eval: 1\n")
     train = demo_repo / "datasets/demo/v1/train.jsonl"
     extra = json.loads(train.read_text().splitlines()[0]) | {"id": "demo-3", "category": "other"}
     with train.open("a") as handle:
@@ -43,14 +45,16 @@ def test_lock_twice_changes_nothing(demo_repo, run_cli):
     assert (demo_repo / A / "dataset.yaml").read_text() == before
 
 
-def test_lock_reports_lines_it_could_not_read(demo_repo, run_cli):
+def test_lock_refuses_lines_it_could_not_read(demo_repo, run_cli):
     with (demo_repo / "datasets/demo/v1/eval.jsonl").open("a") as handle:
         handle.write("{not json\n")
+    before = (demo_repo / A / "dataset.yaml").read_text()
 
     code, _, err = run_cli("dataset", "lock", "--repo", demo_repo, A)
 
-    assert code == 0
-    assert "eval: lines without a readable category: 2; run `runner validate`" in err
+    assert code == 2
+    assert "datasets/demo/v1/eval.jsonl:2 not JSON" in err
+    assert (demo_repo / A / "dataset.yaml").read_text() == before
 
 
 def test_a_comment_above_the_next_key_stays_above_it_when_lock_adds_fields(demo_repo, run_cli):

@@ -61,16 +61,35 @@ def test_a_missing_or_refused_token_gets_the_hubs_401_message_header_and_body(hu
         assert answer.json() == {"error": message}, headers
 
 
-def test_with_no_token_a_write_says_none_is_set_and_exits_2(
-    env: Any, repo: Path, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    "verb",
+    [
+        ("status",),
+        ("eval", f"adapters/{ADAPTER}"),
+        ("train", f"adapters/{ADAPTER}"),
+        ("dataset", "push", f"adapters/{ADAPTER}"),
+        ("reconcile", "--apply"),
+    ],
+    ids=" ".join,
+)
+def test_with_no_token_a_verb_that_reads_candidates_or_writes_says_so_and_exits_2(
+    verb: tuple[str, ...],
+    env: Any,
+    repo: Path,
+    run_cli: RunCli,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """Candidate repos are private and the Hub shows them to an anonymous read as missing:
+    without a token `status` would say "needs training" and `eval` "no run", exit 0 and 1."""
     monkeypatch.delenv("HF_TOKEN")
-    code, _, err = run_cli("dataset", "push", f"adapters/{ADAPTER}", "--repo", repo)
-    assert code == 2, err
+    code, out, err = run_cli(*verb, "--repo", repo)
+    assert code == 2, out + err
     assert "Traceback" not in err
-    assert f"the Hub at {env.endpoint} needs a token for this" in err, err
-    assert "no token is set: set HF_TOKEN" in err, err
-    assert "rejected" not in err, err
+    named = " ".join(verb[:2] if verb[0] == "dataset" else verb[:1])
+    assert f"`runner {named}` reads private repos or writes" in err, err
+    assert "HF_TOKEN is not set" in err, err
+    assert "needs training" not in out, out
+    assert "FAIL" not in out, out
 
 
 def test_a_token_the_hub_rejects_is_named_as_rejected_and_exits_2(
@@ -84,16 +103,6 @@ def test_a_token_the_hub_rejects_is_named_as_rejected_and_exits_2(
     assert f"the Hub at {env.endpoint} rejected the token (HTTP 401: {REFUSED})" in err, err
     assert "set HF_TOKEN to a valid access token" in err, err
     assert token not in out + err
-
-
-def test_reconcile_apply_with_no_token_stops_at_once_with_exit_2_not_a_failure_per_adapter(
-    env: Any, repo: Path, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delenv("HF_TOKEN")
-    code, out, err = run_cli("reconcile", "--apply", "--repo", repo)
-    assert code == 2, out + err
-    assert "no token is set: set HF_TOKEN" in err, err
-    assert "FAIL" not in out, out
 
 
 def test_redaction_hides_the_secret_only_never_the_text_around_it() -> None:

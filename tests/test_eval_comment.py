@@ -178,8 +178,8 @@ def test_per_category_table_has_a_column_per_category_and_marks_floors() -> None
     section = text.split("### Per category", 1)[1].split("###", 1)[0]
     assert "| metric | history | culture &amp; arts | refusals | science/tech |" in section
     row = table_row(section, PRIMARY)
-    assert row[1] == "❌ **0.650 (0.500)** floor 0.700"
-    assert row[2:] == ["0.810 (0.400)", "0.820 (0.300)", "0.830 (0.200)"]
+    assert row[1] == "❌ **0.650 (base 0.500)** floor 0.700"
+    assert row[2:] == ["0.810 (base 0.400)", "0.820 (base 0.300)", "0.830 (base 0.200)"]
     assert "`citation_recall`" not in section  # applies to no category: no row of dashes
 
 
@@ -205,10 +205,12 @@ def test_links_and_verification() -> None:
 
 
 def chart_parts(block: list[str]) -> tuple[list[str], dict[str, list[list[float]]]]:
+    """The x labels (none on a numeric x-axis) and the series of a chart."""
     assert block[0] == "xychart-beta"
     assert block[1].startswith("    title ")
     axis = next(line for line in block if line.strip().startswith("x-axis"))
-    labels = re.findall(r'"([^"]*)"', axis.split("[", 1)[1])
+    numeric = re.fullmatch(r'    x-axis "[^"]+" \d+(\.\d+)? --> \d+(\.\d+)?', axis)
+    labels = [] if numeric else re.findall(r'"([^"]*)"', axis.split("[", 1)[1])
     assert re.fullmatch(r'    y-axis "[^"]+" -?\d+(\.\d+)? --> \d+(\.\d+)?', block[3]), block[3]
     series: dict[str, list[list[float]]] = {"bar": [], "line": []}
     number = r"[+-]?(?:\d+(?:\.\d+)?|\.\d+)"  # Mermaid's own: no exponent
@@ -225,27 +227,26 @@ def test_mermaid_charts_are_well_formed() -> None:
     blocks = mermaid_blocks(text)
     assert len(blocks) == 2
     loss_labels, loss = chart_parts(blocks[0])
-    assert loss_labels == [str(step) for step in range(1, 11)]
+    assert blocks[0][2] == '    x-axis "training step" 1 --> 10'
+    assert loss_labels == []
     assert loss["line"] == [[round(2.5 / step, 4) for step in range(1, 11)]]
     assert loss["bar"] == []
     labels, series = chart_parts(blocks[1])
     assert labels == ["history", "culture & arts", "refusals", "science/tech"]
     assert series["bar"] == [[0.8, 0.81, 0.82, 0.83]]
     assert series["line"] == [[0.5, 0.4, 0.3, 0.2]]
-    for block in blocks:
-        labels, series = chart_parts(block)
-        assert all(len(values) == len(labels) for kind in series.values() for values in kind)
+    labels, series = chart_parts(blocks[1])
+    assert all(len(values) == len(labels) for kind in series.values() for values in kind)
 
 
 def test_long_and_odd_loss_histories_stay_plottable() -> None:
     history = [(float(step), 1e-7 if step == 3 else 10.0 / step) for step in range(1, 501)]
     history.append((501.0, float("nan")))
     text = eval_comment(report(loss_history=history))
-    labels, series = chart_parts(mermaid_blocks(text)[0])
-    assert 2 <= len(labels) <= 60
-    assert labels[0] == "1"
-    assert labels[-1] == "500"
-    assert len(series["line"][0]) == len(labels)
+    block = mermaid_blocks(text)[0]
+    _, series = chart_parts(block)
+    assert block[2] == '    x-axis "training step" 1 --> 500'
+    assert 2 <= len(series["line"][0]) <= 60
     assert "1 non-finite loss value(s)" in text
     assert "e-" not in "\n".join(mermaid_blocks(text)[0])
 
@@ -279,7 +280,7 @@ def test_failing_outputs_cannot_break_out() -> None:
         )
     ]
     text = eval_comment(report(worst_items=items))
-    section = text.split("<details><summary>Worst failing items", 1)[1]
+    section = text.split("<details><summary>The 1 worst of the 120 eval items", 1)[1]
     fence = "``````"  # longer than the output's longest backtick run (5)
     opened = section.index(fence + "text\n")
     closed = section.index("\n" + fence + "\n", opened)

@@ -65,7 +65,7 @@ def test_a_candidate_that_clears_every_check_passes() -> None:
         "p95 latency (ms)",
         "peak memory (MB)",
     ]
-    assert checks["json_valid_rate"].detail.startswith("0.950 (95% CI 0.764-0.991, n=20)")
+    assert checks["json_valid_rate"].detail.startswith("0.950 (19 of 20 items; 95% CI 0.764-0.991)")
 
 
 def test_a_single_attribution_hit_fails_the_gate() -> None:

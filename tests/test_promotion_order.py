@@ -185,3 +185,22 @@ def test_the_merged_pr_of_an_older_version_hears_it_was_not_promoted_because_a_n
     assert headline.startswith(f"## Promotion: `{V1}`")
     assert "superseded" in headline
     assert "Not promoted: v2 is promoted; an older version is never promoted over it" in comment
+
+
+def test_a_readme_that_is_a_link_is_never_published_as_the_model_card(
+    demo_repo: Path, env: Any, run_cli: RunCli, tmp_path: Path
+) -> None:
+    """The README becomes the model card: a link to a file outside the repository (a token
+    file, /proc/self/environ) is refused at promotion, its target never uploaded."""
+    secret = tmp_path / "outside.txt"
+    secret.write_text("HF_TOKEN=hf_outsideTheRepository0123\n", encoding="utf-8")
+    readme = demo_repo / "adapters" / V1 / "README.md"
+    readme.unlink(missing_ok=True)
+    readme.symlink_to(secret)
+    plant(env, demo_repo, V1)
+    code, out, err = run_cli("reconcile", "--apply", "--adapter", V1, "--repo", demo_repo)
+    assert code == 1, out + err
+    assert f"adapters/{V1}/README.md" in out + err
+    assert "Traceback" not in err
+    api = HfApi(endpoint=env.endpoint, token=TOKEN)
+    assert not api.repo_exists(PUBLISH) or "v1" not in tags(api)

@@ -133,6 +133,7 @@ def test_changed_since_an_unknown_ref_is_a_clear_error(git_repo, run_cli):
 
 def test_a_lower_threshold_needs_a_waiver(demo_repo, run_cli):
     assert run_cli("new", "--repo", demo_repo, "demo-v2", "--from", "demo-v1")[0] == 0
+    (demo_repo / "adapters/demo-v2/README.md").write_text("# demo v2\n\nHarder answers.\n")
     eval_yaml = demo_repo / "adapters/demo-v2/eval.yaml"
     edit(eval_yaml, "python_parse_rate: 0.9", "python_parse_rate: 0.8")
 
@@ -192,6 +193,7 @@ def test_changed_since_with_explicit_adapters_validates_only_those(git_repo, run
         return code, payload["adapters"], payload["findings"]
 
     assert run_cli("new", "--repo", git_repo, "demo-v2", "--from", "demo-v1")[0] == 0
+    (git_repo / "adapters/demo-v2/README.md").write_text("# demo v2\n\nA smaller rank.\n")
     edit(git_repo / A / "qlora.yaml", "r: 16", "r: 8")  # edits a version that exists on main
     code, adapters, _ = validated("--changed-since", "main")
     assert (code, adapters) == (1, {A: False, "adapters/demo-v2": True})  # both touched

@@ -159,8 +159,11 @@ def _cites_unretrieved(record: dict) -> None:
     record["messages"][2]["content"] = json.dumps(answer)
 
 
-def line_of(path: Path, needle: str) -> int:
-    return next(i for i, line in enumerate(path.read_text().splitlines(), 1) if needle in line)
+def line_of(path: Path, needle: str, after: str = "") -> int:
+    """The first line holding `needle` (after the first line holding `after`, if given)."""
+    lines = path.read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if after in line) if after else 0
+    return next(i for i, line in enumerate(lines[start:], start + 1) if needle in line)
 
 
 def runner(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -235,14 +238,36 @@ def planted(tmp_path_factory) -> tuple[Path, set[tuple[str, int, str]], dict[str
         "planted-chat-v2",
         {"name: kwanzaa-mini": "name: planted-chat", "version: 1": "version: 2"},
     )
-    for adapter in (code, chat, "adapters/planted-code-v1"):
-        assert runner(root, "dataset", "lock", adapter).returncode == 0
-    # A small sample cannot meet the real minimums: only one of them is planted.
+    # Lock refuses data with unreadable lines or undeclared categories, as the code data has:
+    # its manifest stays unlocked (a warning per file) and records nothing to compare.
+    assert runner(root, "dataset", "lock", chat).returncode == 0
     code_manifest = root / code / "dataset.yaml"
-    text = re.sub(r"min_(train|eval): \d+", r"min_\1: 0", code_manifest.read_text())
-    code_manifest.write_text(text.replace("min_train: 0", "min_train: 99", 1))
+    recorded = r"(?m)^ {4}(?:sha256|examples): .*\n|^ {4}category_counts:\n(?: {6}.*\n)+"
+    text = re.sub(recorded, "", code_manifest.read_text())
+    # A small sample cannot meet the real minimums: only one of them is planted.
+    text = re.sub(r"min_(train|eval): \d+", r"min_\1: 1", text)
+    code_manifest.write_text(text.replace("min_train: 1", "min_train: 99", 1))
+    expected |= {
+        (f"{code}/dataset.yaml", line_of(code_manifest, f"  {split}:"), "spec.dataset-unlocked")
+        for split in ("train", "eval")
+    }
+    # The eval sample holds no mcp_tools or standards item: their minimums and category
+    # thresholds cannot be met.
+    for category in ("mcp_tools", "standards"):
+        expected |= {
+            (
+                f"{code}/dataset.yaml",
+                line_of(code_manifest, "min_eval", after=f"  {category}:"),
+                "data.category-minimum",
+            ),
+            (
+                f"{code}/eval.yaml",
+                line_of(root / code / "eval.yaml", f"    {category}:"),
+                "data.threshold-without-items",
+            ),
+        }
     chat_manifest = root / chat / "dataset.yaml"
-    text = re.sub(r"min_(train|eval): \d+", r"min_\1: 0", chat_manifest.read_text())
+    text = re.sub(r"min_(train|eval): \d+", r"min_\1: 1", chat_manifest.read_text())
     train_sha = text.split("sha256: ")[1].split("\n")[0]
     chat_manifest.write_text(
         text.replace(train_sha, "deadbeef" * 8, 1).replace("examples: ", "examples: 1", 1)

@@ -3,19 +3,23 @@ dataset can show (duplicates, leakage, manifest integrity, minimum counts and sh
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from runner.data.citation_task import read_answer_schema
 from runner.data.context import BASE_KEYS, CITATION_KEYS, Split, SplitContext, TextScanner
 from runner.data.dedup import near_duplicate_pairs
+from runner.data.jsonl import ByteRange, decode_record, iter_lines
 from runner.data.pipeline import SplitResult, SplitStats, check_file
 from runner.data.tokens import cached_tokenizer_file
 from runner.errors import InputError
-from runner.findings import Finding, Severity
+from runner.findings import Finding, Severity, quote
 from runner.hashing import sha256_of
 from runner.specs.bundle import AdapterBundle
+from runner.specs.dataset import DatasetFile
 from runner.workspace import Workspace
 
 SPLITS: tuple[Split, Split] = ("train", "eval")
@@ -57,6 +61,7 @@ def check_dataset(
     findings += _duplicates_and_leakage(bundle, results)
     findings += _manifest_integrity(bundle, workspace, results)
     findings += _category_minimums(bundle, results)
+    findings += _thresholds_without_items(bundle, workspace, results["eval"].stats)
     findings += _code_quality(bundle, results)
     if tokenizer is None:
         findings.append(
@@ -134,34 +139,73 @@ def _duplicates_and_leakage(
 def _manifest_integrity(
     bundle: AdapterBundle, workspace: Workspace, results: dict[str, SplitResult]
 ) -> list[Finding]:
-    """What `runner dataset lock` recorded against what the files hold now."""
+    """What `runner dataset lock` recorded against what the files hold now: a changed hash
+    per file, and every count that differs in one table (a record added to a category
+    changes two counts; a list of findings would hide that they are one change)."""
     doc = bundle.docs["dataset.yaml"]
     lock = f"if the change is intended, run `runner dataset lock {bundle.path}`"
     findings = []
+    rows: list[tuple[str, str, str, str]] = []
+    first: list[str | int] | None = None
     for split in SPLITS:
         entry = getattr(bundle.dataset.files, split)
-        stats = results[split].stats
-        actual = {
-            "sha256": lambda e=entry: sha256_of(workspace.root / e.path),
-            "examples": lambda s=stats: s.records,
-            "category_counts": lambda s=stats: dict(s.categories),
-        }
-        for key, measure in actual.items():
-            recorded = getattr(entry, key)
-            if recorded is None or recorded == (found := measure()):
-                continue
-            rule = "data.sha256-mismatch" if key == "sha256" else "data.count-mismatch"
-            change = "" if key == "sha256" else f": recorded {recorded}, found {found}"
+        if entry.sha256 is not None and entry.sha256 != sha256_of(workspace.root / entry.path):
             findings.append(
                 doc.finding(
-                    ["files", split, key],
-                    rule,
-                    f"{entry.path} does not match its recorded {key}{change}",
+                    ["files", split, "sha256"],
+                    "data.sha256-mismatch",
+                    f"{entry.path} does not match its recorded sha256",
                     hint=lock,
-                    at_key=key == "category_counts",
                 )
             )
+        for key, recorded, found in _count_pairs(entry, results[split].stats):
+            rows.append((split, key, _shown(recorded), _shown(found)))
+            if first is None:
+                first = ["files", split, key if key == "examples" else "category_counts"]
+    if first is not None:
+        findings.append(
+            doc.finding(
+                first,
+                "data.count-mismatch",
+                "the counts recorded here differ from the data files:\n"
+                + _table(("split", "count", "recorded", "found"), rows),
+                hint=lock,
+                at_key=first[-1] == "category_counts",
+            )
+        )
     return findings
+
+
+def _count_pairs(entry: DatasetFile, stats: SplitStats) -> list[tuple[str, int | None, int]]:
+    """(count, recorded, found) for each count of one file that differs from its record."""
+    pairs: list[tuple[str, int | None, int]] = []
+    if entry.examples is not None and entry.examples != stats.records:
+        pairs.append(("examples", entry.examples, stats.records))
+    recorded = entry.category_counts
+    if recorded is not None and recorded != dict(stats.categories):
+        for category in [*recorded, *sorted(set(stats.categories) - set(recorded))]:
+            before, now = recorded.get(category), stats.categories.get(category, 0)
+            if before != now:
+                pairs.append((category, before, now))
+    return pairs
+
+
+def _shown(count: int | None) -> str:
+    return "-" if count is None else str(count)
+
+
+def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+    """Rows in aligned columns, text left and numbers right, for a terminal."""
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+
+    def line(row: tuple[str, ...]) -> str:
+        cells = [
+            cell.rjust(width) if i >= 2 else cell.ljust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ]
+        return "  " + "  ".join(cells).rstrip()
+
+    return "\n".join(line(row) for row in [header, *rows])
 
 
 def _category_minimums(bundle: AdapterBundle, results: dict[str, SplitResult]) -> list[Finding]:
@@ -180,6 +224,50 @@ def _category_minimums(bundle: AdapterBundle, results: dict[str, SplitResult]) -
                     )
                 )
     return findings
+
+
+def _thresholds_without_items(
+    bundle: AdapterBundle, workspace: Workspace, stats: SplitStats
+) -> list[Finding]:
+    """A category floor with no evaluated item of its category fails every candidate at the
+    gate, after the GPU bill: say so before anything is trained."""
+    floors = bundle.evaluation.thresholds.categories
+    if not floors:
+        return []
+    limit = bundle.evaluation.max_items
+    evaluated = stats.categories
+    if limit is not None and limit < stats.records:
+        evaluated = _first_categories(workspace.root / bundle.dataset.files.eval.path, limit)
+    cut = f" (max_items: {limit} of {stats.records})" if limit is not None else ""
+    eval_path = bundle.dataset.files.eval.path
+    return [
+        bundle.docs["eval.yaml"].finding(
+            ["thresholds", "categories", category],
+            "data.threshold-without-items",
+            f"thresholds.categories.{category}: no evaluated item of category "
+            f"{quote(category)}{cut}, so this threshold can never be measured",
+            hint=f"add {category} records to {eval_path}"
+            + (", raise max_items" if cut else "")
+            + ", or remove the threshold",
+            at_key=True,
+        )
+        for category in floors
+        if evaluated.get(category, 0) == 0
+    ]
+
+
+def _first_categories(path: Path, limit: int) -> Counter[str]:
+    """Categories of the first `limit` records, as the eval picks them (blank lines skipped)."""
+    counts: Counter[str] = Counter()
+    span = ByteRange(0, path.stat().st_size, 1)
+    for taken, (line, raw) in enumerate(iter_lines(path, span)):
+        if taken >= limit:
+            break
+        record, _ = decode_record(raw, line, path.name)
+        category = record.get("category") if record else None
+        if isinstance(category, str):
+            counts[category] += 1
+    return counts
 
 
 def _code_quality(bundle: AdapterBundle, results: dict[str, SplitResult]) -> list[Finding]:

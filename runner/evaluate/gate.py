@@ -17,6 +17,7 @@ from runner.evaluate.metrics import (
     ZERO_TOLERANCE_METRICS,
     BalancedMean,
     ItemScores,
+    Mean,
     Metric,
     Sum,
     by_category,
@@ -124,12 +125,27 @@ def floor_check(
     low, high = wilson_interval(value * n, n)
     warning = None
     if low < floor <= value:
-        warning = f"the 95% interval's lower bound {low:.3f} is under the floor on {n} item(s)"
-    detail = f"{value:.3f} (95% CI {low:.3f}-{high:.3f}, n={n}) vs floor {floor:.3f}"
+        warning = (
+            f"the 95% interval's lower bound {low:.3f} is under the floor: "
+            f"{n} items are too few to be sure it holds"
+        )
+    interval = f"95% CI {low:.3f}-{high:.3f}"
+    detail = f"{value:.3f} ({counted(metric, items, n)}; {interval}) vs floor {floor:.3f}"
     return Check(
         "floor", where, value >= floor, detail, metric.name, category, floor, value, (low, high),
         warning,
     )  # fmt: skip
+
+
+def counted(metric: Metric, items: Sequence[ItemScores], n: int) -> str:
+    """The items behind a rate, as a reader counts them: `8 of 38 items` for a metric each
+    item passes or fails (a mean of 0s and 1s), `mean over 38 items` for any other."""
+    aggregate = metric.aggregate
+    if isinstance(aggregate, Mean):
+        values = [v for item in items if (v := item.values.get(aggregate.key)) is not None]
+        if all(v in (0.0, 1.0) for v in values):
+            return f"{round(sum(values))} of {n} items"
+    return f"mean over {n} items"
 
 
 def non_inferiority_check(

@@ -157,6 +157,19 @@ class HubClient:
     def has_token(self) -> bool:
         return self._token is not None
 
+    def require_token(self, verb: str) -> HubClient:
+        """This client, once it has a token. Candidate repos are private, and the Hub answers
+        an anonymous read of a private repo as if it did not exist: without a token a verb
+        would report "needs training" or "no run" instead of the truth."""
+        if self._token is None:
+            raise HubSetupError(
+                f"`runner {verb}` reads private repos or writes to the Hub at {self.endpoint} "
+                "(the Hub shows a private repo to a request without a token as missing), and "
+                "HF_TOKEN is not set: set it to an access token with write access to the repos "
+                "adapter.yaml names"
+            )
+        return self
+
     def whoami(self) -> str:
         return self._run("whoami", self.endpoint, lambda: self._api.whoami()["name"])
 

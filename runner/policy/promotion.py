@@ -119,8 +119,16 @@ def _thresholds_hold(bundle: AdapterBundle, previous: AdapterBundle) -> list[Fin
                 [*scope, metric] if after is not None else scope,
                 "promotion.threshold-drop",
                 message,
-                hint="keep it, or add a `waivers:` entry with the metric, a reason and approver",
+                hint=_waiver_hint(metric, category),
                 at_key=after is not None,
             )
         )
     return findings
+
+
+def _waiver_hint(metric: str, category: str | None) -> str:
+    keys = f"`metric: {metric}`" + (f", `category: {category}`" if category else "")
+    return (
+        "keep it, or add a `waivers:` entry to eval.yaml with `metric`, `reason` and "
+        f"`approved_by` (here {keys}; the reason says why the lower floor is acceptable)"
+    )

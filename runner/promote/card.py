@@ -9,6 +9,7 @@ Output is deterministic: the same inputs give the same bytes.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from runner.evaluate.report import EvalReport, MetricRow
+from runner.repofiles import read_regular_bytes
 from runner.specs.bundle import AdapterBundle
 from runner.specs.dataset import DatasetFile
 from runner.specs.training import TrainingSpec
@@ -144,9 +146,11 @@ def eval_results(
 def own_readme(bundle: AdapterBundle) -> str:
     """The version's own README.md, without any front matter of its own."""
     path = bundle.directory / "README.md"
-    if not path.is_file():
+    if not os.path.lexists(path):
         return f"# {bundle.dirname}\n\n{bundle.adapter.description}"
-    return _FRONT_MATTER.sub("", path.read_text(encoding="utf-8"), count=1).strip()
+    # Published as the model card: a link (to /proc/self/environ, say) is refused, not followed.
+    raw = read_regular_bytes(path, shown=f"adapters/{bundle.dirname}/README.md")
+    return _FRONT_MATTER.sub("", raw.decode("utf-8", errors="replace"), count=1).strip()
 
 
 def base_model_section(bundle: AdapterBundle) -> str:

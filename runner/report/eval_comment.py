@@ -32,6 +32,7 @@ MARKER_SUFFIX = " -->"
 MISSING = "—"
 LOSS_CHART_POINTS = 60
 """The loss curve is thinned to at most this many points (evenly spaced, last kept)."""
+LOSS_AXIS = "training loss (cross-entropy per token)"
 OUTPUT_CHARS = 1200
 OUTPUT_LINES = 40
 
@@ -120,12 +121,13 @@ def _under(row: MetricRow) -> bool:
 
 def eval_comment(report: EvalReport) -> str:
     """The PR comment (and job summary) for one adapter's eval report."""
-    lines = [marker(report.adapter), *_heading(report), "", *_checks(report)]
+    lines = [marker(report.adapter), *_heading(report), *_section(_next_steps(report))]
+    lines += ["", *_checks(report)]
     lines += ["", *_overall(report)]
     lines += _section(_categories(report))
     lines += _section(_charts(report))
     lines += _section(_serving(report))
-    lines += _section(_worst(report.worst_items))
+    lines += _section(_worst(report.worst_items, report.items))
     lines += _section(_verification(report.verification))
     lines += _section(_links(report.links))
     return "\n".join(lines).rstrip("\n") + "\n"
@@ -146,10 +148,31 @@ def _heading(report: EvalReport) -> list[str]:
     facts = [
         f"run {_code(report.run_id)}",
         f"task {_code(report.task)}",
-        f"{report.items} eval item(s)" if report.items else None,
+        _eval_items(report.items) if report.items else None,
         f"primary metric {_code(report.primary_metric)}",
     ]
     return [f"## {decision}", "", "Eval of " + " · ".join(f for f in facts if f) + "."]
+
+
+def _eval_items(count: int) -> str:
+    return f"{count} eval item{'' if count == 1 else 's'}"
+
+
+def _next_steps(report: EvalReport) -> list[str]:
+    """What the author can do about a failed gate, and what will not happen by itself."""
+    if report.passed:
+        return []
+    return [
+        "### What next",
+        "",
+        "- To try again, change the spec or the data in a new commit: new inputs are a new "
+        "run id, trained and evaluated afresh.",
+        f"- Pushing again without such a change changes nothing: run {_code(report.run_id)} "
+        "will not be trained again as it is (its candidate is reused; `runner train --force` "
+        "retrains it on purpose).",
+        f"- Merging this PR will not promote {_code(report.adapter)}: only a candidate that "
+        "passes the gate is promoted.",
+    ]
 
 
 def _check_line(check: Check) -> list[str]:
@@ -215,7 +238,7 @@ def _overall(report: EvalReport) -> list[str]:
 
 
 def _categories(report: EvalReport) -> list[str]:
-    """One row per metric, one column per category; each cell: candidate (base)."""
+    """One row per metric, one column per category; each cell: candidate (base NNN)."""
     names = list(dict.fromkeys(row.category for row in report.categories if row.category))
     if not names:
         return []
@@ -237,8 +260,8 @@ def _categories(report: EvalReport) -> list[str]:
         lines.append(f"| {_code(metric)} | " + " | ".join(shown) + " |")
     lines += [
         "",
-        "Each cell: candidate (base model). ❌ **bold**: under the category's floor, shown "
-        "after it.",
+        "Each cell: the candidate's score, then the base model's on the same items. "
+        "❌ **bold**: under the category's floor, shown after it.",
     ]
     return lines
 
@@ -246,7 +269,7 @@ def _categories(report: EvalReport) -> list[str]:
 def _category_cell(row: MetricRow | None) -> str:
     if row is None or (row.candidate is None and row.base is None):
         return MISSING
-    text = f"{_value(row.candidate, row.metric)} ({_value(row.base, row.metric)})"
+    text = f"{_value(row.candidate, row.metric)} (base {_value(row.base, row.metric)})"
     if _under(row):
         return f"❌ **{text}** floor {_value(row.threshold)}"
     return text
@@ -282,15 +305,23 @@ def xychart(
     y_title: str,
     y_range: tuple[float, float],
     series: Sequence[tuple[Literal["bar", "line"], Sequence[float]]],
+    *,
+    x_range: tuple[float, float] | None = None,
 ) -> list[str]:
-    """A fenced `mermaid` xychart-beta block; every series has one value per label."""
+    """A fenced `mermaid` xychart-beta block; every series has one value per label. With
+    `x_range` (and no labels) the x-axis is numeric: Mermaid numbers its ticks and spreads
+    the values evenly over the range."""
     for _, values in series:
-        if len(values) != len(labels):
+        if x_range is None and len(values) != len(labels):
             raise ValueError(f"{len(values)} values for {len(labels)} x labels")
+    if x_range is None:
+        x_axis = f"[{', '.join(_label(x) for x in labels)}]"
+    else:
+        x_axis = f"{_number(x_range[0])} --> {_number(x_range[1])}"
     lines = [
         "xychart-beta",
         f"    title {_label(title)}",
-        f"    x-axis {_label(x_title)} [{', '.join(_label(x) for x in labels)}]",
+        f"    x-axis {_label(x_title)} {x_axis}",
         f"    y-axis {_label(y_title)} {_number(y_range[0])} --> {_number(y_range[1])}",
     ]
     lines += [f"    {kind} [{', '.join(_number(v) for v in values)}]" for kind, values in series]
@@ -315,13 +346,15 @@ def _charts(report: EvalReport) -> list[str]:
         points = _thin(finite, LOSS_CHART_POINTS)
         low = min(0.0, math.floor(min(loss for _, loss in points)))
         high = _nice_max(max(loss for _, loss in points))
+        first, last = points[0][0], points[-1][0]
         lines += xychart(
             "Training loss",
-            "step",
-            [_number(step) for step, _ in points],
-            "loss",
+            "training step",
+            [],
+            LOSS_AXIS,
             (low, high),
             [("line", [loss for _, loss in points])],
+            x_range=(first, last if last > first else first + 1),
         )
         notes = []
         if len(points) < len(finite):
@@ -389,12 +422,12 @@ def _clip(output: str) -> tuple[str, bool]:
     return clipped, clipped != text
 
 
-def _worst(items: Sequence[FailingItem]) -> list[str]:
+def _worst(items: Sequence[FailingItem], evaluated: int) -> list[str]:
     if not items:
         return []
+    of = f"of the {_eval_items(evaluated)}" if evaluated else "failing items"
     lines = [
-        f"<details><summary>Worst failing items ({len(items)}), most failed metrics first"
-        "</summary>",
+        f"<details><summary>The {len(items)} worst {of}, most failed metrics first</summary>",
         "",
     ]
     for item in items:

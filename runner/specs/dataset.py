@@ -13,6 +13,7 @@ from runner.specs.base import (
     HubRepoId,
     LicenseId,
     NonNegativeInt,
+    PositiveInt,
     RepoPath,
     Sha256,
     Slug,
@@ -39,10 +40,12 @@ class DatasetFiles(SpecModel):
 class CategoryMinimum(SpecModel):
     description: str = ""
     """What the category covers."""
-    min_train: NonNegativeInt = 0
-    """Fewest training records the category may have."""
-    min_eval: NonNegativeInt = 0
-    """Fewest eval records the category may have."""
+    min_train: PositiveInt = 1
+    """Fewest training records the category may have; at least 1, since a minimum of 0
+    passes every dataset (a category with no training records is never learned)."""
+    min_eval: PositiveInt = 1
+    """Fewest eval records the category may have; at least 1, since a minimum of 0 passes
+    every dataset (a category with no eval records is never scored)."""
 
 
 class CodeQualityMinimums(SpecModel):

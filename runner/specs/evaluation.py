@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import Field
 
 from runner.specs.base import Fraction, PositiveInt, SpecModel
@@ -15,11 +17,17 @@ class GenerationSettings(SpecModel):
     batch_size: PositiveInt = 8
 
 
+Floor = Annotated[float, Field(gt=0.0, le=1.0)]
+"""The least a metric may score: above 0, since a floor of 0 passes every candidate."""
+
+
 class Thresholds(SpecModel):
-    overall: dict[str, Fraction] = Field(default_factory=dict)
-    """Floor per metric over all items, e.g. `json_valid_rate: 0.95`."""
-    categories: dict[str, dict[str, Fraction]] = Field(default_factory=dict)
-    """Floor per metric within a dataset category, e.g. `unanswerable: {json_valid_rate: 0.9}`."""
+    overall: dict[str, Floor] = Field(default_factory=dict)
+    """Floor per metric over all items, e.g. `json_valid_rate: 0.95`; above 0, since a floor
+    of 0 passes every candidate (leave the metric out instead)."""
+    categories: dict[str, dict[str, Floor]] = Field(default_factory=dict)
+    """Floor per metric within a dataset category, e.g. `unanswerable: {json_valid_rate: 0.9}`;
+    above 0, since a floor of 0 passes every candidate (leave the metric out instead)."""
 
 
 class IncumbentComparison(SpecModel):

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 
 from runner.findings import Finding, quote
@@ -57,8 +58,9 @@ def _finding(
 
     if kind == "extra_forbidden":
         allowed = field_names_at(model, loc[:-1])
-        close = difflib.get_close_matches(str(loc[-1]), allowed, n=1, cutoff=0.6)
-        message = f"{key}: unknown key" + (f"; did you mean {close[0]}?" if close else "")
+        guesses = suggested_keys(model, loc[:-1], str(loc[-1]))
+        suggestion = f"; did you mean {' or '.join(guesses)}?" if guesses else ""
+        message = f"{key}: unknown key{suggestion}"
         hint = f"allowed keys here: {', '.join(allowed)}" if allowed else ""
         return doc.finding(loc, "spec.unknown-key", message, hint=hint, at_key=True)
     if kind == "missing":
@@ -78,7 +80,9 @@ def _finding(
     if kind in _BOUND_WORDS:
         ctx_key, words = _BOUND_WORDS[kind]
         message = f"{key}: must be {words} {ctx.get(ctx_key)}, got {got}"
-        return doc.finding(loc, "spec.value", message, at_key=at_key)
+        # The field's own documentation says why the bound is there.
+        hint = _one_line(field_doc_at(model, loc))
+        return doc.finding(loc, "spec.value", message, hint=hint, at_key=at_key)
     if kind == "too_short":
         what = "must not be empty" if isinstance(detail["input"], str) else "needs at least"
         size = "" if isinstance(detail["input"], str) else f" {ctx.get('min_length')} item(s)"
@@ -86,6 +90,60 @@ def _finding(
     # Our own rules (spec_error) carry a finished message; the kind names the rule.
     rule_id = "spec." + kind.replace("_", "-")
     return doc.finding(loc, rule_id, f"{key}: {detail['msg']}", at_key=at_key)
+
+
+def suggested_keys(model: type[BaseModel], where: Sequence[str | int], key: str) -> list[str]:
+    """What an unknown `key` at `where` most likely meant, tied guesses together: a key here
+    it abbreviates (`lr`), one it shares its words with (`epochs`, `lora_r`), the same key at
+    another level (`hardware` for `training.hardware`), or a near spelling (`lerning_rate`)."""
+    here = field_names_at(model, where)
+    for guesses in (_initials_of(key, here), _sharing_words(key, here)):
+        if guesses:
+            return guesses
+    return _elsewhere(model, key) or difflib.get_close_matches(key, here, 1, 0.6)
+
+
+def _initials_of(key: str, names: list[str]) -> list[str]:
+    if "_" in key or len(key) < 2:
+        return []
+    return [n for n in names if "_" in n and "".join(w[:1] for w in n.split("_")) == key]
+
+
+def _sharing_words(key: str, names: list[str]) -> list[str]:
+    """Names whose words all appear in the key's, or the other way round; fewest left over."""
+    words = set(key.lower().split("_"))
+    extra = {
+        name: len(words ^ set(name.split("_")))
+        for name in names
+        if words <= set(name.split("_")) or set(name.split("_")) <= words
+    }
+    fewest = min(extra.values(), default=0)
+    return [name for name, left in extra.items() if left == fewest][:2]
+
+
+def _elsewhere(model: type[BaseModel], key: str) -> list[str]:
+    """Dotted places in the model where `key` is a field (a mapping of user-named entries
+    shows as `<name>`, a list as `[]`)."""
+    found: list[str] = []
+    queue: list[tuple[Any, str, int]] = [(model, "", 0)]
+    while queue:
+        annotation, prefix, depth = queue.pop(0)
+        target = _unwrap(annotation)
+        origin = get_origin(target)
+        if origin is list and depth < _MAX_DEPTH:
+            queue.append((get_args(target)[0], f"{prefix}[]", depth + 1))
+        elif origin is dict and depth < _MAX_DEPTH:
+            queue.append((get_args(target)[1], f"{prefix}.<name>", depth + 1))
+        elif isinstance(target, type) and issubclass(target, BaseModel) and depth < _MAX_DEPTH:
+            for name, field in target.model_fields.items():
+                path = f"{prefix}.{name}".lstrip(".")
+                if name == key:
+                    found.append(path)
+                queue.append((field.annotation, path, depth + 1))
+    return found[:2]
+
+
+_MAX_DEPTH = 8  # far deeper than any spec; a guard, not a limit anyone meets
 
 
 def dotted(loc: Sequence[str | int]) -> str:
@@ -124,24 +182,42 @@ def _unwrap(annotation: Any) -> Any:
             return annotation
 
 
-def annotation_at(model: type[BaseModel], loc: Sequence[str | int]) -> Any:
-    """The type annotation governing the value at `loc`, or None when it cannot be followed."""
+def _walk(model: type[BaseModel], loc: Sequence[str | int]) -> tuple[Any, FieldInfo | None]:
+    """The type annotation governing the value at `loc` (None when it cannot be followed),
+    and the innermost model field on the way there."""
     current: Any = model
+    field: FieldInfo | None = None
     for part in loc:
         current = _unwrap(current)
         origin = get_origin(current)
         if isinstance(current, type) and issubclass(current, BaseModel):
             field = current.model_fields.get(str(part))
             if field is None:
-                return None
+                return None, None
             current = field.annotation
         elif origin is list:
             current = get_args(current)[0]
         elif origin is dict:
             current = get_args(current)[1]
         else:
-            return None
-    return _unwrap(current)
+            return None, field
+    return _unwrap(current), field
+
+
+def annotation_at(model: type[BaseModel], loc: Sequence[str | int]) -> Any:
+    """The type annotation governing the value at `loc`, or None when it cannot be followed."""
+    return _walk(model, loc)[0]
+
+
+def field_doc_at(model: type[BaseModel], loc: Sequence[str | int]) -> str:
+    """The documentation of the field that holds the value at `loc` (a value inside a
+    mapping or list belongs to the field of that mapping or list)."""
+    field = _walk(model, loc)[1]
+    return (field.description or "") if field is not None else ""
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 def field_names_at(model: type[BaseModel], loc: Sequence[str | int]) -> list[str]:

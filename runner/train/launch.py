@@ -10,6 +10,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
+import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +27,7 @@ from runner.policy.repos import require_allowed_repos
 from runner.policy.training import estimate_cost
 from runner.space.sync import (
     Limits,
+    RunProgress,
     SpaceRun,
     Watch,
     checked_render,
@@ -32,6 +36,7 @@ from runner.space.sync import (
     start_space,
     sync_space,
     watch_space,
+    why_stop,
 )
 from runner.specs.bundle import AdapterBundle
 from runner.train.candidate import RunRecord, clear_run, read_run
@@ -55,6 +60,10 @@ STALL_MINUTES = 10.0
 ESTIMATE_MARGIN = 1.5
 # Without policies/training.yaml (its max_gpu_hours_per_run), the ceiling is this many timeouts.
 CEILING_TIMEOUTS = 3.0
+# How often a local run is checked against its limits.
+LOCAL_POLL_S = 1.0
+# After a local run ends, how long its log may take to drain (a child could hold the pipe).
+LOG_DRAIN_S = 10.0
 
 
 class TrainingFailed(RunnerError):
@@ -96,10 +105,11 @@ def train_candidate(
         clear_run(client, previous, reason)
     config = run_config(bundle, repo_root, client, rid)
     on_event({"stage": "start", "run_id": rid, "backend": backend})
+    limits = watch_limits(bundle, repo_root, policies, timeout_s)
     if backend == "local":
-        failure = run_locally(config, client, repo_root / ".runs" / rid, on_event, retrain=force)
+        work_dir = repo_root / ".runs" / rid
+        failure = run_locally(config, client, work_dir, on_event, limits=limits, retrain=force)
     else:
-        limits = watch_limits(bundle, repo_root, policies, timeout_s)
         space = run_in_space(bundle, policies, client, config, limits, on_event)
         failure = None if space.finished else describe_failure(space)
     run = read_run(client, location)
@@ -138,36 +148,64 @@ def run_locally(
     work_dir: Path,
     on_event: EventSink,
     *,
+    limits: Limits,
     retrain: bool = False,
 ) -> str | None:
     """train.py in a subprocess; every line goes to `train.log`. Returns None on exit 0,
-    else the log tail. `retrain` trains even when a trained adapter is kept in `work_dir`."""
+    else why it ended, with the log tail. `limits` stop it as they stop a Space run (see
+    `watch_limits`). `retrain` trains even when a trained adapter is kept in `work_dir`."""
     work_dir.mkdir(parents=True, exist_ok=True)
     config_file = work_dir / "run_config.json"
     config_file.write_text(dumps(config), encoding="utf-8")
     command = [sys.executable, str(TRAIN_SCRIPT), "--config", str(config_file)]
     command += ["--output-dir", str(work_dir / "output")] + (["--retrain"] if retrain else [])
     env = {**os.environ, **client.environment(), "PYTHONUNBUFFERED": "1"}
-    tail: list[str] = []
+    tail: deque[str] = deque(maxlen=LOG_TAIL)
+    progress = RunProgress(time.monotonic)
+
+    def pump(lines: Any, log: Any) -> None:
+        for line in lines:
+            if log.closed:  # the run ended LOG_DRAIN_S ago; a child still holds the pipe
+                return
+            log.write(line)
+            log.flush()  # `tail -f train.log` follows a long run
+            tail.append(line.rstrip("\n"))
+            progress.read(line)
+            on_event(parse_progress(line) or {"log": line.rstrip("\n")})
+
     with (work_dir / "train.log").open("w", encoding="utf-8") as log:
         process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
         )
+        reader = threading.Thread(target=pump, args=(process.stdout, log), daemon=True)
+        reader.start()
         try:
-            assert process.stdout is not None
-            for line in process.stdout:
-                log.write(line)
-                log.flush()  # `tail -f train.log` follows a long run
-                tail = [*tail[-(LOG_TAIL - 1) :], line.rstrip("\n")]
-                on_event(parse_progress(line) or {"log": line.rstrip("\n")})
+            stopped = _wait_within(process, limits, progress)
         finally:
             if process.poll() is None:
                 process.terminate()
             code = process.wait()
+            reader.join(LOG_DRAIN_S)
+    lines = "\n".join(f"  | {line}" for line in tail)
+    if stopped is not None:
+        return f"train.py {stopped}; full log: {work_dir / 'train.log'}\n{lines}"
     if code == 0:
         return None
-    lines = "\n".join(f"  | {line}" for line in tail)
     return f"train.py exited {code}; full log: {work_dir / 'train.log'}\n{lines}"
+
+
+def _wait_within(
+    process: subprocess.Popen[str], limits: Limits, progress: RunProgress
+) -> str | None:
+    """None once the process exits by itself; why a limit stopped it otherwise."""
+    started = time.monotonic()
+    while (stop := why_stop(limits, started, time.monotonic(), progress.last)) is None:
+        try:
+            process.wait(timeout=LOCAL_POLL_S)
+        except subprocess.TimeoutExpired:
+            continue
+        return None
+    return stop
 
 
 def space_variables(bundle: AdapterBundle, config: dict[str, Any], space_id: str) -> dict[str, str]:

@@ -31,7 +31,8 @@ from rich.text import Text
 
 from runner.errors import InputError, RunnerError
 from runner.findings import Finding, Severity, has_errors, quote, sort_findings
-from runner.hub.client import HubClient, NotFoundError, RepoRef, cached_file
+from runner.hub.client import HubClient, NotFoundError, Refs, RepoRef, cached_file
+from runner.hub.seed import BUILDERS, SMOLLM2_REPO_ID, SMOLLM2_REVISION
 from runner.hub.tiny_llama import MODEL_SHAPE, SEED
 
 if TYPE_CHECKING:
@@ -46,6 +47,14 @@ LOG = logging.getLogger(__name__)
 # At least one of these makes a tokenizer; the others refine it when the repo has them.
 VOCAB_FILES = ("tokenizer.json", "tokenizer.model")
 OPTIONAL_FILES = ("tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja")
+NEEDED_FILES = (
+    f"{' or '.join(VOCAB_FILES)}, with {', '.join(OPTIONAL_FILES)} where the repo has them "
+    "(the chat template and special tokens live there); never config.json or the weights"
+)
+# With `--stand-in-tokenizer`, a base whose tokenizer cannot be fetched is smoked with this
+# one: a real instruct tokenizer and chat template that the emulator seeds offline.
+STAND_IN = f"{SMOLLM2_REPO_ID}@{SMOLLM2_REVISION}"
+REAL_HUB = "https://huggingface.co"
 
 MAX_SEQ_LENGTH = 512
 """Cap on qlora.yaml's max_seq_length: the logits of a full-vocabulary head dominate CPU time."""
@@ -72,6 +81,7 @@ class SmokeReport:
     findings: list[Finding]
     samples: list[str]
     notes: list[str] = field(default_factory=list)
+    stand_in: str | None = None  # repo@revision whose tokenizer stood in for the base's
 
     @property
     def ok(self) -> bool:
@@ -81,22 +91,33 @@ class SmokeReport:
 # -- the base model's tokenizer -----------------------------------------------------------------
 
 
+class BaseModelUnavailable(InputError):
+    """The base model's repo or revision is not on the Hub at `HF_ENDPOINT`: an environment
+    matter (what that Hub holds) that the spec may or may not be behind."""
+
+
 def fetch_base_tokenizer(
     client: HubClient, repo_id: str, revision: str, *, dest: Path | None = None
 ) -> Path:
     """A folder (`dest`, else a new temp folder) with the tokenizer files of
     `repo_id@revision`: from the local Hugging Face cache when it has them, else from the Hub.
-    Never the weights."""
-    found: dict[str, Path] = {}
-    for filename in (*VOCAB_FILES, *OPTIONAL_FILES):
-        path = _tokenizer_file(client, repo_id, filename, revision)
-        if path is not None:
-            found[filename] = path
+    Never the weights. BaseModelUnavailable when the Hub has no such repo or revision."""
+    names = (*VOCAB_FILES, *OPTIONAL_FILES)
+    found = {name: Path(path) for name in names if (path := cached_file(repo_id, name, revision))}
+    if len(found) < len(names):
+        # One look at the revision first: "not on this Hub" is a different error (and fix)
+        # from "this revision ships no tokenizer", and five 404s would hide which.
+        _require_revision(client, repo_id, revision)
+        for name in names:
+            path = found.get(name) or _tokenizer_file(client, repo_id, name, revision)
+            if path is not None:
+                found[name] = path
     if not any(name in found for name in VOCAB_FILES):
         raise InputError(
             f"base model {repo_id}@{revision}: no tokenizer ({' or '.join(VOCAB_FILES)}) in the "
             f"local cache or on the Hub at {client.endpoint}; check base_model.id and "
-            "base_model.revision in adapter.yaml (a private or gated model needs HF_TOKEN)"
+            "base_model.revision in adapter.yaml: a smoke renders the chats with the base "
+            "model's own tokenizer and chat template"
         )
     folder = dest or Path(tempfile.mkdtemp(prefix="runner-smoke-tokenizer-"))
     folder.mkdir(parents=True, exist_ok=True)
@@ -106,13 +127,82 @@ def fetch_base_tokenizer(
 
 
 def _tokenizer_file(client: HubClient, repo_id: str, filename: str, revision: str) -> Path | None:
-    cached = cached_file(repo_id, filename, revision)
-    if cached is not None:
-        return Path(cached)
     try:
         return client.download(RepoRef(repo_id), filename, revision)
     except NotFoundError:
         return None  # most repos lack some of the files; only "none at all" is an error
+
+
+def _require_revision(client: HubClient, repo_id: str, revision: str) -> None:
+    repo = RepoRef(repo_id)
+    try:
+        client.head(repo, revision)
+        return
+    except NotFoundError:
+        pass
+    try:
+        refs: Refs | None = client.refs(repo)
+    except NotFoundError:
+        refs = None
+    raise BaseModelUnavailable(_unavailable_message(client.endpoint, repo_id, revision, refs))
+
+
+def _unavailable_message(endpoint: str, repo_id: str, revision: str, refs: Refs | None) -> str:
+    """What is missing where, what a smoke needs of it, and every way to provide it."""
+    real_hub = endpoint.rstrip("/") == REAL_HUB
+    if refs is None:
+        missing = f"the Hub at {endpoint} has no repo {repo_id} (or it is private or gated "
+        missing += "and HF_TOKEN is unset or may not read it)"
+    else:
+        heads = ", ".join(f"{name} at {sha}" for name, sha in sorted(refs.branches.items()))
+        missing = f"the Hub at {endpoint} has {repo_id} ({heads or 'no branches'}) but not "
+        missing += f"revision {revision}"
+    lines = [
+        f"base model {repo_id}@{revision}: {missing}.",
+        f"`runner smoke` needs only its tokenizer files at that revision: {NEEDED_FILES}.",
+        _is_the_spec_wrong(real_hub),
+        "To provide them:",
+        *(f"  - {way}" for way in _ways_to_provide(repo_id, revision, real_hub)),
+    ]
+    return "\n".join(lines)
+
+
+def _is_the_spec_wrong(real_hub: bool) -> str:
+    check = "check base_model.id and base_model.revision in adapter.yaml"
+    if real_hub:
+        return f"The spec may name a repo or revision that does not exist: {check}."
+    return (
+        "That is what this Hub holds, not necessarily a mistake in the spec: if the real Hub "
+        f"lacks this repo or revision too, the spec is wrong ({check}); offline, the runner "
+        "cannot tell which."
+    )
+
+
+def _ways_to_provide(repo_id: str, revision: str, real_hub: bool) -> list[str]:
+    stand_in = (
+        "or smoke with a stand-in: `runner smoke ADAPTER --stand-in-tokenizer` uses "
+        f"{STAND_IN}'s tokenizer and template, and says that the base's own were not checked"
+    )
+    if real_hub:
+        return [
+            "a private or gated base: set HF_TOKEN to a token that may read it (accept a "
+            "gated model's terms on its page first)",
+            stand_in,
+        ]
+    if repo_id in BUILDERS:
+        seed = f"seed it into the emulator: `runner hub seed --model {repo_id}`"
+    else:
+        seed = (
+            f"seed a local copy into the emulator: `runner hub seed --from-folder FOLDER "
+            f"--repo-id {repo_id} --revision {revision}`, where FOLDER holds the files (from "
+            f"`hf download {repo_id} --revision {revision} --local-dir FOLDER` on a "
+            "connected machine)"
+        )
+    return [
+        f"{seed}; stop `runner hub serve` first and serve again after",
+        f"or use the real Hub: unset HF_ENDPOINT (or set it to {REAL_HUB}) and set HF_TOKEN",
+        stand_in,
+    ]
 
 
 def build_smoke_model(tokenizer_dir: Path, dest: Path) -> Path:
@@ -357,10 +447,12 @@ def run_smoke(
     max_records: int = 32,
     work_dir: Path | None = None,
     on_step: StepCallback | None = None,
+    stand_in_tokenizer: bool = False,
 ) -> SmokeReport:
     """Template check, `steps` training steps and a little generation on a tiny random model
     that uses the base model's tokenizer. Problems with the data, the template or the
-    training are findings; a base model that cannot be fetched is an InputError."""
+    training are findings; a base model that cannot be fetched is an InputError, unless
+    `stand_in_tokenizer` lets `STAND_IN`'s tokenizer take its place (the report says so)."""
     if steps < 1 or max_records < 1:
         # max_steps 0 would mean "all epochs" to the trainer: never what a smoke wants.
         raise InputError(f"steps and max_records must be at least 1 (got {steps}, {max_records})")
@@ -371,8 +463,8 @@ def run_smoke(
 
     script.quiet_kernels_notice()  # before anything below imports bitsandbytes
     with _work_folder(work_dir) as work, _quiet():
-        tokenizer_dir = fetch_base_tokenizer(
-            client, base.id, base.revision, dest=work / "base-tokenizer"
+        tokenizer_dir, stand_in = _smoke_tokenizer(
+            client, base.id, base.revision, work / "base-tokenizer", stand_in_tokenizer
         )
         model_dir = build_smoke_model(tokenizer_dir, work / "model")
         training, notes = smoke_training(bundle.training, steps)
@@ -390,7 +482,30 @@ def run_smoke(
         findings=sort_findings(outcome.findings),
         samples=outcome.samples,
         notes=notes + outcome.notes,
+        stand_in=stand_in,
     )
+
+
+def _smoke_tokenizer(
+    client: HubClient, repo_id: str, revision: str, dest: Path, stand_in_allowed: bool
+) -> tuple[Path, str | None]:
+    """The base model's tokenizer folder, else (when allowed) the stand-in's; the second
+    value names the stand-in when it was used."""
+    try:
+        return fetch_base_tokenizer(client, repo_id, revision, dest=dest), None
+    except BaseModelUnavailable:
+        if not stand_in_allowed:
+            raise
+    LOG.info("%s@%s is not on %s: %s stands in", repo_id, revision, client.endpoint, STAND_IN)
+    try:
+        return fetch_base_tokenizer(client, SMOLLM2_REPO_ID, SMOLLM2_REVISION, dest=dest), STAND_IN
+    except BaseModelUnavailable:
+        raise BaseModelUnavailable(
+            f"base model {repo_id}@{revision} is not on the Hub at {client.endpoint}, nor is "
+            f"the stand-in tokenizer {STAND_IN}: seed it with `runner hub seed --model "
+            f"{SMOLLM2_REPO_ID}` (stop `runner hub serve` first, or start it with --seed), or "
+            "run without --stand-in-tokenizer for the ways to provide the base's own"
+        ) from None
 
 
 @dataclass
@@ -611,20 +726,38 @@ def print_smoke(report: SmokeReport, console: Console) -> None:
     from runner.report.console import print_findings, summary_line
 
     title = Text(f"smoke {report.adapter}", style="bold")
-    title.append(f"  {report.base_model} tokenizer, tiny random weights, {report.method}")
+    tokenizer = report.base_model
+    if report.stand_in is not None:
+        tokenizer = f"{report.stand_in} (standing in for {report.base_model})"
+    title.append(f"  {tokenizer} tokenizer, tiny random weights, {report.method}")
     console.print(title, soft_wrap=True)
     for label, value in _summary_rows(report):
         console.print(Text(f"  {label:<10}") + value, soft_wrap=True)
     print_findings(console, report.findings)
     verdict = Text("passed" if report.ok else "failed", style="green" if report.ok else "bold red")
+    if report.stand_in is not None:
+        verdict.append(" with a stand-in tokenizer", style="bold yellow")
     console.print(Text("smoke ") + verdict + Text(": ") + summary_line(report.findings))
+    if report.stand_in is not None:
+        console.print(Text(_stand_in_warning(report), style="bold yellow"), soft_wrap=True)
+
+
+def _stand_in_warning(report: SmokeReport) -> str:
+    return (
+        f"NOT CHECKED: the base model's own tokenizer ({report.base_model}: its chat template, "
+        f"special tokens and token counts). {report.stand_in}'s stood in: the data and "
+        "qlora.yaml were checked, and any template finding is about its template. Run "
+        "`runner smoke` without --stand-in-tokenizer where the Hub has the base before you "
+        "rely on this result."
+    )
 
 
 def _summary_rows(report: SmokeReport) -> list[tuple[str, Text]]:
     template_rules = {"smoke.template", "smoke.prompt-prefix", "smoke.record"}
     broken = sum(f.rule_id in template_rules for f in report.findings)
     template = Text(f"{report.records_checked - broken} of {report.records_checked} records ")
-    template.append("render with the base template, prompts are token prefixes")
+    whose = "the base" if report.stand_in is None else "the stand-in's"
+    template.append(f"render with {whose} template, prompts are token prefixes")
     rows = [("template", template)]
     if report.losses:
         first, last = report.losses[0], report.losses[-1]
