@@ -19,8 +19,9 @@ ENVIRONMENT_HELP = "\n\n".join(
         "real Hub, https://huggingface.co, is used. For the local Hub emulator, start "
         "`runner hub serve` and set HF_ENDPOINT=http://127.0.0.1:8765.",
         "HF_TOKEN is the Hub access token the runner sends; it never appears in its output. "
-        "Reading public repos needs none; pushing datasets, training candidates and "
-        "promoting need one with write access to the repos adapter.yaml names.",
+        "validate, plan, smoke and reading public repos need none; status, reconcile, train, "
+        "eval, space sync and dataset push stop at once without one (candidate repos are "
+        "private), and writing needs write access to the repos adapter.yaml names.",
     ]
 )
 

@@ -165,10 +165,11 @@ def run_locally(
 
     def pump(lines: Any, log: Any) -> None:
         for line in lines:
-            if log.closed:  # the run ended LOG_DRAIN_S ago; a child still holds the pipe
+            try:
+                log.write(line)
+                log.flush()  # `tail -f train.log` follows a long run
+            except ValueError:  # closed: the run ended LOG_DRAIN_S ago, a child holds the pipe
                 return
-            log.write(line)
-            log.flush()  # `tail -f train.log` follows a long run
             tail.append(line.rstrip("\n"))
             progress.read(line)
             on_event(parse_progress(line) or {"log": line.rstrip("\n")})
