@@ -55,19 +55,21 @@ Say = Callable[[str], None]
 
 class Stages:
     """Numbered stages, each announced with the time since the first, and a heartbeat line
-    every HEARTBEAT_S while one runs. Everything goes through `say` here, under one lock, so
-    a heartbeat never lands inside another line."""
+    whenever one has been silent for HEARTBEAT_S (a step's own progress lines count). Everything
+    goes through `say` here, under one lock, so a heartbeat never lands inside another line."""
 
     def __init__(self, total: int, say: Say) -> None:
         self._total = total
         self._print = say
         self._lock = threading.Lock()
         self._started = time.monotonic()
+        self._last_line = self._started
         self._number = 0
 
     def say(self, text: str) -> None:
         with self._lock:
             self._print(text)
+            self._last_line = time.monotonic()
 
     @contextmanager
     def stage(self, title: str) -> Iterator[None]:
@@ -87,10 +89,15 @@ class Stages:
 
     def _beat(self, label: str, stop: threading.Event) -> None:
         # Only says that the stage is alive: the work itself is never timed out from here.
-        while not stop.wait(HEARTBEAT_S):
+        while not stop.wait(self._until_silent_for(HEARTBEAT_S)):
             with self._lock:
-                if not stop.is_set():
+                if not stop.is_set() and self._until_silent_for(HEARTBEAT_S) == 0:
                     self._print(f"… {label} still running (+{self._elapsed()})")
+                    self._last_line = time.monotonic()
+
+    def _until_silent_for(self, seconds: float) -> float:
+        """Seconds until nothing will have been printed for `seconds`; 0 once that is so."""
+        return max(0.0, self._last_line + seconds - time.monotonic())
 
     def _elapsed(self) -> str:
         return clock(time.monotonic() - self._started)

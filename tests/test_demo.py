@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -131,3 +132,16 @@ def test_a_silent_slow_stage_prints_heartbeats_between_whole_lines(monkeypatch, 
     assert re.fullmatch(r"… \[1/3\] a slow step still running \(\+0m\d\ds\)", lines[heartbeat])
     assert heartbeat < lines.index("started: done")  # the half line was not cut
     assert not [t for t in threading.enumerate() if t.name == "demo-heartbeat"]
+
+
+def test_a_stage_that_keeps_printing_gets_no_heartbeat_of_the_demos_own(monkeypatch):
+    """A training step prints its own progress lines: the demo adds none between them."""
+    monkeypatch.setattr(runner.demo, "HEARTBEAT_S", 2.0)
+    lines: list[str] = []
+    stages = Stages(1, lines.append)
+    with stages.stage("a chatty step"):
+        for step in range(60):  # a line every 0.05 s for 3 s: longer than one heartbeat
+            stages.say(f"step {step}")
+            time.sleep(0.05)
+    assert not [line for line in lines if "still running" in line], lines
+    assert lines[-1] == "step 59"
