@@ -41,8 +41,10 @@ app.add_typer(hub_app, name="hub")
 DEFAULT_HUB_DIR = Path(".hub")
 DEFAULT_MODEL_CACHE = Path.home() / ".cache" / "adapter-gitops" / "models"
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+# soft_wrap: a long line stays one line (a terminal wraps it; a log keeps it whole) rather than
+# being broken at rich's 80 columns mid-sentence when output is not a terminal.
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 RepoOption = Annotated[
     Path | None,

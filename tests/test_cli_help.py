@@ -131,3 +131,18 @@ def test_root_help_explains_hf_endpoint_and_hf_token(wide_help) -> None:
     assert "without HF_ENDPOINT" in text.replace("Without", "without")
     assert "https://huggingface.co" in text
     assert "runner hub serve" in text
+
+
+def test_a_long_line_written_to_a_log_stays_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """In CI (no terminal) rich would break lines at 80 columns mid-sentence, as in
+    `vs floor \\n0.850`; a log keeps each line whole and leaves wrapping to whoever reads it."""
+    from rich.text import Text
+
+    from runner.cli_shared import err, out
+
+    line = " json_valid_rate: 0.921 (35 of 38 items; 95% CI 0.792-0.973) vs floor 0.850"
+    out.print(Text.assemble("  ", ("pass", "green"), line))
+    err.print(Text("warning: " + "the interval's lower bound is under the floor " * 3))
+    captured = capsys.readouterr()
+    assert len(captured.out.splitlines()) == 1, captured.out
+    assert len(captured.err.splitlines()) == 1, captured.err
