@@ -18,7 +18,8 @@ ENVIRONMENT_HELP = "\n\n".join(
         "HF_ENDPOINT is the address of the Hub every verb talks to. Without HF_ENDPOINT the "
         "real Hub, https://huggingface.co, is used. For the local Hub emulator, start "
         "`runner hub serve` and set HF_ENDPOINT=http://127.0.0.1:8765.",
-        "HF_TOKEN is the Hub access token the runner sends; it never appears in its output. "
+        "HF_TOKEN is the Hub access token the runner sends (unset: the one `hf auth login` "
+        "saved); it never appears in its output. "
         "validate, plan, smoke and reading public repos need none; status, reconcile, train, "
         "eval, space sync and dataset push stop at once without one (candidate repos are "
         "private), and writing needs write access to the repos adapter.yaml names.",

@@ -25,6 +25,14 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 FIXTURE_REPO = Path(__file__).resolve().parent / "fixtures" / "repo"
 
 
+@pytest.fixture(autouse=True)
+def no_stored_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's own `hf auth login` token never reaches a test (nor the emulator)."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", "/nonexistent/adapter-gitops/hf-token")
+
+
 @pytest.fixture
 def demo_repo(tmp_path: Path) -> Path:
     """A copy of a tiny, valid adapters repository with one adapter: `adapters/demo-v1`."""

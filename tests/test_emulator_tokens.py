@@ -113,3 +113,18 @@ def test_redaction_hides_the_secret_only_never_the_text_around_it() -> None:
         "header `Authorization: Bearer ***`; then retried"
     )
     assert redact(f"token {token}, unregistered") == "token hf_***, unregistered"
+
+
+def test_a_token_saved_by_hf_auth_login_is_used_when_hf_token_is_unset(
+    env: Any, repo: Path, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """As huggingface_hub itself does: the token file stands in for HF_TOKEN."""
+    from huggingface_hub import constants
+
+    saved = tmp_path / "token"
+    saved.write_text(TOKEN + "\n", encoding="utf-8")
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(saved))
+    monkeypatch.delenv("HF_TOKEN")
+    code, out, err = run_cli("status", "--repo", repo)
+    assert code == 0, out + err
+    assert "needs training" in out, out

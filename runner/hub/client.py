@@ -16,6 +16,7 @@ from huggingface_hub import (
     CommitOperationDelete,
     HfApi,
     SpaceRuntime,
+    constants,
     hf_hub_download,
 )
 from huggingface_hub.errors import (
@@ -105,6 +106,23 @@ class RepoRef:
         return self.repo_id if self.repo_type == "model" else f"{self.repo_type}s/{self.repo_id}"
 
 
+# `hf auth login` writes one token line; anything bigger is not that file.
+_STORED_TOKEN_LIMIT = 4096
+
+
+def stored_token() -> str | None:
+    """The token `hf auth login` saved, which huggingface_hub itself would send when HF_TOKEN
+    is unset; None when there is none. Read here, not through `get_token()`, because that may
+    exchange an OIDC token over the network."""
+    path = Path(constants.HF_TOKEN_PATH)
+    try:
+        if not path.is_file() or path.stat().st_size > _STORED_TOKEN_LIMIT:
+            return None
+        return path.read_text(encoding="utf-8").strip() or None
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
 class HubClient:
     def __init__(
         self,
@@ -115,7 +133,7 @@ class HubClient:
     ) -> None:
         self.endpoint = endpoint or os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT
         # An empty token means none: an empty Bearer header is not even valid HTTP.
-        self._token = token or os.environ.get("HF_TOKEN") or None
+        self._token = token or os.environ.get("HF_TOKEN") or stored_token()
         register_secret(self._token)
         install_log_redaction()
         self.retry = retry or RetryPolicy.from_env()
