@@ -459,13 +459,14 @@ def run_smoke(
     start = time.perf_counter()
     base = bundle.adapter.base_model
     _require_training_libraries()
-    from runner.train import train as script
-
-    script.quiet_kernels_notice()  # before anything below imports bitsandbytes
     with _work_folder(work_dir) as work, _quiet():
+        # The Hub first: a base it lacks (or no Hub at all) is said before torch loads (~5 s).
         tokenizer_dir, stand_in = _smoke_tokenizer(
             client, base.id, base.revision, work / "base-tokenizer", stand_in_tokenizer
         )
+        from runner.train import train as script
+
+        script.quiet_kernels_notice()  # before anything below imports bitsandbytes
         model_dir = build_smoke_model(tokenizer_dir, work / "model")
         training, notes = smoke_training(bundle.training, steps)
         outcome = _check_train_generate(
