@@ -608,3 +608,46 @@ def test_the_control_api_drives_faults_and_reads_the_request_log_over_http(hub: 
     statuses = [(e["path"], e["status"]) for e in log]
     assert statuses == [("/api/whoami-v2", 429), ("/api/whoami-v2", 200)]
     assert bad.status_code == 400
+
+
+# A Space app that says whether an earlier run left a file in its temporary directory, leaves
+# one, and pauses its Space.
+TMP_APP = """
+import os, tempfile
+from huggingface_hub import HfApi
+
+scratch = tempfile.gettempdir()
+marker = os.path.join(scratch, "left-by-an-earlier-run")
+found = os.path.exists(marker)
+open(marker, "w").write("x")
+api = HfApi(token=os.environ["HF_TOKEN"])
+api.upload_file(path_or_fileobj=f"{scratch}|{found}".encode(), path_in_repo="tmp.txt",
+                repo_id=os.environ["TARGET_REPO"])
+api.pause_space(os.environ["SPACE_ID"])
+"""
+
+
+def test_every_start_of_a_space_app_gets_an_empty_temporary_directory_of_its_own(
+    client: Client, hub: EmulatorServer, tmp_path: Path
+):
+    """As a Space's container does: a file the run left in /tmp (a kept adapter) is gone at
+    the next start, and never shared with the host or another emulator."""
+    write_files(tmp_path / "space", {"README.md": DOCKER_README, "app.py": TMP_APP})
+    result = client("""
+        space, target = "ainative/trainer", "ainative/trained-model"
+        api.create_repo(target)
+        api.create_repo(space, repo_type="space", space_sdk="docker")
+        api.add_space_secret(space, "HF_TOKEN", os.environ["HF_TOKEN"])
+        api.add_space_variable(space, "TARGET_REPO", target)
+        api.upload_folder(folder_path=work / "space", repo_id=space, repo_type="space")
+        seen = []
+        for _ in range(2):
+            wait_stage(space, ["PAUSED"])
+            seen.append(open(hf_hub_download(target, "tmp.txt", force_download=True)).read())
+            api.restart_space(space)
+        emit(seen)
+    """)
+    scratch = {line.split("|")[0] for line in result}
+    assert [line.split("|")[1] for line in result] == ["False", "False"], result
+    assert len(scratch) == 1
+    assert Path(scratch.pop()).is_relative_to(tmp_path / "hub-data"), result

@@ -349,12 +349,18 @@ class SpaceManager:
         namespace, name = split_repo_id(repo.id)
         home = workdir.parent / "home"
         home.mkdir(parents=True, exist_ok=True)
+        # A Space's container starts with an empty /tmp; the host's would hand what one run
+        # left there (train.py keeps its adapter in it) to the next start, or another emulator.
+        scratch = workdir.parent / "tmp"
+        shutil.rmtree(scratch, ignore_errors=True)
+        scratch.mkdir(parents=True)
         env = {k: os.environ[k] for k in _PASSTHROUGH if k in os.environ}
         env.update({k: v["value"] for k, v in settings.get("variables", {}).items()})
         env.update({k: v["value"] for k, v in settings.get("secrets", {}).items()})
         env.update(
             {
                 "HOME": str(home),
+                "TMPDIR": str(scratch),
                 "HF_HOME": str(home / ".cache" / "huggingface"),
                 "PYTHONUNBUFFERED": "1",
                 "HF_ENDPOINT": self.endpoint,
