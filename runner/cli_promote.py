@@ -1,4 +1,4 @@
-"""CLI verbs that converge the Hub to git: `reconcile` and `status`."""
+"""CLI verbs that converge the Hub to git: `doctor`, `reconcile` and `status`."""
 
 from __future__ import annotations
 
@@ -94,6 +94,33 @@ def training_estimates(
         return []
     policies = load_policies(workspace)
     return [make_plan(workspace, bundle.directory, policies).estimate for bundle in training]
+
+
+@app.command()
+def doctor(repo: RepoOption = None) -> None:
+    """Check, read-only, that the Hub account can do what the specs ask, before anything is
+    spent: the token and its role, write access to every namespace the specs name, each base
+    model at its pinned revision, each training Space. Exit 1 if any check fails.
+
+    Run it first against your own account (HF_ENDPOINT unset, HF_TOKEN set); the promote
+    workflow runs it before reconcile.
+
+    Example: runner doctor --repo .
+    """
+    from runner.doctor import run_doctor
+    from runner.report.doctor import doctor_markdown, mark
+
+    workspace = workspace_for(repo)
+    with err.status("checking the Hub account"):
+        checks = run_doctor(_bundles(workspace), load_policies(workspace), HubClient())
+    for check in checks:  # a line each, not a table: a CI log keeps ids and fixes whole
+        out.print(f"{mark(check)} {check.area} {check.subject}: {check.detail}")
+        if check.fix:
+            out.print(f"   fix: {check.fix}")
+    write_step_summary(doctor_markdown(checks))
+    failed = [check for check in checks if not check.passed]
+    out.print(f"{len(checks) - len(failed)} of {len(checks)} checks pass")
+    raise typer.Exit(1 if failed else 0)
 
 
 @app.command()

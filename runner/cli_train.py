@@ -12,8 +12,8 @@ from rich.text import Text
 from runner.cli_shared import AdapterArg, RepoOption, app, dataset_app, err, out, workspace_for
 from runner.errors import RunnerError
 from runner.hub.client import HubClient
+from runner.policy.access import require_writable
 from runner.policy.loading import load_policies
-from runner.policy.repos import require_allowed_repos
 from runner.report.console import print_decision
 from runner.report.progress import TrainProgress
 from runner.specs import require_adapter
@@ -47,11 +47,10 @@ def dataset_push(adapter: AdapterArg, repo: RepoOption = None) -> None:
 
     workspace = workspace_for(repo)
     bundle = require_adapter(workspace, adapter)
-    require_allowed_repos(load_policies(workspace).repos, bundle)
+    client = HubClient().require_token("dataset push")
+    require_writable(load_policies(workspace).repos, client, bundle)
     with err.status(f"pushing {bundle.dataset.name} {bundle.dataset.version}"):
-        pushed = push_dataset(
-            bundle.dataset, workspace.root, HubClient().require_token("dataset push")
-        )
+        pushed = push_dataset(bundle.dataset, workspace.root, client)
     state = "pushed and tagged" if pushed.created else "already on the Hub"
     out.print(f"{pushed.repo_id}@{pushed.version} {state}: commit {pushed.commit}", soft_wrap=True)
 
@@ -73,7 +72,7 @@ def space_sync(adapter: AdapterArg, timeout: TimeoutOption = None, repo: RepoOpt
     bundle = require_adapter(workspace, adapter)
     client = HubClient().require_token("space sync")
     policies = load_policies(workspace)
-    require_allowed_repos(policies.repos, bundle)  # before the dataset push, the first write
+    require_writable(policies.repos, client, bundle)  # before the dataset push, the first write
     rid = run_id(bundle, workspace.root)
     config = run_config(bundle, workspace.root, client, rid)
     limits = watch_limits(bundle, workspace.root, policies, timeout * 60 if timeout else None)
@@ -198,11 +197,11 @@ def evaluate(
 
     workspace = workspace_for(repo)
     bundle = require_adapter(workspace, adapter)
+    client = HubClient().require_token("eval")
     if upload:  # it writes to the candidates repo: only one the allowlist gives this spec
-        require_allowed_repos(load_policies(workspace).repos, bundle)
+        require_writable(load_policies(workspace).repos, client, bundle)
     rid = run or run_id(bundle, workspace.root)
     folder = out_dir or workspace.root / ".runs" / rid
-    client = HubClient().require_token("eval")
     with err.status(f"evaluating {bundle.dirname} run {rid}"):
         report = evaluate_candidate(
             bundle,

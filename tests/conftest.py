@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from huggingface_hub import constants as hf_constants
 
 from runner.cli import main
 from runner.hub.client import HubClient
@@ -22,6 +23,12 @@ from runner.workspace import Workspace
 from tests.github_standin import github  # noqa: F401  (a fixture for every test module)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# Tests talk only to the emulator, which serves LFS and not Xet (no Xet storage offline): a
+# test's own HfApi upload of a binary or .gitattributes-matched file takes LFS, as the README
+# asks of any script that uploads to the local Hub. The runner does the same for itself.
+os.environ["HF_HUB_DISABLE_XET"] = "1"
+hf_constants.HF_HUB_DISABLE_XET = True
 FIXTURE_REPO = Path(__file__).resolve().parent / "fixtures" / "repo"
 
 

@@ -126,11 +126,12 @@ MALFORMED: list[tuple[str, str, str, bytes | None, str | None, int]] = [
         None,
         400,
     ),
-    ("path-nul", "POST", COMMIT, ndjson(HEADER, add("a\x00b")), None, 400),
-    ("path-newline", "POST", COMMIT, ndjson(HEADER, add("a\nb.txt")), None, 400),
+    # A path no repo may hold is a 422 wherever it arrives, as the Hub answers it.
+    ("path-nul", "POST", COMMIT, ndjson(HEADER, add("a\x00b")), None, 422),
+    ("path-newline", "POST", COMMIT, ndjson(HEADER, add("a\nb.txt")), None, 422),
     ("path-lone-surrogate", "POST", COMMIT, ndjson(HEADER, add("\ud800.txt")), None, 400),
-    ("path-part-too-long", "POST", COMMIT, ndjson(HEADER, add(LONG_PART)), None, 400),
-    ("path-too-long", "POST", COMMIT, ndjson(HEADER, add(LONG_PATH)), None, 400),
+    ("path-part-too-long", "POST", COMMIT, ndjson(HEADER, add(LONG_PART)), None, 422),
+    ("path-too-long", "POST", COMMIT, ndjson(HEADER, add(LONG_PATH)), None, 422),
     (
         "deleted-file-value-string",
         "POST",
@@ -153,7 +154,7 @@ MALFORMED: list[tuple[str, str, str, bytes | None, str | None, int]] = [
         COMMIT,
         ndjson(HEADER, {"key": "deletedFile", "value": {"path": "data/../data/file.txt"}}),
         None,
-        400,
+        422,
     ),
     (
         "deleted-folder-value-number",
@@ -179,7 +180,7 @@ MALFORMED: list[tuple[str, str, str, bytes | None, str | None, int]] = [
         f"{MODEL}/preupload/main",
         json.dumps({"files": [{"path": "a\x00b", "size": 1, "sample": ""}]}).encode(),
         JSON_TYPE,
-        400,
+        422,
     ),
     (
         "preupload-negative-size",
@@ -217,14 +218,14 @@ MALFORMED: list[tuple[str, str, str, bytes | None, str | None, int]] = [
         400,
     ),
     ("paths-info-form-not-utf8", "POST", PATHS_INFO, b"\xff\xfe", FORM_TYPE, 400),
-    ("paths-info-form-nul", "POST", PATHS_INFO, b"paths=a%00b", FORM_TYPE, 400),
+    ("paths-info-form-nul", "POST", PATHS_INFO, b"paths=a%00b", FORM_TYPE, 422),
     (
         "paths-info-form-dotdot",
         "POST",
         PATHS_INFO,
         b"paths=..%2Fdata",
         FORM_TYPE,
-        400,
+        422,
     ),
     (
         "paths-info-leading-slash",
@@ -232,7 +233,7 @@ MALFORMED: list[tuple[str, str, str, bytes | None, str | None, int]] = [
         PATHS_INFO,
         b"paths=%2Fdata",
         FORM_TYPE,
-        400,
+        422,
     ),
     (
         # The Hub answers 413 "too many parameters" above 1,000 paths.
@@ -244,15 +245,15 @@ MALFORMED: list[tuple[str, str, str, bytes | None, str | None, int]] = [
         413,
     ),
     # -- tree, downloads, refs ----------------------------------------------------------------
-    ("tree-path-nul", "GET", f"{MODEL}/tree/main/data%00x", None, None, 400),
-    ("resolve-path-nul", "GET", "/ainative/repo/resolve/main/data%00x", None, None, 400),
+    ("tree-path-nul", "GET", f"{MODEL}/tree/main/data%00x", None, None, 422),
+    ("resolve-path-nul", "GET", "/ainative/repo/resolve/main/data%00x", None, None, 422),
     (
         "resolve-dotdot",
         "GET",
         "/ainative/repo/resolve/main/..%2F..%2Fetc%2Fpasswd",
         None,
         None,
-        400,
+        422,
     ),
     ("revision-nul", "GET", f"{MODEL}/revision/ma%00in", None, None, 404),
     (

@@ -109,6 +109,7 @@ def make_client(endpoint: str, work: Path) -> Client:
             HF_HOME=str(hf_home or work / "hf-home"),
             HF_HUB_DISABLE_TELEMETRY="1",
             HF_HUB_DISABLE_PROGRESS_BARS="1",
+            HF_HUB_DISABLE_XET="1",  # the emulator has no Xet storage: binary files take LFS
             EMULATOR_TEST_WORK=str(work),
         )
         if token:

@@ -73,14 +73,18 @@ def test_train_script_retries_and_times_out_like_the_runner() -> None:
     assert ours == {name: getattr(retry.RetryPolicy(), name) for name in ours}
     knobs = ("ENV_TIMEOUT", "ENV_DEADLINE", "ENV_TRANSFER_DEADLINE")
     assert [getattr(script, k) for k in knobs] == [getattr(retry, k) for k in knobs]
+    assert script.WINDOW_MARGIN == retry.WINDOW_MARGIN
     for headers in (
         {"Retry-After": "7"},
         {"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"},
         {"RateLimit": '"api";r=0;t=55'},
         {"RateLimit": '"api";r=3;t=55'},
+        {"Retry-After": "7", "RateLimit": '"api";r=0;t=55'},
         {},
     ):
-        assert script.wait_hint(httpx2.Headers(headers)) == retry.wait_hint(httpx2.Headers(headers))
+        for status in (429, 503):
+            theirs = script.wait_hint(status, httpx2.Headers(headers))
+            assert theirs == retry.wait_hint(status, httpx2.Headers(headers))
     steady = dataclasses.replace(script.RetryPolicy(), jitter=0.0)
     runner_steady = dataclasses.replace(retry.RetryPolicy(), jitter=0.0)
     assert [steady.backoff(n) for n in range(1, 8)] == [

@@ -4,14 +4,18 @@ do. Tokens are redacted from every message it lets out."""
 
 from __future__ import annotations
 
+import math
 import os
+import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from huggingface_hub import (
+    CommitInfo,
     CommitOperationAdd,
     CommitOperationDelete,
     HfApi,
@@ -28,13 +32,12 @@ from huggingface_hub.hf_api import RepoFile
 from huggingface_hub.utils import filter_repo_objects
 
 from runner.errors import InputError, RunnerError
-from runner.hashing import git_blob_id
+from runner.hashing import git_blob_id, sha256_of
 from runner.hub import session
 from runner.hub.redact import install_log_redaction, redact, register_secret
 from runner.hub.retry import (
-    ENV_DEADLINE,
     ENV_TIMEOUT,
-    ENV_TRANSFER_DEADLINE,
+    Failure,
     GaveUp,
     RetryPolicy,
     Unreachable,
@@ -50,6 +53,10 @@ RepoType = Literal["model", "dataset", "space"]
 T = TypeVar("T")
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
+
+# A trailer in each commit's description, unique to one call: how a retry recognises the
+# commit an earlier attempt made when the Hub's answer to it was lost.
+COMMIT_MARKER = "Runner-Commit-Id"
 
 _WHAT_TO_DO = {
     403: "the token may not do this; use a token with write access to the repo's owner",
@@ -97,6 +104,42 @@ class StaleParentError(HubError):
     """The branch head moved after the parent commit was read; nothing was overwritten."""
 
 
+# Organisation roles that may create and write repos (the Hub's "read" may not).
+WRITING_ROLES = frozenset({"admin", "write", "contributor"})
+
+
+@dataclass(frozen=True)
+class Account:
+    """Who the token is and what it may write, as the Hub's whoami says it."""
+
+    name: str
+    org_roles: dict[str, str]  # organisation -> the user's role in it
+    token_role: str | None  # "read", "write" or "fineGrained"
+    scoped_writes: frozenset[str]  # with a fine-grained token: namespaces it may write
+
+    def can_write(self, namespace: str) -> bool:
+        if self.token_role == "read":
+            return False
+        if self.token_role == "fineGrained":
+            return namespace in self.scoped_writes
+        return namespace == self.name or self.org_roles.get(namespace) in WRITING_ROLES
+
+
+def _account(payload: dict[str, Any]) -> Account:
+    token = (payload.get("auth") or {}).get("accessToken") or {}
+    scoped = (token.get("fineGrained") or {}).get("scoped") or []
+    return Account(
+        name=str(payload.get("name")),
+        org_roles={str(o.get("name")): str(o.get("roleInOrg")) for o in payload.get("orgs") or []},
+        token_role=token.get("role"),
+        scoped_writes=frozenset(
+            str((scope.get("entity") or {}).get("name"))
+            for scope in scoped
+            if "repo.write" in (scope.get("permissions") or [])
+        ),
+    )
+
+
 @dataclass(frozen=True)
 class RepoRef:
     repo_id: str
@@ -139,6 +182,8 @@ class HubClient:
         self.retry = retry or RetryPolicy.from_env()
         session.install()
         self.cache_dir = cache_dir
+        if not serves_xet(self.endpoint):
+            constants.HF_HUB_DISABLE_XET = True
         self._api = HfApi(endpoint=self.endpoint, token=self._token)
 
     def __repr__(self) -> str:
@@ -150,6 +195,8 @@ class HubClient:
         env = {"HF_ENDPOINT": self.endpoint}
         if self._token:
             env["HF_TOKEN"] = self._token
+        if not serves_xet(self.endpoint):
+            env["HF_HUB_DISABLE_XET"] = "1"
         return env
 
     def _run(
@@ -164,7 +211,8 @@ class HubClient:
         """`call()` as one operation: retried within its budget and deadline (`transfer`:
         the generous one, for uploads and downloads), failing as one clear HubError."""
         try:
-            return with_retries(call, self.retry, transfer=transfer)
+            host = urlsplit(self.endpoint).hostname
+            return with_retries(call, self.retry, transfer=transfer, host=host)
         except Exception as error:
             setup = _setup_error(operation, str(repo), error, path, self)
             if setup is not None:
@@ -190,6 +238,13 @@ class HubClient:
 
     def whoami(self) -> str:
         return self._run("whoami", self.endpoint, lambda: self._api.whoami()["name"])
+
+    def account(self) -> Account:
+        return _account(self._run("whoami", self.endpoint, self._api.whoami))
+
+    def space_sdk(self, space: str) -> str | None:
+        repo = RepoRef(space, "space")
+        return self._run("read Space", repo, lambda: self._api.space_info(space).sdk)
 
     def ensure_repo(self, repo: RepoRef, *, private: bool = True) -> bool:
         """Create the repo unless it exists. True when this call created it: only then is a
@@ -245,43 +300,88 @@ class HubClient:
             for path, content in files.items()
         ]
         operations += [CommitOperationDelete(path_in_repo=path) for path in delete]
-        info = self._run(
+        return self._commit_once(
             "commit to",
             repo,
-            lambda: self._api.create_commit(
+            revision,
+            lambda marker: self._api.create_commit(
                 repo.repo_id,
                 operations,
                 commit_message=message,
+                commit_description=marker,
                 repo_type=repo.repo_type,
                 revision=revision,
                 parent_commit=parent_commit,
             ),
-            transfer=True,
         )
-        return str(info.oid)
+
+    def _commit_once(
+        self,
+        operation: str,
+        repo: RepoRef,
+        revision: str,
+        create: Callable[[str], CommitInfo],
+    ) -> str:
+        """The id of the commit `create(marker)` makes, made once even when the Hub's answer
+        is lost (the commit landed, the reply did not): before each retry, and before a
+        failure says nothing was written, the branch is searched for this call's marker, and
+        a commit found is the result. Without this, a retry doubles the commit, or meets its
+        own commit as a moved parent (412)."""
+        marker = f"{COMMIT_MARKER}: {uuid.uuid4().hex}"
+        attempts = 0
+
+        def attempt() -> str:
+            nonlocal attempts
+            attempts += 1
+            landed = self._find_commit(repo, revision, marker) if attempts > 1 else None
+            return landed or str(create(marker).oid)
+
+        try:
+            return self._run(operation, repo, attempt, transfer=True)
+        except HubError:
+            landed = self._landed_commit(repo, revision, marker)
+            if landed is None:
+                raise
+            return landed
+
+    def _find_commit(self, repo: RepoRef, revision: str, marker: str) -> str | None:
+        commits = self._api.list_repo_commits(
+            repo.repo_id, repo_type=repo.repo_type, revision=revision
+        )
+        return next((c.commit_id for c in commits if marker in f"{c.title}\n{c.message}"), None)
+
+    def _landed_commit(self, repo: RepoRef, revision: str, marker: str) -> str | None:
+        """The commit carrying `marker` on `revision`, as its own operation; None when it is
+        not there, or the Hub cannot say."""
+        try:
+            return self._run(
+                "look for the commit on", repo, lambda: self._find_commit(repo, revision, marker)
+            )
+        except (HubError, HubSetupError):
+            return None
 
     def sync_folder(
         self, repo: RepoRef, folder: Path, message: str, *, parent_commit: str | None = None
     ) -> str:
         """Make the repo hold exactly `folder`: changed files uploaded, stray files deleted,
         in one commit; unchanged files are not sent again."""
-        info = self._run(
+        return self._commit_once(
             "sync folder to",
             repo,
-            lambda: self._api.upload_folder(
+            "main",
+            lambda marker: self._api.upload_folder(
                 repo_id=repo.repo_id,
                 repo_type=repo.repo_type,
                 folder_path=folder,
                 commit_message=message,
+                commit_description=marker,
                 delete_patterns="*",
                 parent_commit=parent_commit,
             ),
-            transfer=True,
         )
-        return str(info.oid)
 
-    def file_oids(self, repo: RepoRef, revision: str = "main") -> dict[str, str]:
-        """Path -> git blob id of every file at `revision` (what preupload compares)."""
+    def files_at(self, repo: RepoRef, revision: str = "main") -> dict[str, RepoFile]:
+        """Path -> listing (blob id, size, LFS info) of every file at `revision`."""
         items = self._run(
             "list files of",
             repo,
@@ -291,7 +391,11 @@ class HubClient:
                 )
             ),
         )
-        return {item.path: item.blob_id for item in items if isinstance(item, RepoFile)}
+        return {item.path: item for item in items if isinstance(item, RepoFile)}
+
+    def file_oids(self, repo: RepoRef, revision: str = "main") -> dict[str, str]:
+        """Path -> git blob id of every file at `revision` (for an LFS file, its pointer's)."""
+        return {path: item.blob_id for path, item in self.files_at(repo, revision).items()}
 
     def commit_holding(
         self, repo: RepoRef, files: Mapping[str, Path], revision: str = "main"
@@ -300,10 +404,13 @@ class HubClient:
         file) with the same content, else None (also when the repo or revision is missing)."""
         try:
             head = self.head(repo, revision)
-            remote = self.file_oids(repo, revision=head)
+            remote = self.files_at(repo, revision=head)
         except NotFoundError:
             return None
-        same = all(remote.get(path) == git_blob_id(local) for path, local in files.items())
+        same = all(
+            path in remote and holds_same_bytes(remote[path], local)
+            for path, local in files.items()
+        )
         return head if same else None
 
     def refs(self, repo: RepoRef) -> Refs:
@@ -404,11 +511,13 @@ class HubClient:
             path=key,
         )
 
-    def request_space_hardware(self, space: str, hardware: str) -> None:
+    def request_space_hardware(
+        self, space: str, hardware: str, *, sleep_time: int | None = None
+    ) -> None:
         self._run(
             "request hardware for",
             RepoRef(space, "space"),
-            lambda: self._api.request_space_hardware(space, hardware),  # type: ignore[arg-type]
+            lambda: self._api.request_space_hardware(space, hardware, sleep_time=sleep_time),  # type: ignore[arg-type]
         )
 
     def space_runtime(self, space: str) -> SpaceState:
@@ -444,6 +553,24 @@ class HubClient:
         with independent_requests():
             for line in self._api.fetch_space_logs(space, follow=True):
                 yield redact(line.rstrip("\n"))
+
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def serves_xet(endpoint: str) -> bool:
+    """huggingface_hub uploads through Xet whenever hf_xet is installed, without asking the
+    server. The local Hub emulator (it only listens on a loopback address) has no Xet storage,
+    so against it the client is told to take the LFS batch API, which the emulator serves."""
+    return urlsplit(endpoint).hostname not in LOOPBACK_HOSTS
+
+
+def holds_same_bytes(remote: RepoFile, local: Path) -> bool:
+    """An LFS file's blob id is the sha1 of its LFS pointer, never of the bytes: such a file
+    is compared by the sha256 the listing gives, a regular one by its git blob id."""
+    if remote.lfs is not None:
+        return remote.lfs.sha256 == sha256_of(local)
+    return remote.blob_id == git_blob_id(local)
 
 
 @dataclass(frozen=True)
@@ -514,7 +641,9 @@ def _hub_error(
         error, RepositoryNotFoundError | RevisionNotFoundError | RemoteEntryNotFoundError
     ):
         detail = "not found; check the repo id, revision and path (a private repo needs HF_TOKEN)"
-        return NotFoundError(operation, repo, detail, path=path, status=status)
+        return NotFoundError(
+            operation, repo, _with_request_id(detail, error), path=path, status=status
+        )
     if stopped is not None and stopped.reason != "attempts":
         detail = _out_of_time(stopped)
     elif status is None:
@@ -529,7 +658,16 @@ def _hub_error(
     else:
         detail = f"HTTP {status}: {server or str(error).splitlines()[0]}"
     kind = StaleParentError if status == 412 else HubError
-    return kind(operation, repo, detail, path=path, status=status)
+    return kind(operation, repo, _with_request_id(detail, error), path=path, status=status)
+
+
+def _with_request_id(detail: str, error: Exception) -> str:
+    """The Hub's id for the failed request (the last one, after retries), when it sent one:
+    what HF support asks for."""
+    stopped = gave_up(error)
+    last = stopped.last if stopped is not None else None
+    request_id = getattr(error, "request_id", None) or (last.request_id if last else None)
+    return f"{detail} (request id: {request_id})" if request_id else detail
 
 
 def _unanswered(error: Exception, stopped: GaveUp | None, policy: RetryPolicy) -> str:
@@ -548,19 +686,35 @@ def _unanswered(error: Exception, stopped: GaveUp | None, policy: RetryPolicy) -
 
 
 def _out_of_time(stopped: GaveUp) -> str:
-    wait = stopped.last.wait if stopped.last is not None else None
-    if stopped.reason == "wait" and wait is not None:
-        return (
-            f"rate limited (HTTP {stopped.status}): the Hub asks to wait {wait:g} s, longer than "
-            f"this operation may still wait ({stopped.max_wait} s); try again in {wait:g} s"
-        )
-    knob = ENV_TRANSFER_DEADLINE if stopped.transfer else ENV_DEADLINE
+    last = stopped.last
+    if stopped.reason == "wait" and last is not None and last.wait is not None:
+        return _past_deadline(stopped, last, last.wait)
+    knob = stopped.env_var
     tries = (
         f" ({stopped.failures} failed attempts, the last: {stopped.last})" if stopped.last else ""
     )
     return (
         f"no result within {stopped.limit:g} s{tries}; the Hub is slow or not answering: try "
         f"again later ({knob} sets the time allowed)"
+    )
+
+
+def _past_deadline(stopped: GaveUp, last: Failure, wait: float) -> str:
+    """A wait the Hub asked for (`last`'s) that ends after the operation's deadline: when it
+    ends, and the setting that would let the runner wait it out."""
+    ends = time.strftime("%H:%M:%S UTC", time.gmtime(stopped.at + wait))
+    if last.window is not None:
+        asked = (
+            f"the Hub's rate limit for {last.window.resource_type} is spent and resets in "
+            f"{last.window.reset_in_seconds} s, at {ends}"
+        )
+    else:
+        asked = f"the Hub asks to wait {wait:g} s, until {ends}"
+    return (
+        f"rate limited (HTTP {stopped.status}): {asked}, past this operation's deadline "
+        f"({stopped.max_wait} s left of {stopped.limit:g} s); try again after {ends}, or set "
+        f"{stopped.env_var} above {math.ceil(stopped.limit - stopped.max_wait + wait)} "
+        "to wait it out"
     )
 
 

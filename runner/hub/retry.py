@@ -7,8 +7,9 @@ downloads) and `with_retries` retries the rest; both spend the same budget (the 
 in `runner.hub.session` counts every failure), so attempts never multiply. A refused
 connection or a host name that does not resolve means no Hub is there to answer: the
 operation ends at the first one (GaveUp "unreachable"), since no retry within seconds would
-find one. A 429's `Retry-After` (or, without it, the `t` of its `RateLimit` header) is
-waited for when the deadline allows, and ends the operation at once otherwise.
+find one. A 429 is waited out when the deadline allows (saying so in a warning), and ends
+the operation at once otherwise: the Hub's `RateLimit: "api";r=0;t=N` (its windows last
+minutes) is read first, as huggingface_hub does, then `Retry-After`.
 
 Timeouts are about silence (connecting, or the next bytes of a request or an answer): a
 transfer that keeps moving bytes is never cut by one. The deadline is about the whole
@@ -17,6 +18,7 @@ operation: short for reads of metadata, generous for uploads and downloads of we
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import random
@@ -30,16 +32,20 @@ from typing import Literal, TypeVar
 
 import httpx2  # huggingface_hub's HTTP stack: its transport errors are what a flaky Hub raises
 from huggingface_hub.errors import HfHubHTTPError
+from huggingface_hub.utils import RateLimitInfo, parse_ratelimit_headers
 
 from runner.errors import InputError
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 
 # The knobs, in seconds; tests set them small, a slow network sets them large.
 ENV_TIMEOUT = "RUNNER_HUB_TIMEOUT"
 ENV_DEADLINE = "RUNNER_HUB_DEADLINE"
 ENV_TRANSFER_DEADLINE = "RUNNER_HUB_TRANSFER_DEADLINE"
+# The Hub gives a window's reset in whole seconds: a retry that arrives early costs an attempt.
+WINDOW_MARGIN = 1.0
 
 
 @dataclass(frozen=True)
@@ -48,7 +54,6 @@ class RetryPolicy:
     unreachable_attempts: int = 1  # refused or unresolvable: retrying finds no Hub either
     base_delay: float = 0.5
     max_delay: float = 8.0
-    max_retry_after: float = 300.0  # one rate-limit window of the real Hub
     jitter: float = 0.25
     timeout: float = 60.0  # of silence: to connect, or between bytes sent or received
     deadline: float = 600.0  # a whole read of metadata, retries included
@@ -84,15 +89,22 @@ def _seconds(env: Mapping[str, str], name: str) -> float:
 @dataclass(frozen=True)
 class Failure:
     """One failed request: its transient status, or the transport error it ended with, and
-    the wait the Hub asked for."""
+    the wait the Hub asked for (`window`: the spent rate limit it comes from, if it said)."""
 
     status: int | None = None
     error: BaseException | None = None
     wait: float | None = None
+    window: RateLimitInfo | None = None
+    request_id: str | None = None  # the Hub's id for the failed answer, for support
+    # To another host than the operation's Hub (huggingface_hub's own side requests, such as
+    # its agent registry at huggingface.co): that host being unreachable says nothing of ours.
+    foreign: bool = False
 
     @property
     def unreachable(self) -> bool:
-        return self.error is not None and unreachable_cause(self.error) is not None
+        if self.foreign or self.error is None:
+            return False
+        return unreachable_cause(self.error) is not None
 
     @property
     def timed_out(self) -> bool:
@@ -100,6 +112,15 @@ class Failure:
 
     def __str__(self) -> str:
         return f"HTTP {self.status}" if self.status else type(self.error).__name__
+
+    def waiting(self) -> str:
+        """The warning for a wait about to be waited out."""
+        if self.window is not None:
+            return (
+                f"the Hub's rate limit for {self.window.resource_type} resets in "
+                f"{self.window.reset_in_seconds} s; waiting"
+            )
+        return f"the Hub asks to wait {self.wait:g} s ({self}); waiting"
 
 
 GiveUpReason = Literal["attempts", "unreachable", "deadline", "wait"]
@@ -117,15 +138,19 @@ class GaveUp(Exception):
         self.last = operation.last
         self.limit = operation.limit
         # The longest wait the operation could still have afforded, for the message.
-        self.max_wait = math.floor(
-            min(operation.policy.max_retry_after, max(operation.time_left(), 0.0))
-        )
+        self.max_wait = math.floor(max(operation.time_left(), 0.0))
         self.transfer = operation.transfer
+        self.at = time.time()  # a wait the Hub asked for runs from here: when it ends
         super().__init__(f"gave up ({reason}) after {self.failures} failed attempts")
 
     @property
     def status(self) -> int | None:
         return self.last.status if self.last else None
+
+    @property
+    def env_var(self) -> str:
+        """The setting that allows this operation more time."""
+        return ENV_TRANSFER_DEADLINE if self.transfer else ENV_DEADLINE
 
 
 @dataclass(eq=False)  # one operation is only ever itself
@@ -134,6 +159,7 @@ class Operation:
 
     policy: RetryPolicy
     transfer: bool = False
+    host: str | None = None  # the Hub's; None: every request counts as the Hub's
     started: float = field(default_factory=time.monotonic)
     failures: int = 0
     unreachable: int = 0
@@ -162,19 +188,20 @@ class Operation:
             self.last = failure
         if self._spent():
             return GaveUp(self._spent_reason(), self)
-        if failure.wait is not None and failure.wait > min(
-            self.policy.max_retry_after, self.time_left()
-        ):
+        if failure.wait is not None and failure.wait >= self.time_left():
             return GaveUp("wait", self)
+        if failure.wait:
+            log.warning(failure.waiting())
         return None
 
     def pause(self) -> None:
         """Wait before the next attempt: what the Hub asked for, else our backoff; raises
         GaveUp when the deadline would pass first."""
         last = self.last
+        asked = last is not None and last.wait is not None
         wait = last.wait if last and last.wait is not None else self.policy.backoff(self.failures)
         if wait >= self.time_left():
-            raise GaveUp("deadline", self)
+            raise GaveUp("wait" if asked else "deadline", self)
         self.policy.sleep(wait)
 
     def _spent(self) -> bool:
@@ -206,9 +233,11 @@ def current_operation() -> Operation | None:
 
 
 @contextmanager
-def operation(policy: RetryPolicy, *, transfer: bool = False) -> Iterator[Operation]:
+def operation(
+    policy: RetryPolicy, *, transfer: bool = False, host: str | None = None
+) -> Iterator[Operation]:
     """Make this thread's requests (and its helpers') spend one new budget."""
-    current = Operation(policy, transfer)
+    current = Operation(policy, transfer, host)
     previous = getattr(_local, "operation", None)
     _local.operation = current
     with _in_flight_lock:
@@ -233,10 +262,12 @@ def independent_requests() -> Iterator[None]:
         _local.operation = previous
 
 
-def with_retries(call: Callable[[], T], policy: RetryPolicy, *, transfer: bool = False) -> T:
-    """`call()` as one operation, retried on transient failures within its budget; the last
-    failure is re-raised, or GaveUp when the budget ended it."""
-    with operation(policy, transfer=transfer) as current:
+def with_retries(
+    call: Callable[[], T], policy: RetryPolicy, *, transfer: bool = False, host: str | None = None
+) -> T:
+    """`call()` as one operation against the Hub at `host`, retried on transient failures
+    within its budget; the last failure is re-raised, or GaveUp when the budget ended it."""
+    with operation(policy, transfer=transfer, host=host) as current:
         while True:
             counted = current.failures
             try:
@@ -253,8 +284,7 @@ def with_retries(call: Callable[[], T], policy: RetryPolicy, *, transfer: bool =
 def failure_of(error: BaseException) -> Failure:
     for cause in _chain(error):
         if isinstance(cause, HfHubHTTPError) and cause.response is not None:
-            response = cause.response
-            return Failure(status=response.status_code, wait=wait_hint(response.headers))
+            return answer_failure(cause.response.status_code, cause.response.headers)
         if isinstance(cause, httpx2.TransportError):
             return Failure(error=cause)
     return Failure(error=error)
@@ -298,23 +328,40 @@ def timed_out(error: BaseException) -> bool:
     return any(isinstance(cause, httpx2.TimeoutException) for cause in _chain(error))
 
 
-def wait_hint(headers: Mapping[str, str]) -> float | None:
-    """Seconds the Hub asks us to wait: `Retry-After`, else the `t` of a spent `RateLimit`
-    window (`"api";r=0;t=55`, the real Hub's 429)."""
-    retry_after = headers.get("Retry-After")
-    if retry_after is not None:
-        try:
-            return max(float(retry_after), 0.0)
-        except ValueError:
-            return None  # an HTTP date: rare enough to fall back on our backoff
-    window = dict(
-        part.strip().split("=", 1)
-        for part in headers.get("RateLimit", "").split(";")
-        if "=" in part
+def answer_failure(status: int, headers: Mapping[str, str]) -> Failure:
+    """A failed answer, the wait it asks for and the rate-limit window it comes from."""
+    return Failure(
+        status=status,
+        wait=wait_hint(status, headers),
+        window=spent_window(status, headers),
+        request_id=headers.get("X-Request-Id"),
     )
-    if window.get("r") == "0" and window.get("t", "").isdigit():
-        return float(window["t"])
-    return None
+
+
+def spent_window(status: int, headers: Mapping[str, str]) -> RateLimitInfo | None:
+    """The Hub's rate-limit window that a 429 says is spent (`RateLimit: "api";r=0;t=55`).
+    The Hub sends `RateLimit` on every answer: only a 429 makes it the reason."""
+    window = parse_ratelimit_headers(headers) if status == 429 else None
+    return window if window is not None and window.remaining == 0 else None
+
+
+def wait_hint(status: int, headers: Mapping[str, str]) -> float | None:
+    """Seconds the Hub asks us to wait: until a spent window resets (read first, as
+    huggingface_hub does), else `Retry-After`."""
+    window = spent_window(status, headers)
+    if window is not None:
+        return window.reset_in_seconds + WINDOW_MARGIN
+    return _retry_after(headers)
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    retry_after = headers.get("Retry-After")
+    if retry_after is None:
+        return None
+    try:
+        return max(float(retry_after), 0.0)
+    except ValueError:
+        return None  # an HTTP date: rare enough to fall back on our backoff
 
 
 def _chain(error: BaseException) -> list[BaseException]:

@@ -25,8 +25,8 @@ from runner.hub.retry import (
     GaveUp,
     Operation,
     RetryPolicy,
+    answer_failure,
     current_operation,
-    wait_hint,
 )
 
 _install_lock = threading.Lock()
@@ -50,7 +50,8 @@ class BoundedClient(httpx2.Client):
         try:
             response = super().send(request, stream=True, **kwargs)
         except httpx2.TransportError as error:
-            _fail(operation, Failure(error=error), error)
+            foreign = operation is not None and operation.host not in (None, request.url.host)
+            _fail(operation, Failure(error=error, foreign=foreign), error)
             raise
         if operation is not None:
             _check_status(response, operation)
@@ -97,8 +98,7 @@ def _bound_timeouts(request: httpx2.Request, operation: Operation | None) -> Non
 def _check_status(response: httpx2.Response, operation: Operation) -> None:
     if response.status_code not in RETRY_STATUS:
         return
-    failure = Failure(status=response.status_code, wait=wait_hint(response.headers))
-    ending = operation.record(failure)
+    ending = operation.record(answer_failure(response.status_code, response.headers))
     if ending is not None:
         response.close()
         raise ending

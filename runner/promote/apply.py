@@ -23,8 +23,8 @@ from runner.evaluate.pipeline import (
 )
 from runner.gitutil import head_commit
 from runner.hub.client import HubClient, HubSetupError, NotFoundError, RepoRef
+from runner.policy.access import require_writable
 from runner.policy.loading import Policies
-from runner.policy.repos import require_allowed_repos
 from runner.promote.card import Provenance, withdrawn_card
 from runner.promote.lock import HubLock, LockRecord, default_owner
 from runner.promote.promote import Promotion, promote, read_record, version_tag
@@ -96,7 +96,7 @@ def _carry_out(state: AdapterState, ctx: Context) -> Outcome | None:
     bundle = state.bundle
     assert bundle is not None
     assert state.run_id is not None
-    require_allowed_repos(ctx.policies.repos, bundle)  # a spec that skipped validate too
+    require_writable(ctx.policies.repos, ctx.client, bundle)  # a spec that skipped validate too
     if state.action is Action.REPAIR:
         if not ctx.repair_drift:
             return done("left alone: --repair-drift restores what was promoted")

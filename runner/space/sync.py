@@ -27,9 +27,18 @@ from runner.space.render import RUNNER_TAG, made_by_runner, render_space
 from runner.specs.bundle import AdapterBundle
 from runner.train.progress import parse_progress
 
-ACTIVE = frozenset({"BUILDING", "APP_STARTING", "RUNNING", "RUNNING_BUILDING"})
+# A commit to a running Space passes RUNNING_BUILDING and RUNNING_APP_STARTING on the Hub.
+ACTIVE = frozenset(
+    {"BUILDING", "APP_STARTING", "RUNNING", "RUNNING_BUILDING", "RUNNING_APP_STARTING"}
+)
 FAILED = frozenset({"BUILD_ERROR", "RUNTIME_ERROR", "CONFIG_ERROR", "NO_APP_FILE"})
 STOPPED = frozenset({"PAUSED", "STOPPED", "SLEEPING"})
+# A Space the Hub put to sleep stopped without its app finishing the run.
+ASLEEP = "SLEEPING"
+FINISHED = STOPPED - {ASLEEP}
+# Free hardware sleeps after a fixed 48 h; the Hub takes a sleep time only for paid hardware.
+FREE_HARDWARE = "cpu-basic"
+NEVER_SLEEP = -1
 # A Space that was paused may still report PAUSED for a moment after it is started.
 START_GRACE_S = 60.0
 README_HEAD_BYTES = 64 * 1024
@@ -55,7 +64,7 @@ class SpaceRun:
     @property
     def finished(self) -> bool:
         """The app ran to its end and paused the Space itself."""
-        return self.stage in STOPPED
+        return self.stage in FINISHED
 
 
 @dataclass(frozen=True)
@@ -150,9 +159,12 @@ def _require_runner_space(client: HubClient, repo: RepoRef, files: set[str]) -> 
 
 
 def start_space(client: HubClient, space_id: str, hardware: str) -> None:
-    client.request_space_hardware(space_id, hardware)
+    """Put the Space on `hardware` and start it. Nobody visits a training Space, so on paid
+    hardware it must never sleep: a sleep time set by hand would stop the run midway."""
+    sleep_time = None if hardware == FREE_HARDWARE else NEVER_SLEEP
+    client.request_space_hardware(space_id, hardware, sleep_time=sleep_time)
     if client.space_runtime(space_id).stage in STOPPED:
-        client.restart_space(space_id)  # the Hub may keep a paused Space paused
+        client.restart_space(space_id)  # the Hub keeps a paused Space paused
 
 
 def watch_space(client: HubClient, space_id: str, watch: Watch) -> SpaceRun:
@@ -166,11 +178,20 @@ def watch_space(client: HubClient, space_id: str, watch: Watch) -> SpaceRun:
     if isinstance(ended, str):
         tail = client.space_log_tail(space_id)
         return SpaceRun(space_id, "TIMEOUT", f"{ended}; paused the Space", tail)
-    if ended.stage in STOPPED:
+    if ended.stage in FINISHED:
         return SpaceRun(space_id, ended.stage, "the app finished and paused the Space")
     tail = client.space_log_tail(space_id, build=ended.stage == "BUILD_ERROR")
-    message = f"{ended.stage}: {ended.error or 'no error message'}; paused the Space"
+    message = f"{ended.stage}: {_reason(ended)}; paused the Space"
     return SpaceRun(space_id, ended.stage, message, tail)
+
+
+def _reason(ended: SpaceState) -> str:
+    if ended.stage == ASLEEP:
+        return (
+            "the Hub put the Space to sleep before the app finished: its sleep time ran out "
+            "(the runner asks paid hardware never to sleep; cpu-basic sleeps after 48 h idle)"
+        )
+    return ended.error or "no error message"
 
 
 class RunProgress:

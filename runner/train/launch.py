@@ -22,8 +22,8 @@ from runner.data.checks import check_dataset
 from runner.data.publish import push_dataset
 from runner.errors import RunnerError
 from runner.hub.client import HubClient
+from runner.policy.access import require_writable
 from runner.policy.loading import Policies
-from runner.policy.repos import require_allowed_repos
 from runner.policy.training import estimate_cost
 from runner.space.sync import (
     Limits,
@@ -94,7 +94,7 @@ def train_candidate(
     timeout_s: float | None = None,
     on_event: EventSink = _ignore,
 ) -> TrainOutcome:
-    require_allowed_repos(policies.repos, bundle)  # also for a spec that skipped validate
+    require_writable(policies.repos, client, bundle)  # also for a spec that skipped validate
     rid = run_id(bundle, repo_root)
     location = candidate_location(bundle, rid)
     previous = read_run(client, location)

@@ -31,7 +31,7 @@ from rich.text import Text
 
 from runner.errors import InputError, RunnerError
 from runner.findings import Finding, Severity, has_errors, quote, sort_findings
-from runner.hub.client import HubClient, NotFoundError, Refs, RepoRef, cached_file
+from runner.hub.client import DEFAULT_ENDPOINT, HubClient, NotFoundError, Refs, RepoRef, cached_file
 from runner.hub.seed import BUILDERS, SMOLLM2_REPO_ID, SMOLLM2_REVISION
 from runner.hub.tiny_llama import MODEL_SHAPE, SEED
 
@@ -54,7 +54,7 @@ NEEDED_FILES = (
 # With `--stand-in-tokenizer`, a base whose tokenizer cannot be fetched is smoked with this
 # one: a real instruct tokenizer and chat template that the emulator seeds offline.
 STAND_IN = f"{SMOLLM2_REPO_ID}@{SMOLLM2_REVISION}"
-REAL_HUB = "https://huggingface.co"
+REAL_HUB = DEFAULT_ENDPOINT
 
 MAX_SEQ_LENGTH = 512
 """Cap on qlora.yaml's max_seq_length: the logits of a full-vocabulary head dominate CPU time."""

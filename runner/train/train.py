@@ -48,6 +48,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -64,6 +65,12 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # the other process holds). Passive waiting costs nothing on an idle machine. Read once, when
 # torch loads OpenMP: so before `import torch`.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# The local Hub emulator (loopback only) has no Xet storage, and huggingface_hub takes Xet
+# whenever hf_xet is installed without asking: against it, take the LFS path it serves (the
+# runner's `serves_xet` rule, kept here because this script runs alone).
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+if urllib.parse.urlsplit(os.environ.get("HF_ENDPOINT", "")).hostname in LOOPBACK_HOSTS:
+    os.environ.setdefault("HF_HUB_DISABLE_XET", "1")
 
 KERNELS_NOTICE = "Failed to load CPU gemm_4bit_forward from kernels-community"
 
@@ -94,6 +101,7 @@ from huggingface_hub import (  # noqa: E402
     set_client_factory,
 )
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError  # noqa: E402
+from huggingface_hub.utils import parse_ratelimit_headers  # noqa: E402
 from peft import (  # noqa: E402
     LoraConfig,
     PeftModel,
@@ -300,6 +308,7 @@ RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 ENV_TIMEOUT = "RUNNER_HUB_TIMEOUT"
 ENV_DEADLINE = "RUNNER_HUB_DEADLINE"
 ENV_TRANSFER_DEADLINE = "RUNNER_HUB_TRANSFER_DEADLINE"
+WINDOW_MARGIN = 1.0
 
 
 @dataclass(frozen=True)
@@ -308,7 +317,6 @@ class RetryPolicy:
     unreachable_attempts: int = 1  # refused or unresolvable: retrying finds no Hub either
     base_delay: float = 0.5
     max_delay: float = 8.0
-    max_retry_after: float = 300.0  # one rate-limit window of the real Hub
     jitter: float = 0.25
     timeout: float = 60.0  # of silence: to connect, or between bytes sent or received
     deadline: float = 600.0  # a whole read of metadata, retries included
@@ -374,7 +382,7 @@ class HubSession(httpx2.Client):
         status = response.status_code
         if status in RETRY_STATUS:
             response.close()
-            wait = wait_hint(response.headers)
+            wait = wait_hint(status, response.headers)
             raise TransientHubError(request, f"HTTP {status}", status, wait)
         return response
 
@@ -395,23 +403,20 @@ def install_hub_session(policy: RetryPolicy) -> None:
     set_client_factory(lambda: HubSession(**settings))
 
 
-def wait_hint(headers: httpx2.Headers) -> float | None:
-    """Seconds the Hub asks us to wait: `Retry-After`, else the `t` of a spent `RateLimit`
-    window (`"api";r=0;t=55`, the real Hub's 429)."""
+def wait_hint(status: int, headers: httpx2.Headers) -> float | None:
+    """Seconds the Hub asks us to wait: until the window a 429's `RateLimit` says is spent
+    (`"api";r=0;t=55`) resets, plus a second (it counts whole seconds), read first as
+    huggingface_hub does; else `Retry-After`."""
+    window = parse_ratelimit_headers(headers) if status == 429 else None
+    if window is not None and window.remaining == 0:
+        return window.reset_in_seconds + WINDOW_MARGIN
     retry_after = headers.get("Retry-After")
-    if retry_after is not None:
-        try:
-            return max(float(retry_after), 0.0)
-        except ValueError:
-            return None  # an HTTP date: rare enough to fall back on our backoff
-    window = dict(
-        part.strip().split("=", 1)
-        for part in headers.get("RateLimit", "").split(";")
-        if "=" in part
-    )
-    if window.get("r") == "0" and window.get("t", "").isdigit():
-        return float(window["t"])
-    return None
+    if retry_after is None:
+        return None
+    try:
+        return max(float(retry_after), 0.0)
+    except ValueError:
+        return None  # an HTTP date: rare enough to fall back on our backoff
 
 
 def is_transient(error: BaseException) -> bool:
@@ -456,7 +461,7 @@ def with_retries(what: str, call: Callable[[], T], *, transfer: bool = False) ->
             wait = policy.backoff(failures) if asked is None else asked
             left = limit - (time.monotonic() - started)
             spent = failures >= policy.attempts or unreachable >= policy.unreachable_attempts
-            if spent or wait >= left or wait > policy.max_retry_after:
+            if spent or wait >= left:
                 LOG.error("%s: %s; giving up after %d attempts", what, _brief(error), failures)
                 raise
             LOG.warning("%s: %s; retrying in %.1f s", what, _brief(error), wait)

@@ -1,6 +1,7 @@
 """Who is calling. A token shaped as a Hub user access token (`hf_` and 8 or more letters
-or digits) is the one emulated user, who may write; no token is anonymous (reads of public
-repos); anything else is refused, as the Hub refuses it. Roles come later (issue 15)."""
+or digits) is the one emulated user; it may write unless it starts with `hf_readonly`, which
+is a read token (whoami says role "read", writes get the Hub's 403). No token is anonymous
+(reads of public repos); anything else is refused, as the Hub refuses it."""
 
 from __future__ import annotations
 
@@ -21,11 +22,14 @@ _INVALID = "Invalid credentials in Authorization header"
 _ANONYMOUS = "Invalid username or password."
 # Refused although well shaped, so that a client's handling of a bad token can be tested.
 _REFUSED_PREFIX = "hf_invalid"
+# A well-shaped token with this prefix is a read token of the emulated user.
+READ_ONLY_PREFIX = "hf_readonly"
 
 
 @dataclass(frozen=True, slots=True)
 class Identity:
     name: str = USER
+    role: str = "write"  # the token's: "read" or "write"
 
 
 def caller(request: Request) -> Identity | None:
@@ -37,7 +41,7 @@ def caller(request: Request) -> Identity | None:
     token = token.strip()
     if scheme.lower() != "bearer" or not accepted(token):
         raise Unauthorized(_INVALID)
-    return Identity()
+    return Identity(role="read" if token.startswith(READ_ONLY_PREFIX) else "write")
 
 
 def accepted(token: str) -> bool:
@@ -51,7 +55,13 @@ def require_user(identity: Identity | None) -> Identity:
 
 
 def check_namespace(identity: Identity, namespace: str, what: str = "write to") -> None:
-    if namespace not in (identity.name, *ORGS):
+    if identity.role == "read":
+        raise Forbidden(
+            f"You don't have the rights to {what} {namespace!r}: this is a read token; "
+            "writing needs a token with the write role"
+        )
+    # Namespaces are case-insensitive on the Hub, like the repo ids they begin.
+    if namespace.lower() not in (n.lower() for n in (identity.name, *ORGS)):
         raise Forbidden(
             f"You don't have the rights to {what} {namespace!r}: the emulated user "
             f"{identity.name!r} can write to {identity.name!r} and the orgs {', '.join(ORGS)}"
@@ -87,6 +97,10 @@ def whoami_payload(identity: Identity) -> dict[str, Any]:
         ],
         "auth": {
             "type": "access_token",
-            "accessToken": {"displayName": "emulator", "role": "write", "createdAt": now_iso()},
+            "accessToken": {
+                "displayName": "emulator",
+                "role": identity.role,
+                "createdAt": now_iso(),
+            },
         },
     }

@@ -5,11 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
 def git_blob_oid(data: bytes) -> str:
@@ -39,13 +42,21 @@ class FileEntry:
     sha256: str
     size: int
     oid: str
+    # Stored through LFS: `oid` is then the blob id of the LFS pointer, not of the content.
+    lfs: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        return {"sha256": self.sha256, "size": self.size, "oid": self.oid}
+        data: dict[str, Any] = {"sha256": self.sha256, "size": self.size, "oid": self.oid}
+        return data | {"lfs": True} if self.lfs else data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> FileEntry:
-        return cls(sha256=data["sha256"], size=int(data["size"]), oid=data["oid"])
+        return cls(
+            sha256=data["sha256"],
+            size=int(data["size"]),
+            oid=data["oid"],
+            lfs=bool(data.get("lfs", False)),
+        )
 
 
 class BlobStore:
@@ -67,6 +78,12 @@ class BlobStore:
             # Same content, same name: a concurrent writer of the same blob is harmless.
             os.replace(tmp, target)
         return FileEntry(sha256=sha256, size=len(data), oid=git_blob_oid(data))
+
+    def has(self, sha256: str) -> bool:
+        return SHA256_HEX.fullmatch(sha256) is not None and self.path(sha256).is_file()
+
+    def size(self, sha256: str) -> int:
+        return self.path(sha256).stat().st_size
 
     def read(self, sha256: str) -> bytes:
         return self.path(sha256).read_bytes()

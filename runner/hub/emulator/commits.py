@@ -11,13 +11,14 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from runner.hub.emulator.blobs import SHA256_HEX
 from runner.hub.emulator.errors import BadRequest, describe_problems
 from runner.hub.emulator.storage import check_path, check_path_form, shown_path
 
 
 class _Value(BaseModel):
     # Strict: a nested object where a string belongs is refused, never turned into its repr.
-    # Fields the emulator does not read (an lfsFile's oid and size) are ignored, as by the Hub.
+    # Fields the emulator does not read (an lfsFile's size) are ignored, as by the Hub.
     model_config = ConfigDict(strict=True, extra="ignore")
 
 
@@ -34,6 +35,11 @@ class PathValue(_Value):
 class FileValue(PathValue):
     content: str
     encoding: Literal["base64"] = "base64"
+
+
+class LfsValue(PathValue):
+    algo: Literal["sha256"] = "sha256"
+    oid: str
 
 
 class HeaderLine(_Value):
@@ -58,7 +64,7 @@ class DeletedFolderLine(_Value):
 
 class LfsFileLine(_Value):
     key: Literal["lfsFile"]
-    value: PathValue
+    value: LfsValue
 
 
 _LINE: TypeAdapter[HeaderLine | FileLine | DeletedFileLine | DeletedFolderLine | LfsFileLine] = (
@@ -70,9 +76,11 @@ _LINE: TypeAdapter[HeaderLine | FileLine | DeletedFileLine | DeletedFolderLine |
     )
 )
 
-# One step of a commit, with the new file's bytes, in the order the client sent them.
+# One step of a commit, with the new file's bytes (or the sha256 of an LFS object uploaded
+# before the commit), in the order the client sent them.
 Change = (
     tuple[Literal["add"], str, bytes]
+    | tuple[Literal["add_lfs"], str, str]
     | tuple[Literal["delete"], str, None]
     | tuple[Literal["delete_folder"], str, None]
 )
@@ -104,8 +112,9 @@ def parse_commit(raw: bytes) -> CommitRequest:
             raise BadRequest(
                 f"Commit payload line {number}: {describe_problems(exc.errors(), 'line')}"
             ) from None
-        except BadRequest as exc:
-            raise BadRequest(f"Commit payload line {number}: {exc.message}") from None
+        except BadRequest as exc:  # the same error, so an invalid path stays a 422
+            exc.message = f"Commit payload line {number}: {exc.message}"
+            raise exc from None
     if header is None or not header.summary.strip():
         raise BadRequest("A commit needs a header line with a non-empty summary")
     return CommitRequest(
@@ -125,10 +134,9 @@ def _change(item: FileLine | DeletedFileLine | DeletedFolderLine | LfsFileLine) 
     if isinstance(item, DeletedFolderLine):
         # The client marks a folder with a trailing slash (`CommitOperationDelete.is_folder`).
         return ("delete_folder", check_path_form(path.rstrip("/")), None)
-    raise BadRequest(
-        f"LFS/Xet uploads are not supported by the Hub emulator ({shown_path(path)}); its "
-        "preupload answers uploadMode 'regular' so files are sent inline"
-    )
+    if not SHA256_HEX.fullmatch(item.value.oid):
+        raise BadRequest(f"Invalid LFS oid for {shown_path(path)}: expected 64 hex (sha256)")
+    return ("add_lfs", check_path(path), item.value.oid)
 
 
 def _decode(value: FileValue) -> bytes:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -86,6 +88,13 @@ class EntryNotFound(HubError):
         super().__init__(f"A file with this name doesn't exist: {path}", headers=headers)
 
 
+class InvalidPath(BadRequest):
+    """A path a commit may not hold. The Hub answers these with 422, not 400; a BadRequest
+    still, so that a commit line's check can prefix its line number to any of them."""
+
+    status = 422
+
+
 class Conflict(HubError):
     status = 409
 
@@ -106,6 +115,21 @@ def _header_safe(text: str) -> str:
     """Headers are latin-1 and one line; the full message stays in the JSON body."""
     flat = " ".join(_CONTROL.sub(" ", text).split())
     return flat.encode("latin-1", "replace").decode("latin-1")[:1000]
+
+
+# What a client may send as its own trace id (huggingface_hub sends a uuid4 in
+# X-Amzn-Trace-Id): echoed back only when it is this plain, so no header can be forged.
+_CLIENT_TRACE_ID = re.compile(r"[A-Za-z0-9-]{1,64}")
+
+
+def new_request_id(client_trace_id: str | None = None) -> str:
+    """A unique id for one request, shaped as the Hub's load balancer writes it
+    (`Root=1-<epoch hex>-<24 hex>`, then `;<the client's trace id>` when it sent one): the id a
+    user quotes to support, and the one that ties a client's log line to this answer."""
+    request_id = f"Root=1-{int(time.time()):08x}-{secrets.token_hex(12)}"
+    if client_trace_id and _CLIENT_TRACE_ID.fullmatch(client_trace_id):
+        request_id += f";{client_trace_id}"
+    return request_id
 
 
 def describe_problems(errors: Sequence[Mapping[str, Any]], whole: str = "body") -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import random
 import re
 import socket
@@ -21,26 +22,35 @@ from typing import Any, Literal
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-FaultMode = Literal["status", "reset", "timeout", "random"]
+from runner.hub.emulator.errors import new_request_id
+
+# `rate_limit`: the Hub's 429 over a real window; `lost_reply`: the request is handled (a
+# commit lands), then the connection drops before the answer.
+FaultMode = Literal["status", "reset", "timeout", "random", "rate_limit", "lost_reply"]
+FixedMode = Literal["status", "reset", "timeout", "lost_reply"]
 CONTROL_PREFIX = "/_emulator/"
 _REASONS = {429: "Too Many Requests", 500: "Internal Server Error", 503: "Service Unavailable"}
 # What a `random` rule throws at the requests it hits, equally often: the faults a busy Hub
 # and a flaky network produce.
 RANDOM_KINDS = ("503", "429", "reset", "stall")
 DEFAULT_RANDOM_RETRY_AFTER = 1
+# The real Hub's policy for its "api" requests: 500 per fixed window of 5 minutes.
+RATE_LIMIT_RESOURCE = "api"
+RATE_LIMIT_POLICY = '"fixed window";"api";q=500;w=300'
 
 
 @dataclass(frozen=True)
 class Fault:
     """One fault to apply to one request."""
 
-    mode: Literal["status", "reset", "timeout"]
+    mode: FixedMode
     status: int
     retry_after: int | None
     delay: float
+    rate_limited: bool = False  # a 429 of a spent window: sent with the Hub's RateLimit headers
 
     def describe(self) -> str:
-        """The request log's word for it: `status 503`, `reset` or `timeout`."""
+        """The request log's word for it: `status 503`, `reset`, `timeout` or `lost_reply`."""
         return f"status {self.status}" if self.mode == "status" else self.mode
 
 
@@ -58,6 +68,38 @@ class FaultRule:
     seed: int | None = None
     rng: random.Random | None = None
     hits: int = 0
+    resets_at: float | None = None  # rate_limit rules: when the open window ends (monotonic)
+
+    def hit(self, now: float) -> Fault | None:
+        """The fault for the next matching request, or None when the rule lets it through
+        (call with the injector's lock held)."""
+        if self.mode == "rate_limit":
+            fault = self._rate_limited(now)
+        elif self._spent():
+            return None
+        else:
+            fault = self.draw()
+            if fault is not None and self.remaining is not None:
+                self.remaining -= 1
+        if fault is not None:
+            self.hits += 1
+        return fault
+
+    def _rate_limited(self, now: float) -> Fault | None:
+        """429 to every request until the open window resets, however many come; the first
+        request after it opens the next window, while `times` (counting windows) allows."""
+        if self.resets_at is None or now >= self.resets_at:
+            if self._spent():
+                return None
+            self.resets_at = now + (self.retry_after or 0)
+            if self.remaining is not None:
+                self.remaining -= 1
+        # Whole seconds, never early (rounded first: `now + 600 - now` may be 600.0000001).
+        reset_in = math.ceil(round(self.resets_at - now, 3))
+        return Fault("status", 429, reset_in, 0.0, rate_limited=True)
+
+    def _spent(self) -> bool:
+        return self.remaining is not None and self.remaining <= 0
 
     def draw(self) -> Fault | None:
         """The fault for the next matching request (call with the injector's lock held):
@@ -93,9 +135,9 @@ class FaultRule:
         }
 
 
-def _fixed_mode(mode: FaultMode) -> Literal["status", "reset", "timeout"]:
-    if mode == "random":
-        raise ValueError("a random rule draws its fault: it has no fixed mode")
+def _fixed_mode(mode: FaultMode) -> FixedMode:
+    if mode in ("random", "rate_limit"):
+        raise ValueError(f"a {mode} rule decides each fault: it has no fixed mode")
     return mode
 
 
@@ -120,8 +162,10 @@ class FaultInjector:
     ) -> FaultRule:
         """A rule for the requests matching `method` (None or `*`: any) and the regex `path`.
         `mode="random"` hits a `share` (0 to 1) of them, drawn from a RNG seeded with `seed`,
-        each with one of RANDOM_KINDS; `times` then counts the hits."""
-        _check_rule(mode, times, share)
+        each with one of RANDOM_KINDS; `times` then counts the hits. `mode="rate_limit"`
+        answers 429 to all of them for `retry_after` seconds from the first; `times` then
+        counts such windows."""
+        _check_rule(mode, times, share, retry_after)
         with self._lock:
             rule = FaultRule(
                 id=self._next_id,
@@ -143,19 +187,14 @@ class FaultInjector:
     def take(self, method: str, path: str) -> Fault | None:
         """The fault of the first rule matching this request (method exact, path regex
         searched) that hits it, spending one of that rule's `times`."""
+        now = time.monotonic()
         with self._lock:
             for rule in self._rules:
                 if rule.method not in (None, method) or not rule.path.search(path):
                     continue
-                if rule.remaining is not None and rule.remaining <= 0:
-                    continue
-                fault = rule.draw()
-                if fault is None:
-                    continue
-                if rule.remaining is not None:
-                    rule.remaining -= 1
-                rule.hits += 1
-                return fault
+                fault = rule.hit(now)
+                if fault is not None:
+                    return fault
         return None
 
     def rules(self) -> list[dict[str, Any]]:
@@ -167,9 +206,16 @@ class FaultInjector:
             self._rules.clear()
 
 
-def _check_rule(mode: FaultMode, times: int | None, share: float | None) -> None:
-    if mode not in ("status", "reset", "timeout", "random"):
-        raise ValueError(f"mode must be 'status', 'reset', 'timeout' or 'random', not {mode!r}")
+def _check_rule(
+    mode: FaultMode, times: int | None, share: float | None, retry_after: int | None
+) -> None:
+    if mode not in ("status", "reset", "timeout", "random", "rate_limit", "lost_reply"):
+        raise ValueError(
+            "mode must be 'status', 'reset', 'timeout', 'random', 'rate_limit' or "
+            f"'lost_reply', not {mode!r}"
+        )
+    if mode == "rate_limit" and not retry_after:
+        raise ValueError("a rate_limit rule needs retry_after: the seconds its window lasts")
     if times is not None and times < 1:
         raise ValueError("times must be at least 1 (or None for every request)")
     if mode == "random" and (share is None or not 0 < share <= 1):
@@ -232,6 +278,11 @@ class FaultMiddleware:
         }
         self.log.add(entry)
         fault = self.faults.take(scope["method"], scope["path"])
+        if fault is not None and fault.mode == "lost_reply":
+            entry["fault"] = fault.describe()
+            await self.app(scope, receive, _discard)
+            await _drop_connection(send)
+            return
         if fault is not None:
             entry["fault"] = fault.describe()
             await _drain(receive)
@@ -265,6 +316,10 @@ async def _drain(receive: Receive) -> None:
             return
 
 
+async def _discard(message: Message) -> None:
+    """The answer to a request whose reply is lost: it was handled, nobody hears how."""
+
+
 async def _stall(receive: Receive, seconds: float) -> None:
     """Hold the request `seconds`, or until the client gives up on it (its own timeout): a
     stall the client has left must not outlive it (nor hold the server's shutdown)."""
@@ -284,9 +339,16 @@ async def _send_fault(send: Send, rule: Fault) -> None:
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
         (b"x-error-message", reason.encode()),
+        (b"x-request-id", new_request_id().encode()),
     ]
     if rule.retry_after is not None:
         headers.append((b"retry-after", str(rule.retry_after).encode()))
+    if rule.rate_limited:
+        window = f'"{RATE_LIMIT_RESOURCE}";r=0;t={rule.retry_after}'
+        headers += [
+            (b"ratelimit", window.encode()),
+            (b"ratelimit-policy", RATE_LIMIT_POLICY.encode()),
+        ]
     await send({"type": "http.response.start", "status": rule.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 

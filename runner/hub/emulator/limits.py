@@ -11,18 +11,20 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from runner.hub.emulator.errors import PayloadTooLarge, error_response
 
-# A commit carries every new file inline, base64 (the emulator answers uploadMode 'regular'
-# to every preupload), so its bound is the largest one: about 750 MiB of files, several times
-# the largest thing this project commits (SmolLM2-135M's full weights are 270 MB).
+# A commit carries its regular files inline, base64, and an LFS upload one whole file, so
+# theirs is the largest bound: several times the largest thing this project commits
+# (SmolLM2-135M's full weights are 270 MB).
 COMMIT_BODY_LIMIT = 1 << 30
 # Everything else is small JSON or a form: a preupload batch of 256 files with their 512-byte
 # samples, or 1,000 paths-info paths of up to 4 KiB each, URL-quoted, fits with room to spare.
 BODY_LIMIT = 16 << 20
-_COMMIT_ROUTE = re.compile(r"^/api/(?:models|datasets|spaces)/[^/]+/[^/]+/commit/")
+_UPLOAD_ROUTE = re.compile(
+    r"^(?:/api/(?:models|datasets|spaces)/[^/]+/[^/]+/commit/|/lfs/objects/)"
+)
 
 
 def body_limit(path: str) -> int:
-    return COMMIT_BODY_LIMIT if _COMMIT_ROUTE.match(path) else BODY_LIMIT
+    return COMMIT_BODY_LIMIT if _UPLOAD_ROUTE.match(path) else BODY_LIMIT
 
 
 def _declared_length(scope: Scope) -> int | None:

@@ -1,17 +1,20 @@
-"""Files: tree listings, preupload, NDJSON commits, card validation and downloads."""
+"""Files: tree listings, preupload, LFS batch and uploads, NDJSON commits, card validation and
+downloads."""
 
 from __future__ import annotations
 
-from typing import Any
+import hashlib
+from typing import Any, Literal
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, NonNegativeInt, StrictStr, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from runner.hub.emulator import trees
 from runner.hub.emulator.auth import Identity
+from runner.hub.emulator.blobs import SHA256_HEX, FileEntry
 from runner.hub.emulator.cards import validation_errors
 from runner.hub.emulator.commits import Change, parse_commit
 from runner.hub.emulator.context import (
@@ -31,7 +34,8 @@ from runner.hub.emulator.errors import (
     PayloadTooLarge,
     invalid_request,
 )
-from runner.hub.emulator.storage import Operation, check_path, check_path_form
+from runner.hub.emulator.lfs import LfsObjectNotFound, lfs_entry, lfs_patterns, wants_lfs
+from runner.hub.emulator.storage import Commit, Operation, check_path, check_path_form
 
 router = APIRouter()
 REPO = "/api/{plural}/{namespace}/{name}"
@@ -141,25 +145,126 @@ def preupload(
     identity: Caller,
     create_pr: str | None = None,
 ) -> dict[str, Any]:
-    """Every file goes `regular` (inline base64 in the commit): the client's Xet and LFS paths
-    talk to storage services the emulator does not have, with no fallback. The `oid` of the
-    file already at each path lets the client drop unchanged files from the commit."""
+    """As on the Hub, binary files (a NUL in the sample), files over 10 MiB and files that
+    the repo's `.gitattributes` sends through LFS go `lfs`, the rest `regular` (inline base64
+    in the commit). The `oid` of the file already at each path lets the client drop unchanged
+    files from the commit."""
     if _flag(create_pr):
         raise BadRequest(NO_PULL_REQUESTS)
     repo = writable(ctx, repo_type_of(plural), f"{namespace}/{name}", identity)
     commit = ctx.store.resolve(repo, revision)
+    patterns = lfs_patterns(_gitattributes(ctx, commit))
     files = []
     for item in body.files:
-        current = commit.tree.get(check_path(item.path))
+        path = check_path(item.path)
+        lfs = wants_lfs(path, item.size, item.sample, patterns)
         files.append(
             {
                 "path": item.path,
-                "uploadMode": "regular",
+                "uploadMode": "lfs" if lfs else "regular",
                 "shouldIgnore": False,
-                "oid": current.oid if current else None,
+                "oid": _compared_oid(commit.tree.get(path)),
             }
         )
     return {"files": files, "commitOid": commit.id}
+
+
+def _gitattributes(ctx: Context, commit: Commit) -> bytes:
+    entry = commit.tree.get(".gitattributes")
+    return ctx.store.blobs.read(entry.sha256) if entry else b""
+
+
+def _compared_oid(current: FileEntry | None) -> str | None:
+    """What the client compares with its own file: the sha256 for an LFS file (it never
+    hashes the pointer), the git blob id for a regular one."""
+    if current is None:
+        return None
+    return current.sha256 if current.lfs else current.oid
+
+
+# -- LFS: the batch API (basic transfer) and the object uploads it points to --------------
+
+
+class LfsObject(BaseModel):
+    oid: StrictStr
+    size: NonNegativeInt
+
+
+class LfsBatchBody(BaseModel):
+    operation: Literal["upload"]
+    objects: list[LfsObject]
+    transfers: list[StrictStr] = ["basic"]
+    hash_algo: Literal["sha256"] = "sha256"
+
+
+LFS_MEDIA_TYPE = "application/vnd.git-lfs+json"
+LFS_BATCH = "{namespace}/{name}.git/info/lfs/objects/batch"
+
+
+@router.post("/" + LFS_BATCH)
+async def lfs_batch_model(
+    namespace: str, name: str, request: Request, ctx: Ctx, identity: Caller
+) -> JSONResponse:
+    return await _lfs_batch(ctx, identity, "model", f"{namespace}/{name}", request)
+
+
+@router.post("/{plural}/" + LFS_BATCH)
+async def lfs_batch(
+    plural: str, namespace: str, name: str, request: Request, ctx: Ctx, identity: Caller
+) -> JSONResponse:
+    return await _lfs_batch(ctx, identity, repo_type_of(plural), f"{namespace}/{name}", request)
+
+
+async def _lfs_batch(
+    ctx: Context, identity: Identity | None, repo_type: str, repo_id: str, request: Request
+) -> JSONResponse:
+    """Upload instructions per object: none for an object the Hub already holds, else a PUT
+    of the bytes to the emulator and a verify, as git-lfs's batch API answers them."""
+    raw = await request.body()
+    try:
+        body = LfsBatchBody.model_validate_json(raw or b"{}")
+    except ValidationError as exc:
+        raise invalid_request(exc) from None
+    writable(ctx, repo_type, repo_id, identity)
+    url = base_url(request)
+    objects = [_lfs_instructions(ctx, item, url) for item in body.objects]
+    payload = {"transfer": "basic", "objects": objects, "hash_algo": "sha256"}
+    return HubJSONResponse(payload, media_type=LFS_MEDIA_TYPE)
+
+
+def _lfs_instructions(ctx: Context, item: LfsObject, url: str) -> dict[str, Any]:
+    answer: dict[str, Any] = {"oid": item.oid, "size": item.size}
+    if not SHA256_HEX.fullmatch(item.oid):
+        return answer | {"error": {"code": 422, "message": "oid must be a sha256 (64 hex)"}}
+    if ctx.store.blobs.has(item.oid):
+        return answer
+    return answer | {
+        "authenticated": True,
+        "actions": {
+            "upload": {"href": f"{url}/lfs/objects/{item.oid}", "header": {}},
+            "verify": {"href": f"{url}/lfs/verify", "header": {}},
+        },
+    }
+
+
+@router.put("/lfs/objects/{oid}")
+async def lfs_upload(oid: str, request: Request, ctx: Ctx) -> Response:
+    """Stands in for the storage URL the Hub's batch answer points to. Bytes are kept only
+    under their own sha256, and reach a repo only through an authorized commit."""
+    data = await request.body()
+    if not SHA256_HEX.fullmatch(oid) or hashlib.sha256(data).hexdigest() != oid:
+        raise BadRequest(
+            f"The uploaded bytes do not have the sha256 {oid[:64]!r} they were sent as"
+        )
+    await run_in_threadpool(ctx.store.blobs.put, data)
+    return Response(status_code=200)
+
+
+@router.post("/lfs/verify")
+def lfs_verify(item: LfsObject, ctx: Ctx) -> dict[str, Any]:
+    if not ctx.store.blobs.has(item.oid) or ctx.store.blobs.size(item.oid) != item.size:
+        raise LfsObjectNotFound(item.oid)
+    return {"oid": item.oid, "size": item.size}
 
 
 @router.post(REPO + "/commit/{revision:path}")
@@ -182,11 +287,27 @@ async def commit(
 
 
 def _store_contents(ctx: Context, changes: list[Change]) -> list[Operation]:
-    """New files' bytes into the blob store, once the whole payload has been checked."""
-    return [
-        ("add", path, ctx.store.blobs.put(content)) if content is not None else (kind, path, None)
-        for kind, path, content in changes
-    ]
+    """New files' bytes into the blob store, once the whole payload has been checked; an LFS
+    file must name an object uploaded before the commit."""
+    operations: list[Operation] = []
+    for change in changes:
+        match change:
+            case ("add", path, bytes() as content):
+                operations.append(("add", path, ctx.store.blobs.put(content)))
+            case ("add_lfs", path, str() as sha256):
+                operations.append(("add", path, _uploaded_object(ctx, path, sha256)))
+            case ("delete" | "delete_folder" as kind, path, None):
+                operations.append((kind, path, None))
+    return operations
+
+
+def _uploaded_object(ctx: Context, path: str, sha256: str) -> FileEntry:
+    if not ctx.store.blobs.has(sha256):
+        raise BadRequest(
+            f"Your push was rejected because an LFS pointer pointed to a file that does not "
+            f"exist: {path!r} (sha256 {sha256}); upload it through the LFS batch API first"
+        )
+    return lfs_entry(sha256, ctx.store.blobs.size(sha256))
 
 
 def _commit(
@@ -229,12 +350,16 @@ class ValidateBody(BaseModel):
 
 
 @router.post("/api/validate-yaml", response_model=None)
-def validate_yaml(body: ValidateBody) -> dict[str, Any] | JSONResponse:
+def validate_yaml(body: ValidateBody, request: Request) -> dict[str, Any] | Response:
     errors = validation_errors(body.content)
-    if errors:
-        payload = {"errors": [{"message": e} for e in errors], "warnings": []}
-        return HubJSONResponse(payload, status_code=400)
-    return {"errors": [], "warnings": []}
+    if not errors:
+        return {"errors": [], "warnings": []}
+    # `RepoCard.validate` asks for text and raises the body as is: the Hub's own wording.
+    if "text/plain" in request.headers.get("accept", ""):
+        text = "\n".join(["Invalid metadata in README.md.", *(f"- Error: {e}" for e in errors)])
+        return Response(text, status_code=400, media_type="text/plain")
+    payload = {"errors": [{"message": e} for e in errors], "warnings": []}
+    return HubJSONResponse(payload, status_code=400)
 
 
 # -- downloads ------------------------------------------------------------------------------
@@ -250,8 +375,11 @@ def _resolve(
     if entry is None:
         raise EntryNotFound(path, commit=commit.id)
     # X-Repo-Commit pins the download to a commit; the ETag (git blob id, quoted as the Hub
-    # quotes it) names the blob in the client's cache. HEAD gets the same headers as GET.
+    # quotes it) names the blob in the client's cache. For an LFS file the Hub adds the
+    # content's sha256 and size, which the client prefers. HEAD gets the same headers as GET.
     headers = {"X-Repo-Commit": commit.id, "ETag": f'"{entry.oid}"'}
+    if entry.lfs:
+        headers |= {"X-Linked-Etag": f'"{entry.sha256}"', "X-Linked-Size": str(entry.size)}
     return FileResponse(
         ctx.store.blobs.path(entry.sha256), headers=headers, media_type="application/octet-stream"
     )

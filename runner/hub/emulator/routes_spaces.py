@@ -1,6 +1,7 @@
 """Space settings and lifecycle: secrets, variables, hardware, runtime, restart, pause, logs.
 
-Secrets and variables reach the app's environment at its next start, not immediately."""
+Secrets and variables reach the app's environment at its next start, not immediately; new
+hardware restarts a live Space onto it, and only `restart` starts a paused one."""
 
 from __future__ import annotations
 
@@ -122,7 +123,7 @@ def request_hardware(
         if body.sleepTimeSeconds is not None:
             repo.space["sleepTime"] = body.sleepTimeSeconds
         ctx.store.save(repo)
-    ctx.spaces.start(repo)
+    ctx.spaces.on_hardware(repo)
     return ctx.spaces.runtime(repo)
 
 

@@ -18,7 +18,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from runner.errors import InputError
 from runner.hub.emulator import routes_control, routes_files, routes_repos, routes_spaces
@@ -30,6 +30,7 @@ from runner.hub.emulator.errors import (
     http_error_handler,
     hub_error_handler,
     invalid_request,
+    new_request_id,
 )
 from runner.hub.emulator.faults import FaultInjector, FaultMiddleware, FaultMode, RequestLog
 from runner.hub.emulator.limits import BodyLimitMiddleware
@@ -56,6 +57,29 @@ async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
     return error_response(invalid_request(exc))
 
 
+class RequestIdMiddleware:
+    """An `X-Request-Id` on every answer, errors included, as the Hub sends: huggingface_hub
+    puts it in every error message, and it is what a user quotes to support."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        trace = dict(scope.get("headers", [])).get(b"x-amzn-trace-id", b"").decode("latin-1")
+        request_id = new_request_id(trace).encode("latin-1")
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [*message.get("headers", []), (b"x-request-id", request_id)]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
 def build_app(ctx: Context) -> ASGIApp:
     app = FastAPI(
         title="Hugging Face Hub emulator",
@@ -71,8 +95,10 @@ def build_app(ctx: Context) -> ASGIApp:
     # The catch-all download routes (`/{namespace}/{name}/resolve/...`) come last.
     for module in (routes_control, routes_repos, routes_spaces, routes_files):
         app.include_router(module.router)
-    # Faults act first (on the raw connection), then bodies are bounded, then routes run.
-    return FaultMiddleware(BodyLimitMiddleware(app), ctx.faults, ctx.log)
+    # Faults act first (on the raw connection), then every answer gets its request id, then
+    # bodies are bounded, then routes run. The id goes inside the faults: a reset reaches
+    # uvicorn's transport through the `send` it was given, which no wrapper may replace.
+    return FaultMiddleware(RequestIdMiddleware(BodyLimitMiddleware(app)), ctx.faults, ctx.log)
 
 
 def _bind(port: int) -> socket.socket:

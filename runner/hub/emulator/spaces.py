@@ -5,7 +5,12 @@ with the Space's secrets and variables in its environment (APP_STARTING), and wa
 RUNNING once it answers HTTP on $PORT, RUNTIME_ERROR when it exits on its own. Pausing
 stops the process. Every start bumps a generation number, and a watcher only writes the
 stage while its generation is current, so a pause or a new start can never be overwritten
-by a stale watcher."""
+by a stale watcher.
+
+As on the Hub, a paused Space stays paused until it is restarted: a commit or a hardware
+request only changes what its next start runs on. A commit to a live Space rebuilds it while
+the old app keeps serving (RUNNING_BUILDING) until the new one is launched
+(RUNNING_APP_STARTING). A running Space with a sleep time goes SLEEPING once it runs out."""
 
 from __future__ import annotations
 
@@ -39,6 +44,10 @@ HARDWARE = (
     "rtx-pro-6000x8",
 )  # fmt: skip
 LIVE_STAGES = ("BUILDING", "APP_STARTING", "RUNNING", "RUNNING_BUILDING", "RUNNING_APP_STARTING")
+# The stages in which an app (the current one, or the old one during a rebuild) holds hardware.
+SERVING_STAGES = ("APP_STARTING", "RUNNING", "RUNNING_BUILDING", "RUNNING_APP_STARTING")
+# A commit in these stages rebuilds the Space while the app it has keeps running.
+ROLLING_STAGES = ("RUNNING", "RUNNING_BUILDING", "RUNNING_APP_STARTING")
 Outcome = Literal["BUILD_ERROR", "RUNTIME_ERROR", "hang"]
 # The environment an app inherits from the emulator's: enough to run Python and reach a GPU.
 _PASSTHROUGH = (
@@ -163,7 +172,7 @@ class SpaceManager:
         settings = repo.space or {}
         stage = settings.get("stage", "NO_APP_FILE")
         state = self._state(repo.id)
-        live = stage in ("RUNNING", "APP_STARTING")
+        live = stage in SERVING_STAGES
         namespace, name = split_repo_id(repo.id)
         return {
             "stage": stage,
@@ -207,16 +216,23 @@ class SpaceManager:
 
     def start(self, repo: Repo) -> None:
         """(Re)start: stop what runs, then build and run the current tree in the background."""
+        self._start(repo, rolling=False)
+
+    def _start(self, repo: Repo, *, rolling: bool) -> None:
+        """Build and run the current tree in the background. A rolling start keeps the old
+        app serving until the new one is launched; any other start stops it first."""
         with self._lock:
             state = self._state(repo.id)
             state.generation += 1
             generation, old = state.generation, state.process
-            state.process, state.port = None, None
+            if not rolling:
+                state.process, state.port = None, None
             logs = state.logs.reset()
-            self._save(repo, stage="BUILDING", errorMessage=None, paused=False)
+            stage = "RUNNING_BUILDING" if rolling else "BUILDING"
+            self._save(repo, stage=stage, errorMessage=None, paused=False)
         watcher = threading.Thread(
             target=self._run,
-            args=(repo, generation, logs, old),
+            args=(repo, generation, logs, old, rolling),
             name=f"space {repo.id}",
             daemon=True,
         )
@@ -224,19 +240,45 @@ class SpaceManager:
         watcher.start()
 
     def on_commit(self, repo: Repo) -> None:
+        """A new commit rebuilds a Space that is not paused; a running one keeps serving."""
+        settings = repo.space or {}
+        if settings.get("paused"):
+            return
+        with self._lock:
+            has_app = self._state(repo.id).process is not None
+            self._start(repo, rolling=has_app and settings.get("stage") in ROLLING_STAGES)
+
+    def on_hardware(self, repo: Repo) -> None:
+        """New hardware moves a live Space onto it; a paused Space waits for its restart."""
         if not (repo.space or {}).get("paused"):
             self.start(repo)
 
     def pause(self, repo: Repo) -> None:
-        with self._lock:
-            state = self._state(repo.id)
-            state.generation += 1
-            process, state.process, state.port = state.process, None, None
-            self._save(repo, stage="PAUSED", errorMessage=None, paused=True)
-            state.logs.close()
+        process = self._halt(repo, stage="PAUSED", paused=True)
         if process is not None:
             # Let the pause response reach an app that paused itself before it is stopped.
             threading.Thread(target=_terminate, args=(process, 0.2), daemon=True).start()
+
+    def _put_to_sleep(self, repo: Repo, generation: int) -> None:
+        """The sleep time ran out: the app stops; a restart (or a commit) wakes the Space."""
+        process = self._halt(repo, stage="SLEEPING", paused=False, generation=generation)
+        if process is not None:
+            _terminate(process)
+
+    def _halt(
+        self, repo: Repo, *, stage: str, paused: bool, generation: int | None = None
+    ) -> subprocess.Popen[str] | None:
+        """End the current start (only if it is still `generation`, when given) in `stage`;
+        returns the app process for the caller to stop."""
+        with self._lock:
+            state = self._state(repo.id)
+            if generation is not None and state.generation != generation:
+                return None
+            state.generation += 1
+            process, state.process, state.port = state.process, None, None
+            self._save(repo, stage=stage, errorMessage=None, paused=paused)
+            state.logs.close()
+        return process
 
     def forget(self, repo_id: str) -> None:
         """The Space's repo was deleted: stop it and drop its files."""
@@ -275,19 +317,50 @@ class SpaceManager:
     # -- one start --------------------------------------------------------------------------
 
     def _run(
-        self, repo: Repo, generation: int, logs: RunLog, old: subprocess.Popen[str] | None
+        self,
+        repo: Repo,
+        generation: int,
+        logs: RunLog,
+        old: subprocess.Popen[str] | None,
+        rolling: bool,
     ) -> None:
-        if old is not None:
+        if old is not None and not rolling:
             _terminate(old)
+            old = None
         try:
-            self._build_and_run(repo, generation, logs)
+            self._build_and_run(repo, generation, logs, old)
         except Exception as exc:  # an emulator bug must show as a stage, not a silent thread
             logs.add("build", f"Hub emulator error: {exc!r}")
             self._set(repo, generation, stage="BUILD_ERROR", errorMessage=f"emulator: {exc!r}")
         finally:
             logs.close()
 
-    def _build_and_run(self, repo: Repo, generation: int, logs: RunLog) -> None:
+    def _retire(self, repo: Repo, generation: int, old: subprocess.Popen[str] | None) -> None:
+        """A rolling start's build is over: the old app stops, unless a pause or a newer
+        start has already taken it over."""
+        if old is None:
+            return
+        with self._lock:
+            state = self._state(repo.id)
+            if state.generation != generation or state.process is not old:
+                return
+            state.process, state.port = None, None
+        _terminate(old)
+
+    def _end_build(
+        self,
+        repo: Repo,
+        generation: int,
+        old: subprocess.Popen[str] | None,
+        stage: str,
+        message: str | None = None,
+    ) -> bool:
+        self._retire(repo, generation, old)
+        return self._set(repo, generation, stage=stage, errorMessage=message)
+
+    def _build_and_run(
+        self, repo: Repo, generation: int, logs: RunLog, old: subprocess.Popen[str] | None
+    ) -> None:
         commit = self.store.resolve(repo, "main")
         logs.add("build", f"===== Build queued at {now_iso()} for commit {commit.id} =====")
         readme = commit.tree.get("README.md")
@@ -301,18 +374,18 @@ class SpaceManager:
                 f"(found sdk: {card.get('sdk')!r})"
             )
             logs.add("build", message)
-            self._set(repo, generation, stage="CONFIG_ERROR", errorMessage=message)
+            self._end_build(repo, generation, old, "CONFIG_ERROR", message)
             return
         if "app.py" not in commit.tree:
             message = "No app.py in the Space: nothing to run"
             logs.add("build", message)
-            self._set(repo, generation, stage="NO_APP_FILE", errorMessage=message)
+            self._end_build(repo, generation, old, "NO_APP_FILE", message)
             return
 
         script = self._take_script(repo.id)
         if script and script.outcome == "BUILD_ERROR":
             logs.add("build", "ERROR: build failed (scripted by the Hub emulator)")
-            self._set(repo, generation, stage="BUILD_ERROR", errorMessage="Build failed (scripted)")
+            self._end_build(repo, generation, old, "BUILD_ERROR", "Build failed (scripted)")
             return
         if script and script.outcome == "hang" and script.stage == "BUILDING":
             logs.add("build", "Build is taking its time (scripted hang)")
@@ -322,7 +395,8 @@ class SpaceManager:
         logs.add("build", f"Materialised {len(commit.tree)} files into {workdir}")
         logs.add("build", "===== Build done =====")
         logs.close("build")
-        if not self._set(repo, generation, stage="APP_STARTING"):
+        starting = "APP_STARTING" if old is None else "RUNNING_APP_STARTING"
+        if not self._end_build(repo, generation, old, starting):
             return
         if script and script.outcome == "RUNTIME_ERROR":
             logs.add("run", "Traceback: RuntimeError (scripted by the Hub emulator)")
@@ -365,6 +439,7 @@ class SpaceManager:
                 "PYTHONUNBUFFERED": "1",
                 "HF_ENDPOINT": self.endpoint,
                 "HF_HUB_DISABLE_TELEMETRY": "1",
+                "HF_HUB_DISABLE_XET": "1",  # no Xet storage here: the client takes LFS
                 "SPACE_ID": repo.id,
                 "SPACE_AUTHOR_NAME": namespace,
                 "SPACE_REPO_NAME": name,
@@ -399,19 +474,29 @@ class SpaceManager:
         reader = threading.Thread(target=_pump, args=(process, logs), daemon=True)
         reader.start()
 
-        running = False
+        running_since: float | None = None
         while process.poll() is None:
             if self._state(repo.id).generation != generation:
                 return
-            if not running and _answers_http(port):
-                running = self._set(repo, generation, stage="RUNNING")
-                if not running:
+            if running_since is None and _answers_http(port):
+                if not self._set(repo, generation, stage="RUNNING"):
                     return
-            time.sleep(0.25 if running else 0.05)
+                running_since = time.monotonic()
+            if running_since is not None and _slept_in(repo, running_since):
+                self._put_to_sleep(repo, generation)
+                return
+            time.sleep(0.05 if running_since is None else 0.25)
         reader.join(timeout=5)
         tail = " | ".join(logs.tail("run", 10))
         message = f"Exit code: {process.returncode}. Reason: {tail}"
         self._set(repo, generation, stage="RUNTIME_ERROR", errorMessage=message)
+
+
+def _slept_in(repo: Repo, running_since: float) -> bool:
+    """Whether the Space's sleep time has run out. The emulator does not see visits to the
+    app, so a running Space counts as idle from the moment it started running."""
+    sleep_time = (repo.space or {}).get("sleepTime")
+    return bool(sleep_time and sleep_time > 0 and time.monotonic() - running_since >= sleep_time)
 
 
 def _pump(process: subprocess.Popen[str], logs: RunLog) -> None:

@@ -27,12 +27,15 @@ from runner.hub.emulator.errors import (
     BadRequest,
     Conflict,
     EntryNotFound,
+    InvalidPath,
     RevisionNotFound,
     StaleParent,
 )
 
 REPO_TYPES = ("model", "dataset", "space")
 COMMIT_ID = re.compile(r"[0-9a-f]{40}")
+# As git's: seven hex digits or more name the one commit they begin.
+SHORT_COMMIT_ID = re.compile(r"[0-9a-f]{7,39}")
 REPO_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
 REF_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,199}")
 # A clone writes each part of a path as a file name and opens the whole path: 255 bytes is
@@ -148,18 +151,18 @@ def check_path_form(path: str) -> str:
     character, and short enough to check out."""
     parts = path.split("/")
     if not path or path.startswith("/") or any(p in ("", ".", "..") for p in parts):
-        raise BadRequest(
+        raise InvalidPath(
             f"Invalid path in repo: {shown_path(path)}; expected a relative path like "
             "'folder/file.txt' with no empty, '.' or '..' part"
         )
     if UNSAFE_PATH_CHARACTER.search(path):
-        raise BadRequest(
+        raise InvalidPath(
             f"Invalid path in repo: {shown_path(path)} contains a control character or a lone "
             "surrogate"
         )
     size, longest = len(path.encode()), max(len(p.encode()) for p in parts)
     if size > MAX_PATH_BYTES or longest > MAX_SEGMENT_BYTES:
-        raise BadRequest(
+        raise InvalidPath(
             f"Path too long in repo: {shown_path(path)} ({size} bytes, longest part {longest}); "
             f"the limits are {MAX_PATH_BYTES} bytes and {MAX_SEGMENT_BYTES} per part"
         )
@@ -169,8 +172,14 @@ def check_path_form(path: str) -> str:
 def check_path(path: str) -> str:
     """A path a commit may write: well-formed and not inside `.git`."""
     if check_path_form(path).split("/")[0] == ".git":
-        raise BadRequest(f"Cannot write inside .git: {shown_path(path)}")
+        raise InvalidPath(f"Cannot write inside .git: {shown_path(path)}")
     return path
+
+
+def repo_key(repo_type: str, repo_id: str) -> tuple[str, str]:
+    """Repo ids are case-insensitive on the Hub: `AINative/Kwanzaa-Mini-Lora` is the repo
+    created as `ainative/kwanzaa-mini-lora`, which keeps the case it was created with."""
+    return repo_type, repo_id.lower()
 
 
 def split_repo_id(repo_id: str) -> tuple[str, str]:
@@ -195,7 +204,7 @@ class Store:
         self._commits: dict[tuple[str, str, str], Commit] = {}
         for path in sorted((self.root / "repos").glob("*/*/*/repo.json")):
             repo = Repo.from_json(json.loads(path.read_text(encoding="utf-8")))
-            self._repos[(repo.type, repo.id)] = repo
+            self._repos[repo_key(repo.type, repo.id)] = repo
 
     @property
     def lock(self) -> threading.RLock:
@@ -209,7 +218,7 @@ class Store:
 
     def get(self, repo_type: str, repo_id: str) -> Repo | None:
         with self._lock:
-            return self._repos.get((repo_type, repo_id))
+            return self._repos.get(repo_key(repo_type, repo_id))
 
     def repos(self, repo_type: str | None = None) -> list[Repo]:
         with self._lock:
@@ -234,7 +243,7 @@ class Store:
         files = {".gitattributes": GITATTRIBUTES, **(initial_files or {})}
         entries = {path: self.blobs.put(data) for path, data in files.items()}
         with self._lock:
-            if (repo_type, repo_id) in self._repos:
+            if repo_key(repo_type, repo_id) in self._repos:
                 raise Conflict(f"You already created this {repo_type} repo: {repo_id}")
             repo_dir = self._repo_dir(repo_type, repo_id)
             # Leftovers of a repo deleted while the emulator was down are not this repo.
@@ -244,13 +253,13 @@ class Store:
             )
             first = self._write_commit(repo, (), entries, "initial commit", "", author="system")
             repo.branches["main"] = first.id
-            self._repos[(repo_type, repo_id)] = repo
+            self._repos[repo_key(repo_type, repo_id)] = repo
             self.save(repo)
             return repo
 
     def delete(self, repo: Repo) -> None:
         with self._lock:
-            self._repos.pop((repo.type, repo.id), None)
+            self._repos.pop(repo_key(repo.type, repo.id), None)
             self._commits = {
                 k: v for k, v in self._commits.items() if k[:2] != (repo.type, repo.id)
             }
@@ -297,18 +306,26 @@ class Store:
             self._commits[key] = commit
             return commit
 
-    def is_revision(self, repo: Repo, revision: str) -> bool:
-        return (
-            revision in repo.branches
-            or revision in repo.tags
-            or self.get_commit(repo, revision) is not None
-        )
-
-    def resolve(self, repo: Repo, revision: str) -> Commit:
-        """A branch, a tag or a full commit id, to its commit."""
+    def _find_commit(self, repo: Repo, revision: str) -> Commit | None:
+        """A branch, a tag, a full commit id or a unique prefix of one, to its commit."""
         with self._lock:
             commit_id = repo.branches.get(revision) or repo.tags.get(revision) or revision
             commit = self.get_commit(repo, commit_id)
+            if commit is None and SHORT_COMMIT_ID.fullmatch(revision):
+                commit = self._commit_by_prefix(repo, revision)
+        return commit
+
+    def _commit_by_prefix(self, repo: Repo, prefix: str) -> Commit | None:
+        """The one commit whose id begins with `prefix`; None when none or several do."""
+        commits = self._repo_dir(repo.type, repo.id) / "commits"
+        matches = [path.stem for path in commits.glob(f"{prefix}*.json")]
+        return self.get_commit(repo, matches[0]) if len(matches) == 1 else None
+
+    def is_revision(self, repo: Repo, revision: str) -> bool:
+        return self._find_commit(repo, revision) is not None
+
+    def resolve(self, repo: Repo, revision: str) -> Commit:
+        commit = self._find_commit(repo, revision)
         if commit is None:
             raise RevisionNotFound(revision)
         return commit

@@ -9,6 +9,7 @@ from typing import Any
 
 from runner.hub.emulator.blobs import FileEntry
 from runner.hub.emulator.errors import EntryNotFound
+from runner.hub.emulator.lfs import pointer
 from runner.hub.emulator.storage import Commit, Repo, Store, check_path_form
 
 
@@ -29,7 +30,11 @@ def folders_of(tree: Mapping[str, FileEntry]) -> set[str]:
 
 
 def file_item(path: str, entry: FileEntry) -> dict[str, Any]:
-    return {"type": "file", "oid": entry.oid, "size": entry.size, "path": path}
+    item: dict[str, Any] = {"type": "file", "oid": entry.oid, "size": entry.size, "path": path}
+    if entry.lfs:
+        size = len(pointer(entry.sha256, entry.size))
+        item["lfs"] = {"oid": entry.sha256, "size": entry.size, "pointerSize": size}
+    return item
 
 
 def folder_item(tree: Mapping[str, FileEntry], path: str) -> dict[str, Any]:

@@ -1,0 +1,74 @@
+"""The Hub account's rights against what a spec writes. Checked before anything is spent: a
+read token, or a namespace the account may not write, fails at once with the fix, not at the
+first upload after a GPU run. `runner doctor` shows the same checks, read-only."""
+
+from __future__ import annotations
+
+from runner.hub.client import Account, HubClient, HubSetupError
+from runner.policy.repos import RepoPolicy, require_allowed_repos, space_id_of
+from runner.specs.bundle import AdapterBundle
+
+TOKENS_PAGE = "https://huggingface.co/settings/tokens"
+
+
+class MissingRights(HubSetupError):
+    """The token cannot write a repo the spec makes the runner write: like a refused token,
+    the environment must change, so every verb (reconcile included) stops with exit 2."""
+
+
+def written_repos(bundle: AdapterBundle) -> list[tuple[str, str]]:
+    """(use, repo id) of every repo the runner writes for this adapter version."""
+    publish = bundle.adapter.publish
+    repos = [
+        ("publish", publish.repo_id),
+        ("candidates", publish.candidates_repo_id),
+        ("dataset", bundle.dataset.hub_repo),
+    ]
+    if bundle.adapter.training.backend == "space":
+        repos.append(("Space", space_id_of(bundle.adapter)))
+    return repos
+
+
+def namespace_of(repo_id: str) -> str:
+    return repo_id.split("/")[0]
+
+
+def write_fix(account: Account, namespace: str) -> str:
+    """What gives `account` write access to `namespace`."""
+    if account.token_role == "read":
+        return f"a read token cannot write: create one with write access ({TOKENS_PAGE})"
+    if account.token_role == "fineGrained":
+        return f"give the fine-grained token write access to {namespace} ({TOKENS_PAGE})"
+    if namespace in account.org_roles:
+        role = account.org_roles[namespace]
+        return f"{account.name} is `{role}` in {namespace}: an admin of it can give write access"
+    return (
+        f"ask an admin of {namespace} to add {account.name} with the write role, or name "
+        "repos in a namespace this token may write (adapter.yaml, dataset.yaml)"
+    )
+
+
+def require_write_access(client: HubClient, bundle: AdapterBundle) -> None:
+    """Refuse, before anything is spent, when the token may not write a repo `bundle` makes
+    the runner write."""
+    account = client.account()
+    blocked = [
+        (use, repo_id)
+        for use, repo_id in written_repos(bundle)
+        if not account.can_write(namespace_of(repo_id))
+    ]
+    if not blocked:
+        return
+    shown = ", ".join(f"{use} {repo_id}" for use, repo_id in blocked)
+    role = account.token_role or "unknown role"
+    raise MissingRights(
+        f"{bundle.path}: the token ({account.name}, {role} token) cannot write {shown}; "
+        f"nothing was spent or written; {write_fix(account, namespace_of(blocked[0][1]))}"
+    )
+
+
+def require_writable(policy: RepoPolicy | None, client: HubClient, bundle: AdapterBundle) -> None:
+    """Before the first write of an operation: every repo `bundle` names is one the allowlist
+    gives it and one the token may write."""
+    require_allowed_repos(policy, bundle)
+    require_write_access(client, bundle)
