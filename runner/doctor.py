@@ -22,11 +22,9 @@ from runner.hub.client import (
 from runner.policy.access import TOKENS_PAGE, namespace_of, write_fix, written_repos
 from runner.policy.loading import Policies
 from runner.policy.repos import space_id_of
-from runner.space.render import made_by_runner, render_space
+from runner.space.render import render_space
+from runner.space.sync import space_made_by_runner
 from runner.specs.bundle import AdapterBundle
-
-# The front matter opens a README: its first 64 KiB are enough to find the runner's tag.
-README_HEAD_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -141,7 +139,7 @@ def _space(client: HubClient, space_id: str, bundle: AdapterBundle) -> Check:
         fix = "set training.space_id to a new Space name (the runner creates a docker one)"
         return Check("Space", space_id, False, f"sdk {sdk}, not docker", fix)
     files = set(client.file_oids(repo))
-    if "README.md" not in files or not _made_by_runner(client, repo):
+    if not space_made_by_runner(client, repo, files):
         fix = "set training.space_id to a new Space name, or delete this Space"
         return Check("Space", space_id, False, "exists and was not made by the runner", fix)
     stray = sorted(files - set(render_space(bundle.dirname, bundle.adapter.training.engine)))
@@ -149,8 +147,3 @@ def _space(client: HubClient, space_id: str, bundle: AdapterBundle) -> Check:
         fix = "the next `runner space sync` deletes them"
         return Check("Space", space_id, False, f"stray files: {', '.join(stray)}", fix)
     return Check("Space", space_id, True, "docker, made by the runner, no stray files")
-
-
-def _made_by_runner(client: HubClient, repo: RepoRef) -> bool:
-    with client.download(repo, "README.md").open("rb") as readme:
-        return made_by_runner(readme.read(README_HEAD_BYTES).decode("utf-8", errors="replace"))

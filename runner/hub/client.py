@@ -185,6 +185,7 @@ class HubClient:
         if not serves_xet(self.endpoint):
             constants.HF_HUB_DISABLE_XET = True
         self._api = HfApi(endpoint=self.endpoint, token=self._token)
+        self._account: Account | None = None
 
     def __repr__(self) -> str:
         return f"HubClient(endpoint={self.endpoint!r}, token={'set' if self._token else 'unset'})"
@@ -240,7 +241,10 @@ class HubClient:
         return self._run("whoami", self.endpoint, lambda: self._api.whoami()["name"])
 
     def account(self) -> Account:
-        return _account(self._run("whoami", self.endpoint, self._api.whoami))
+        """Asked once per client: reconcile checks the rights of every adapter it acts on."""
+        if self._account is None:
+            self._account = _account(self._run("whoami", self.endpoint, self._api.whoami))
+        return self._account
 
     def space_sdk(self, space: str) -> str | None:
         repo = RepoRef(space, "space")

@@ -137,15 +137,20 @@ def sync_space(
     return sorted(before - set(files) - {".gitattributes"})
 
 
+def space_made_by_runner(client: HubClient, repo: RepoRef, files: set[str]) -> bool:
+    """The Space's README.md (among `files`) carries the tag every render puts there."""
+    if "README.md" not in files:
+        return False
+    with client.download(repo, "README.md").open("rb") as readme:
+        # The front matter opens the file; a huge README need not be read to find it.
+        return made_by_runner(readme.read(README_HEAD_BYTES).decode("utf-8", errors="replace"))
+
+
 def _require_runner_space(client: HubClient, repo: RepoRef, files: set[str]) -> None:
     """A sync wipes the Space's files and hands its app our HF_TOKEN: it goes ahead only on
-    a Space whose README.md carries the tag every render puts there."""
-    if "README.md" in files:
-        with client.download(repo, "README.md").open("rb") as readme:
-            # The front matter opens the file; a huge README need not be read to find it.
-            head = readme.read(README_HEAD_BYTES).decode("utf-8", errors="replace")
-        if made_by_runner(head):
-            return
+    a Space the runner made."""
+    if space_made_by_runner(client, repo, files):
+        return
     shown = ", ".join(sorted(files)[:MAX_FILES_SHOWN]) + (
         ", ..." if len(files) > MAX_FILES_SHOWN else ""
     )
