@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv venv-core test demo bench lint format schema clean
+.PHONY: venv venv-core test demo bench lint format schema clean conformance
 
 venv: $(STAMP)
 
@@ -72,3 +72,11 @@ autotrain-check: venv
 	$(AUTOTRAIN_VENV)/bin/python -m pip install --quiet --only-binary=:all: $(AUTOTRAIN_PARSER_DEPS)
 	$(AUTOTRAIN_VENV)/bin/python -m pip install --quiet --no-deps autotrain-advanced==0.8.36
 	$(AUTOTRAIN_VENV)/bin/python scripts/check_autotrain_configs.py parse $(AUTOTRAIN_OUT)
+
+# huggingface_hub's own staging-Hub tests (from the installed version's sdist, downloaded
+# from the package index) against the Hub emulator, with a pass/fail table per area
+# (also in .conformance/report.md). Fails when an area the runner uses fails, or on any 5xx
+# or hang. Pass ARGS to narrow it: make conformance ARGS="-k TestCommitApi test_hf_api.py".
+conformance: venv
+	$(BIN)/python -m pip install --quiet -e '.[conformance]'
+	$(BIN)/python conformance/run.py $(ARGS)

@@ -416,11 +416,8 @@ def test_a_space_app_runs_writes_to_a_model_repo_and_pauses_itself(
     assert result["stage"] == "PAUSED", result
     assert result["hardware"] is None
     assert result["result"] == "written by ainative/trainer"
-    assert any("uploaded the result" in line for line in result["logs"]), result["logs"]
+    assert result["logs"] == [], "a paused Space's run log went with its container"
     assert any("Materialised" in line for line in result["build"])
-    startup = next(line for line in result["logs"] if "(port " in line)
-    port = int(startup.rsplit("(port ", 1)[1].split(")")[0])
-    assert _port_closed(port), "the paused Space's app is still listening"
     # The app authenticated with its secret; the emulator never logs the token itself.
     app_requests = [r for r in hub.requests() if r["path"].endswith("/pause")]
     assert app_requests

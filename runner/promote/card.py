@@ -19,7 +19,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from runner.evaluate.report import EvalReport, MetricRow
 from runner.repofiles import read_regular_bytes
 from runner.specs.bundle import AdapterBundle
-from runner.specs.dataset import DatasetFile
+from runner.specs.dataset import DatasetFile, DatasetManifest
 from runner.specs.training import TrainingSpec
 
 TASK_TYPE = "text-generation"
@@ -169,7 +169,7 @@ def dataset_section(bundle: AdapterBundle, dataset_commit: str | None) -> str:
         ["Repo", f"[`{dataset.hub_repo}`](https://huggingface.co/datasets/{dataset.hub_repo})"],
         ["Version", f"`{dataset.version}`"],
         ["Commit", f"`{dataset_commit}`" if dataset_commit else DASH],
-        ["License", f"`{dataset.license}`"],
+        ["License", _license_cell(dataset)],
     ]
     files = [
         _file_row(split, file)
@@ -179,6 +179,13 @@ def dataset_section(bundle: AdapterBundle, dataset_commit: str | None) -> str:
         f"## Dataset\n\n{table(['Field', 'Value'], rows)}\n\n"
         f"{table(['Split', 'File', 'Examples', 'sha256'], files)}"
     )
+
+
+def _license_cell(dataset: DatasetManifest) -> str:
+    """The Hub's id, or for `other` the license the manifest names, linked to its text."""
+    if dataset.license_name and dataset.license_link:
+        return f"[`{dataset.license_name}`]({dataset.license_link})"
+    return f"`{dataset.license}`"
 
 
 def _file_row(split: str, file: DatasetFile) -> list[str]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import tempfile
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,9 @@ NEVER_SLEEP = -1
 # A Space that was paused may still report PAUSED for a moment after it is started.
 START_GRACE_S = 60.0
 README_HEAD_BYTES = 64 * 1024
+LOG_TAIL_LINES = 20
+# How long a followed run log may take to deliver its last lines once the Space stopped.
+FOLLOW_DRAIN_S = 5.0
 MAX_FILES_SHOWN = 8
 
 
@@ -174,20 +178,52 @@ def start_space(client: HubClient, space_id: str, hardware: str) -> None:
 
 def watch_space(client: HubClient, space_id: str, watch: Watch) -> SpaceRun:
     """Poll the stage until the app finishes or fails, or a limit stops the run; the Space is
-    paused on every way out, and a failure carries the log tail."""
+    paused on every way out, and the run carries the log tail."""
     progress = RunProgress(watch.clock)
+    followed = FollowedLog()
     try:
-        ended = _wait_for_end(client, space_id, watch, progress)
+        ended = _wait_for_end(client, space_id, watch, progress, followed)
+        tail = _log_tail(client, space_id, ended, followed)
     finally:
         _pause_quietly(client, space_id)
     if isinstance(ended, str):
-        tail = client.space_log_tail(space_id)
         return SpaceRun(space_id, "TIMEOUT", f"{ended}; paused the Space", tail)
     if ended.stage in FINISHED:
-        return SpaceRun(space_id, ended.stage, "the app finished and paused the Space")
-    tail = client.space_log_tail(space_id, build=ended.stage == "BUILD_ERROR")
+        return SpaceRun(space_id, ended.stage, "the app finished and paused the Space", tail)
     message = f"{ended.stage}: {_reason(ended)}; paused the Space"
     return SpaceRun(space_id, ended.stage, message, tail)
+
+
+class FollowedLog:
+    """The run log as the watch follows it: the thread reading it and its last lines."""
+
+    def __init__(self) -> None:
+        self.lines: deque[str] = deque(maxlen=LOG_TAIL_LINES)
+        self.thread: threading.Thread | None = None
+
+    def following(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
+    def drained(self) -> list[str]:
+        """The last lines, once the stream of a stopped Space delivered what it still had."""
+        if self.thread is not None:
+            self.thread.join(FOLLOW_DRAIN_S)
+        return list(self.lines)
+
+
+def _log_tail(
+    client: HubClient, space_id: str, ended: SpaceState | str, followed: FollowedLog
+) -> list[str]:
+    """The last log lines, read before the watch pauses the Space: the Hub drops a Space's run
+    log with its container, so a stopped Space (the app paused itself) has only the lines the
+    watch followed while it ran, and a live one is read before its pause."""
+    if isinstance(ended, str):
+        return list(followed.lines) or client.space_log_tail(space_id, lines=LOG_TAIL_LINES)
+    if ended.stage in STOPPED:
+        return followed.drained()
+    build = ended.stage == "BUILD_ERROR"
+    served = client.space_log_tail(space_id, build=build, lines=LOG_TAIL_LINES)
+    return served or list(followed.lines)
 
 
 def _reason(ended: SpaceState) -> str:
@@ -229,21 +265,24 @@ def describe_progress(event: Mapping[str, Any]) -> str:
 
 
 def _wait_for_end(
-    client: HubClient, space_id: str, watch: Watch, progress: RunProgress
+    client: HubClient,
+    space_id: str,
+    watch: Watch,
+    progress: RunProgress,
+    followed: FollowedLog,
 ) -> SpaceState | str:
-    """The terminal state, or why a limit stopped the run."""
+    """The terminal state, or why a limit stopped the run, following the run log meanwhile."""
     started = watch.clock()
     grace_end = started + START_GRACE_S
     seen_active, last_stage = False, ""
-    follower: threading.Thread | None = None
     while (stop := why_stop(watch.limits, started, watch.clock(), progress.last)) is None:
         state = client.space_runtime(space_id)
         if state.stage != last_stage:
             last_stage = state.stage
             if watch.on_stage:
                 watch.on_stage(state.stage)
-        if state.stage == "RUNNING" and (follower is None or not follower.is_alive()):
-            follower = _follow(client, space_id, watch, progress)  # again if the stream dropped
+        if state.stage == "RUNNING" and not followed.following():  # again if it dropped
+            followed.thread = _follow(client, space_id, watch, progress, followed.lines)
         seen_active = seen_active or state.stage in ACTIVE
         if state.stage in FAILED:
             return state
@@ -281,15 +320,21 @@ def _source(origin: str) -> str:
 
 
 def _follow(
-    client: HubClient, space_id: str, watch: Watch, progress: RunProgress
+    client: HubClient,
+    space_id: str,
+    watch: Watch,
+    progress: RunProgress,
+    followed: deque[str],
 ) -> threading.Thread:
     """Read the run log from a daemon thread until the stream ends: every line feeds the
-    progress the limits look at, and `watch.on_log` when there is a progress view."""
+    progress the limits look at, the tail a report shows, and `watch.on_log` when there is a
+    progress view."""
 
     def pump() -> None:
         try:
             for line in client.follow_space_log(space_id):
                 progress.read(line)
+                followed.append(line)
                 if watch.on_log:
                     watch.on_log(line)
         except Exception:  # a dropped stream is followed again on the next poll
@@ -309,10 +354,16 @@ def _pause_quietly(client: HubClient, space_id: str) -> None:
 
 
 def describe_failure(run: SpaceRun) -> str:
-    """The message a user reads when a Space run did not finish: stage, reason, log tail."""
+    """The message a user reads when a Space run did not give what it should: stage, reason,
+    log tail, or where the log went when there is none."""
     lines = [f"Space {run.space_id}: {run.message}"]
+    kind = "build" if run.stage == "BUILD_ERROR" else "run"
     if run.log_tail:
-        kind = "build" if run.stage == "BUILD_ERROR" else "run"
         lines.append(f"last {len(run.log_tail)} line(s) of the {kind} log:")
         lines += [f"  | {line}" for line in run.log_tail]
+    elif run.stage in STOPPED:
+        lines.append(
+            "no run log: the Hub drops a Space's run log when the Space pauses, and the watch "
+            "read no line of it while the app ran (the build log stays on the Space)"
+        )
     return "\n".join(lines)

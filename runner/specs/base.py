@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from runner.findings import quote
+from runner.hub.licenses import HUB_LICENSES, LICENSES_PAGE, OTHER_LICENSE, nearest_license
 from runner.repofiles import path_problem
 
 
@@ -85,10 +86,46 @@ RepoPath = Annotated[str, AfterValidator(_repo_path)]
 
 DatasetVersion = Annotated[str, _matches(r"v[0-9]+", "dataset_version", "`v<N>`, e.g. `v2`")]
 
+
+def _hub_license(value: str) -> str:
+    if value in HUB_LICENSES:
+        return value
+    nearest = nearest_license(value)
+    fix = (
+        f"did you mean `{nearest}`?"
+        if nearest
+        else f"a license not on the list is `{OTHER_LICENSE}`, named by `license_name` and "
+        "`license_link`"
+    )
+    raise spec_error(
+        "license",
+        f"{quote(value)} is not a license id the Hub accepts; {fix} (ids: {LICENSES_PAGE})",
+    )
+
+
 LicenseId = Annotated[
     str,
-    _matches(r"[A-Za-z0-9][A-Za-z0-9.+-]*", "license", "an SPDX license id such as `apache-2.0`"),
+    AfterValidator(_hub_license),
+    # The list itself, so editors complete the id from the schema.
+    WithJsonSchema({"type": "string", "enum": sorted(HUB_LICENSES)}),
 ]
+"""A license id from the Hub's list, exactly as the Hub spells it (`apache-2.0`)."""
+
+LicenseName = Annotated[
+    str,
+    _matches(
+        r"[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?",
+        "license_name",
+        "an id of lowercase letters, digits, '-' and '.', e.g. `my-license-1.0`",
+    ),
+]
+"""The id of a license not on the Hub's list (`license: other`)."""
+
+LicenseLink = Annotated[
+    str, _matches(r"https?://[^\s()<>\[\]|`]+", "license_link", "the license's http(s) URL")
+]
+"""Where a license not on the Hub's list is written down; a URL, since nothing the runner
+pushes carries a LICENSE file, and one that stays a single link in the card's markdown table."""
 
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 """A share or score between 0 and 1."""

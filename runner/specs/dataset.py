@@ -5,19 +5,23 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
+from runner.hub.licenses import OTHER_LICENSE
 from runner.specs.base import (
     DatasetVersion,
     Fraction,
     HubRepoId,
     LicenseId,
+    LicenseLink,
+    LicenseName,
     NonNegativeInt,
     PositiveInt,
     RepoPath,
     Sha256,
     Slug,
     SpecModel,
+    spec_error,
 )
 
 
@@ -63,7 +67,12 @@ class DatasetManifest(SpecModel):
     """Dataset version, `v<N>`."""
     description: str = ""
     license: LicenseId
-    """SPDX license id, e.g. `cc-by-4.0` or `apache-2.0`."""
+    """License id from the Hub's list (huggingface.co/docs/hub/repositories-licenses), e.g.
+    `cc-by-4.0` or `apache-2.0`; `other` for a license not on it."""
+    license_name: LicenseName | None = None
+    """With `license: other`: the license's id, e.g. `my-license-1.0`."""
+    license_link: LicenseLink | None = None
+    """With `license: other`: the URL of the license's text."""
     hub_repo: HubRepoId
     """Hub dataset repo the files are pushed to (tagged with the version)."""
     format: Literal["chat"] = "chat"
@@ -80,3 +89,25 @@ class DatasetManifest(SpecModel):
     """JSON Schema the assistant's answer_json must satisfy (citation_grounded_chat)."""
     code_quality: CodeQualityMinimums | None = None
     """Minimum shares of tests, type hints and error handling (code_assistant)."""
+
+    @model_validator(mode="after")
+    def _other_license_is_named(self) -> DatasetManifest:
+        """As the Hub's cards do: `other` is named by `license_name` and `license_link`, and
+        only `other` is, so a listed id never carries a second, contradicting name."""
+        named = {"license_name": self.license_name, "license_link": self.license_link}
+        for key, value in named.items():
+            if self.license == OTHER_LICENSE and value is None:
+                raise spec_error(
+                    "other_license_unnamed",
+                    f"`license: {OTHER_LICENSE}` needs `license_name` (the license's id) and "
+                    f"`license_link` (the URL of its text) to say which license it is; add `{key}`",
+                    at="license",
+                )
+            if self.license != OTHER_LICENSE and value is not None:
+                raise spec_error(
+                    "license_name_without_other",
+                    f"`{key}` is only for `license: {OTHER_LICENSE}`; remove it, "
+                    f"`{self.license}` is already on the Hub's list",
+                    at=key,
+                )
+        return self

@@ -109,15 +109,18 @@ def train_candidate(
     if backend == "local":
         work_dir = repo_root / ".runs" / rid
         failure = run_locally(config, client, work_dir, on_event, limits=limits, retrain=force)
+        detail = failure
     else:
         space = run_in_space(bundle, policies, client, config, limits, on_event)
         failure = None if space.finished else describe_failure(space)
+        # A finished Space's run log is gone from the Hub: its tail, as the watch read it.
+        detail = describe_failure(space)
     run = read_run(client, location)
     if failure is not None or run is None or not run.is_candidate:
         why = run.error if run is not None else "no run.json was uploaded"
         raise TrainingFailed(
             f"{bundle.dirname}: run {rid} ({backend}) made no candidate: {why}"
-            + (f"\n{failure}" if failure else "")
+            + (f"\n{detail}" if detail else "")
             + f"\n{what_was_kept(run)}"
         )
     return TrainOutcome(rid, location, trained=True, run=run)

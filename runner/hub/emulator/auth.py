@@ -1,47 +1,45 @@
-"""Who is calling. A token shaped as a Hub user access token (`hf_` and 8 or more letters
-or digits) is the one emulated user; it may write unless it starts with `hf_readonly`, which
-is a read token (whoami says role "read", writes get the Hub's 403). No token is anonymous
-(reads of public repos); anything else is refused, as the Hub refuses it."""
+"""Who is calling, and may they. Tokens and users live in `accounts.py`: a registered token is
+its user's; any other token shaped as a Hub user access token (`hf_` and 8 or more letters or
+digits) is the default user's. No token is anonymous (reads of public repos); anything else is
+refused, as the Hub refuses it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
 from typing import Any
 
 from fastapi import Request
 
+from runner.hub.emulator.accounts import Identity, default_identity
 from runner.hub.emulator.blobs import now_iso
 from runner.hub.emulator.errors import Forbidden, Unauthorized
 from runner.hub.redact import is_user_token
 
-USER = "ainative"
-ORGS = ("demo-org", "ainative-labs")
+__all__ = ["Identity", "caller", "check_namespace", "require_user", "whoami_payload"]
+
 # The real Hub's messages (X-Error-Message and the JSON `error`): huggingface_hub reports the
 # first as a bad token, never as a missing repo; the second is its answer to no token at all.
 _INVALID = "Invalid credentials in Authorization header"
 _ANONYMOUS = "Invalid username or password."
 # Refused although well shaped, so that a client's handling of a bad token can be tested.
 _REFUSED_PREFIX = "hf_invalid"
-# A well-shaped token with this prefix is a read token of the emulated user.
-READ_ONLY_PREFIX = "hf_readonly"
-
-
-@dataclass(frozen=True, slots=True)
-class Identity:
-    name: str = USER
-    role: str = "write"  # the token's: "read" or "write"
 
 
 def caller(request: Request) -> Identity | None:
-    """FastAPI dependency: the emulated user, None when no token was sent, or 401."""
+    """FastAPI dependency: the token's identity, None when no token was sent, or 401."""
     header = request.headers.get("authorization")
     if not header:
         return None
     scheme, _, token = header.partition(" ")
     token = token.strip()
-    if scheme.lower() != "bearer" or not accepted(token):
+    if scheme.lower() != "bearer":
         raise Unauthorized(_INVALID)
-    return Identity(role="read" if token.startswith(READ_ONLY_PREFIX) else "write")
+    registered = request.app.state.ctx.accounts.identity(token)
+    if registered is not None:
+        return registered
+    if not accepted(token):
+        raise Unauthorized(_INVALID)
+    return default_identity(token)
 
 
 def accepted(token: str) -> bool:
@@ -55,25 +53,31 @@ def require_user(identity: Identity | None) -> Identity:
 
 
 def check_namespace(identity: Identity, namespace: str, what: str = "write to") -> None:
-    if identity.role == "read":
-        raise Forbidden(
-            f"You don't have the rights to {what} {namespace!r}: this is a read token; "
-            "writing needs a token with the write role"
-        )
-    # Namespaces are case-insensitive on the Hub, like the repo ids they begin.
-    if namespace.lower() not in (n.lower() for n in (identity.name, *ORGS)):
-        raise Forbidden(
-            f"You don't have the rights to {what} {namespace!r}: the emulated user "
-            f"{identity.name!r} can write to {identity.name!r} and the orgs {', '.join(ORGS)}"
-        )
+    refusal = identity.write_refusal(namespace)
+    if refusal is not None:
+        raise Forbidden(f"You don't have the rights to {what} {namespace!r}: {refusal}")
 
 
 def whoami_payload(identity: Identity) -> dict[str, Any]:
+    access_token: dict[str, Any] = {
+        "displayName": "emulator",
+        "role": identity.role,
+        "createdAt": now_iso(),
+    }
+    if identity.role == "fineGrained":
+        access_token["fineGrained"] = {
+            "canReadGatedRepos": False,
+            "global": [],
+            "scoped": [
+                {"entity": _entity(identity, name), "permissions": sorted(perms)}
+                for name, perms in identity.scopes.items()
+            ],
+        }
     return {
         "type": "user",
-        "id": "000000000000000000000001",
+        "id": _object_id(identity.name),
         "name": identity.name,
-        "fullname": "AINative (Hub emulator)",
+        "fullname": identity.fullname,
         "email": f"{identity.name}@example.invalid",
         "emailVerified": True,
         "canPay": False,
@@ -83,24 +87,27 @@ def whoami_payload(identity: Identity) -> dict[str, Any]:
         "orgs": [
             {
                 "type": "org",
-                "id": f"00000000000000000000010{i}",
+                "id": _object_id(org),
                 "name": org,
                 "fullname": org,
                 "email": None,
                 "canPay": False,
                 "periodEnd": None,
                 "avatarUrl": "",
-                "roleInOrg": "admin",
+                "roleInOrg": role,
                 "isEnterprise": False,
             }
-            for i, org in enumerate(ORGS)
+            for org, role in identity.orgs.items()
         ],
-        "auth": {
-            "type": "access_token",
-            "accessToken": {
-                "displayName": "emulator",
-                "role": identity.role,
-                "createdAt": now_iso(),
-            },
-        },
+        "auth": {"type": "access_token", "accessToken": access_token},
     }
+
+
+def _entity(identity: Identity, name: str) -> dict[str, str]:
+    kind = "user" if name.lower() == identity.name.lower() else "org"
+    return {"_id": _object_id(name), "type": kind, "name": name}
+
+
+def _object_id(name: str) -> str:
+    """A stable 24-hex id per name, shaped like the Hub's object ids."""
+    return hashlib.sha1(name.encode()).hexdigest()[:24]

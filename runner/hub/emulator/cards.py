@@ -8,6 +8,8 @@ from typing import Any
 
 import yaml  # PyYAML: what huggingface_hub itself parses cards with
 
+from runner.hub.licenses import HUB_LICENSES
+
 # The pattern huggingface_hub.repocard uses, so both sides agree on where metadata ends.
 YAML_BLOCK = re.compile(r"^(\s*---(?:\r\n|\r|\n))([\S\s]*?)((?:\r\n|\r|\n)---[ \t]*(\r\n|\n|$))")
 
@@ -72,22 +74,6 @@ def card_data_or_none(text: str) -> dict[str, Any] | None:
         return None
 
 
-# The license ids the Hub accepts in card metadata (huggingface.co/docs/hub/
-# repositories-licenses); anything else is `other` with a `license_name` and `license_link`.
-_LICENSE_IDS = """
-    apache-2.0 mit openrail bigscience-openrail-m creativeml-openrail-m
-    bigscience-bloom-rail-1.0 bigcode-openrail-m afl-3.0 artistic-2.0 bsl-1.0 bsd bsd-2-clause
-    bsd-3-clause bsd-3-clause-clear c-uda cc cc0-1.0 cc-by-2.0 cc-by-2.5 cc-by-3.0 cc-by-4.0
-    cc-by-sa-3.0 cc-by-sa-4.0 cc-by-nc-2.0 cc-by-nc-3.0 cc-by-nc-4.0 cc-by-nd-4.0
-    cc-by-nc-nd-3.0 cc-by-nc-nd-4.0 cc-by-nc-sa-2.0 cc-by-nc-sa-3.0 cc-by-nc-sa-4.0
-    cdla-sharing-1.0 cdla-permissive-1.0 cdla-permissive-2.0 wtfpl ecl-2.0 epl-1.0 epl-2.0
-    etalab-2.0 eupl-1.1 eupl-1.2 agpl-3.0 gfdl gpl gpl-2.0 gpl-3.0 lgpl lgpl-2.1 lgpl-3.0 isc
-    h-research intel-research lppl-1.3c ms-pl apple-ascl apple-amlr mpl-2.0 odc-by odbl
-    openrail++ osl-3.0 postgresql ofl-1.1 ncsa unlicense zlib pddl lgpl-lr
-    deepfloyd-if-license fair-noncommercial-research-license llama2 llama3 llama3.1 llama3.2
-    llama3.3 llama4 gemma unknown other
-"""
-HUB_LICENSES = frozenset(_LICENSE_IDS.split())
 # Keys whose value is one name or a list of names; then keys that take exactly one string.
 NAME_OR_NAMES = ("license", "language", "tags", "datasets", "metrics", "base_model")
 ONE_STRING = ("library_name", "pipeline_tag", "license_name", "license_link")

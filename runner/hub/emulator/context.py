@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from runner.hub.emulator.accounts import Accounts
 from runner.hub.emulator.auth import Identity, caller, check_namespace, require_user
 from runner.hub.emulator.errors import BadRequest, RepoNotFound
 from runner.hub.emulator.faults import FaultInjector, RequestLog
@@ -20,6 +21,7 @@ PLURALS = {"models": "model", "datasets": "dataset", "spaces": "space"}
 @dataclass
 class Context:
     store: Store
+    accounts: Accounts
     spaces: SpaceManager
     faults: FaultInjector
     log: RequestLog
@@ -52,7 +54,7 @@ def readable(ctx: Context, repo_type: str, repo_id: str, identity: Identity | No
     """The repo if the caller may read it. Like the Hub, an anonymous caller gets 401 for a
     private repo and a missing one alike, so existence does not leak."""
     repo = ctx.store.get(repo_type, repo_id)
-    if repo is None or (repo.private and identity is None):
+    if repo is None or (repo.private and not (identity and identity.may_read(repo.namespace))):
         raise RepoNotFound(repo_id, status=401 if identity is None else 404)
     return repo
 

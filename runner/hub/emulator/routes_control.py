@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field, NonNegativeFloat, NonNegativeInt
 
+from runner.hub.emulator.accounts import AccountsSpec
 from runner.hub.emulator.context import Ctx
 from runner.hub.emulator.errors import BadRequest
 from runner.hub.emulator.faults import CONTROL_PREFIX, FaultMode
@@ -46,6 +47,16 @@ def list_faults(ctx: Ctx) -> list[dict[str, Any]]:
 @router.delete("/faults")
 def clear_faults(ctx: Ctx) -> dict[str, Any]:
     ctx.faults.clear()
+    return {}
+
+
+@router.post("/accounts")
+def add_accounts(body: AccountsSpec, ctx: Ctx) -> dict[str, Any]:
+    """Register users (with their org roles) and their tokens."""
+    try:
+        ctx.accounts.add(body)
+    except ValueError as exc:
+        raise BadRequest(f"Invalid accounts: {exc}") from exc
     return {}
 
 

@@ -177,6 +177,7 @@ def info_payload(
         "tags": _tags(card or {}),
         "siblings": siblings,
         "usedStorage": sum(e.size for e in commit.tree.values()),
+        "xetEnabled": False,  # no Xet storage here: the client uploads through LFS
     }
     if card:
         data["cardData"] = card

@@ -181,7 +181,8 @@ async def logs(
 ) -> StreamingResponse:
     """Server-sent events, `data: {"data": line, "timestamp": ...}`, as the client parses them.
     The stream ends when that log is finished (build done, app exited or paused); while the
-    app runs it follows new lines."""
+    app runs it follows new lines. As on the Hub, a paused Space has no run log: it went with
+    the app's container (a stream that was following it still gets its last lines)."""
     if kind not in KINDS:
         raise EntryNotFound(f"logs/{kind}")
     repo = _space(ctx, namespace, name, identity, write=False)
@@ -191,10 +192,7 @@ async def logs(
     async def events() -> AsyncIterator[str]:
         index, epoch = 0, None
         while True:
-            new, finished, current = book.read(log_kind, index)
-            if epoch is not None and current != epoch:
-                return  # the Space restarted: this stream's logs are gone
-            epoch = current
+            new, finished, epoch = book.read(log_kind, index, epoch)
             for event in new:
                 yield f"data: {json.dumps(event)}\n\n"
             index += len(new)

@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from runner.errors import InputError
 from runner.hub.emulator import routes_control, routes_files, routes_repos, routes_spaces
+from runner.hub.emulator.accounts import Accounts, AccountsSpec
 from runner.hub.emulator.context import Context
 from runner.hub.emulator.errors import (
     HubError,
@@ -45,6 +46,7 @@ def build_context(data_dir: Path) -> Context:
     store = Store(data_dir)
     return Context(
         store=store,
+        accounts=Accounts(data_dir),
         spaces=SpaceManager(store, data_dir / "spaces"),
         faults=FaultInjector(),
         log=RequestLog(),
@@ -234,6 +236,12 @@ class EmulatorServer:
 
     def clear_faults(self) -> None:
         self.ctx.faults.clear()
+
+    def add_accounts(self, accounts: dict[str, Any]) -> None:
+        """Register users and tokens: `{"users": [{"name", "orgs": {org: role}}], "tokens":
+        [{"token", "user", "role": read|write|fineGrained, "scopes": [{"entity",
+        "permissions"}]}]}` (the body of `POST /_emulator/accounts`)."""
+        self.ctx.accounts.add(AccountsSpec.model_validate(accounts))
 
     def script_space(
         self,

@@ -2,10 +2,12 @@
 
 A start materialises the Space's current tree into a work dir (BUILDING), launches `app.py`
 with the Space's secrets and variables in its environment (APP_STARTING), and watches it:
-RUNNING once it answers HTTP on $PORT, RUNTIME_ERROR when it exits on its own. Pausing
-stops the process. Every start bumps a generation number, and a watcher only writes the
-stage while its generation is current, so a pause or a new start can never be overwritten
-by a stale watcher.
+RUNNING once it answers HTTP on the README's `app_port` (7860 unless set), RUNTIME_ERROR
+when it exits on its own or never answers there within `startup_duration_timeout` (30 min
+unless set). Pausing stops the process, and its run log goes with it (the build log stays).
+Every start bumps a generation number, and a watcher only writes the stage while its
+generation is current, so a pause or a new start can never be overwritten by a stale
+watcher.
 
 As on the Hub, a paused Space stays paused until it is restarted: a commit or a hardware
 request only changes what its next start runs on. A commit to a live Space rebuilds it while
@@ -54,6 +56,31 @@ _PASSTHROUGH = (
     "PATH", "PYTHONPATH", "LD_LIBRARY_PATH", "CUDA_VISIBLE_DEVICES", "TMPDIR", "LANG", "LC_ALL",
     "SSL_CERT_FILE", "VIRTUAL_ENV",
 )  # fmt: skip
+DEFAULT_APP_PORT = 7860
+DEFAULT_STARTUP_TIMEOUT = "30m"
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
+_SECONDS_PER = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# Docker maps a Space container's app_port to the outside world. Apps here share this
+# machine's ports, so each app (always a Python process here) is loaded with this
+# `sitecustomize` through PYTHONPATH, which moves its bind() to the app_port onto a free local
+# port: an app listening on any other port is never reached, as on the Hub. The mapping is
+# popped from the environment, so the app's own children (train.py) bind as they ask.
+_PORT_MAP_SHIM = """\
+import os
+import socket
+
+_mapping = os.environ.pop("HUB_EMULATOR_PORT_MAP", "")
+if _mapping:
+    _app_port, _host_port = (int(part) for part in _mapping.split(":"))
+    _bind = socket.socket.bind
+
+    def _mapped_bind(self, address):
+        if isinstance(address, tuple) and len(address) >= 2 and address[1] == _app_port:
+            address = (address[0], _host_port, *address[2:])
+        return _bind(self, address)
+
+    socket.socket.bind = _mapped_bind
+"""
 
 
 # The SDKs the Hub knows (huggingface_hub's SPACES_SDK_TYPES).
@@ -110,6 +137,39 @@ def default_settings(
         "stage": "NO_APP_FILE",
         "errorMessage": None,
     }
+
+
+class AppConfigError(ValueError):
+    """The README front matter's app settings cannot be used: the Space ends in CONFIG_ERROR."""
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    """How the Hub reaches a docker Space's app, from its README front matter."""
+
+    app_port: int
+    startup_timeout: str
+    """As the README wrote it, for messages."""
+    startup_s: float
+
+    @classmethod
+    def from_card(cls, card: dict[str, Any]) -> AppConfig:
+        port = card.get("app_port", DEFAULT_APP_PORT)
+        # bool is an int to Python, never a port to the Hub.
+        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+            raise AppConfigError(
+                f"Configuration error: README.md front matter `app_port` must be a port "
+                f"number from 1 to 65535 (found app_port: {port!r})"
+            )
+        timeout = card.get("startup_duration_timeout", DEFAULT_STARTUP_TIMEOUT)
+        match = _DURATION.match(timeout) if isinstance(timeout, str) else None
+        if match is None or int(match.group(1)) == 0:
+            raise AppConfigError(
+                "Configuration error: README.md front matter `startup_duration_timeout` must "
+                f"be a duration such as 30m or 1h (found {timeout!r})"
+            )
+        seconds = int(match.group(1)) * _SECONDS_PER[match.group(2)]
+        return cls(port, timeout.strip(), float(seconds))
 
 
 @dataclass
@@ -277,7 +337,7 @@ class SpaceManager:
             state.generation += 1
             process, state.process, state.port = state.process, None, None
             self._save(repo, stage=stage, errorMessage=None, paused=paused)
-            state.logs.close()
+            state.logs.drop_run()
         return process
 
     def forget(self, repo_id: str) -> None:
@@ -376,6 +436,12 @@ class SpaceManager:
             logs.add("build", message)
             self._end_build(repo, generation, old, "CONFIG_ERROR", message)
             return
+        try:
+            config = AppConfig.from_card(card)
+        except AppConfigError as exc:
+            logs.add("build", str(exc))
+            self._end_build(repo, generation, old, "CONFIG_ERROR", str(exc))
+            return
         if "app.py" not in commit.tree:
             message = "No app.py in the Space: nothing to run"
             logs.add("build", message)
@@ -406,7 +472,7 @@ class SpaceManager:
         if script and script.outcome == "hang":
             logs.add("run", "Application is starting (scripted hang)")
             return
-        self._launch(repo, generation, workdir, logs)
+        self._launch(repo, generation, workdir, logs, config)
 
     def _materialise(self, repo: Repo, tree: dict[str, Any] | Any) -> Path:
         namespace, name = split_repo_id(repo.id)
@@ -418,7 +484,9 @@ class SpaceManager:
             shutil.copyfile(self.store.blobs.path(entry.sha256), target)
         return workdir
 
-    def _environment(self, repo: Repo, workdir: Path, port: int) -> dict[str, str]:
+    def _environment(
+        self, repo: Repo, workdir: Path, config: AppConfig, host_port: int
+    ) -> dict[str, str]:
         settings = repo.space or {}
         namespace, name = split_repo_id(repo.id)
         home = workdir.parent / "home"
@@ -429,6 +497,10 @@ class SpaceManager:
         shutil.rmtree(scratch, ignore_errors=True)
         scratch.mkdir(parents=True)
         env = {k: os.environ[k] for k in _PASSTHROUGH if k in os.environ}
+        shim = workdir.parent / "portmap"
+        shim.mkdir(parents=True, exist_ok=True)
+        (shim / "sitecustomize.py").write_text(_PORT_MAP_SHIM, encoding="utf-8")
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(shim), env.get("PYTHONPATH")]))
         env.update({k: v["value"] for k, v in settings.get("variables", {}).items()})
         env.update({k: v["value"] for k, v in settings.get("secrets", {}).items()})
         env.update(
@@ -445,17 +517,20 @@ class SpaceManager:
                 "SPACE_REPO_NAME": name,
                 "SPACE_HOST": f"{namespace}-{name}.hf.space",
                 "SYSTEM": "spaces",
-                "PORT": str(port),
+                "PORT": str(config.app_port),
+                "HUB_EMULATOR_PORT_MAP": f"{config.app_port}:{host_port}",
             }
         )
         return env
 
-    def _launch(self, repo: Repo, generation: int, workdir: Path, logs: RunLog) -> None:
+    def _launch(
+        self, repo: Repo, generation: int, workdir: Path, logs: RunLog, config: AppConfig
+    ) -> None:
         port = _free_port()
         process = subprocess.Popen(
             [sys.executable, "-u", "app.py"],
             cwd=workdir,
-            env=self._environment(repo, workdir, port),
+            env=self._environment(repo, workdir, config, port),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -470,13 +545,17 @@ class SpaceManager:
                 _terminate(process)
                 return
             state.process, state.port = process, port
-        logs.add("run", f"===== Application Startup at {now_iso()} (port {port}) =====")
+        logs.add("run", f"===== Application Startup at {now_iso()} =====")
         reader = threading.Thread(target=_pump, args=(process, logs), daemon=True)
         reader.start()
 
         running_since: float | None = None
+        startup_deadline = time.monotonic() + config.startup_s
         while process.poll() is None:
             if self._state(repo.id).generation != generation:
+                return
+            if running_since is None and time.monotonic() >= startup_deadline:
+                self._startup_timed_out(repo, generation, process, logs, config)
                 return
             if running_since is None and _answers_http(port):
                 if not self._set(repo, generation, stage="RUNNING"):
@@ -490,6 +569,28 @@ class SpaceManager:
         tail = " | ".join(logs.tail("run", 10))
         message = f"Exit code: {process.returncode}. Reason: {tail}"
         self._set(repo, generation, stage="RUNTIME_ERROR", errorMessage=message)
+
+    def _startup_timed_out(
+        self,
+        repo: Repo,
+        generation: int,
+        process: subprocess.Popen[str],
+        logs: RunLog,
+        config: AppConfig,
+    ) -> None:
+        """The app never answered on its app_port: the Hub gives up on it as unhealthy."""
+        message = (
+            f"Launch timed out, workload was not healthy after {config.startup_timeout}: "
+            f"nothing answered HTTP on app_port {config.app_port} (README.md front matter). "
+            "The app must listen on that port, or app_port must name the port it listens on."
+        )
+        logs.add("run", message)
+        with self._lock:
+            if not self._set(repo, generation, stage="RUNTIME_ERROR", errorMessage=message):
+                return
+            state = self._state(repo.id)
+            state.process, state.port = None, None
+        _terminate(process)
 
 
 def _slept_in(repo: Repo, running_since: float) -> bool:

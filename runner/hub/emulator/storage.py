@@ -36,7 +36,9 @@ REPO_TYPES = ("model", "dataset", "space")
 COMMIT_ID = re.compile(r"[0-9a-f]{40}")
 # As git's: seven hex digits or more name the one commit they begin.
 SHORT_COMMIT_ID = re.compile(r"[0-9a-f]{7,39}")
-REPO_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
+# huggingface_hub's rule: word characters, '-' and '.', neither first nor last, 96 at most
+# (the staging Hub's test user is `__DUMMY_HUB_USER__`); '--' and '..' are refused too.
+REPO_NAME = re.compile(r"(?!.*(--|\.\.))[A-Za-z0-9_](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9_])?")
 REF_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,199}")
 # A clone writes each part of a path as a file name and opens the whole path: 255 bytes is
 # the name limit of every common file system (NAME_MAX) and 4096 Linux's PATH_MAX, so a longer

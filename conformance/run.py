@@ -1,0 +1,309 @@
+"""`make conformance`: huggingface_hub's own staging-Hub tests, for the installed version, run
+against the Hub emulator, with a pass/fail table per area.
+
+The sdist of the installed huggingface_hub ships its tests (pip downloads it from the package
+index: the only network this needs). They are unpacked under `.conformance/`, their staging
+endpoint is rewritten to a fresh emulator, their test accounts are registered in it, and
+pytest runs them with a per-test timeout. Exit 1 when a test of an area the runner uses
+fails, or when any test meets a 5xx or a hang (areas we do not use may fail, with a 4xx).
+
+    python conformance/run.py [--work .conformance] [--timeout 120] [-k EXPR] [FILE ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import xml.etree.ElementTree as ET
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import huggingface_hub
+
+from runner.hub.emulator.server import EmulatorServer
+
+HERE = Path(__file__).resolve().parent
+CONFTEST = HERE / "hub_tests_conftest.py"
+# The test files that talk to a Hub (staging, or production through our emulated classes).
+HUB_TEST_FILES = (
+    "test_hf_api.py",
+    "test_file_download.py",
+    "test_snapshot_download.py",
+    "test_cache_layout.py",
+    "test_repocard.py",
+    "test_copy_files.py",
+    "test_commit_scheduler.py",
+    "test_auth.py",
+    "test_utils_http.py",
+    "test_hf_file_system.py",
+    "test_cli_discussions.py",
+    "test_buckets.py",
+    "test_kernels.py",
+    "test_xet_upload.py",
+)
+MARKERS = ("api", "transfer", "inference", "xet", "no_xet", "production", "deprecated", "git_lfs")
+MARKERS += ("vcr",)  # recorded answers: here they are answered by the emulator instead
+
+
+@dataclass(frozen=True)
+class Area:
+    name: str
+    used: bool  # the runner depends on it: every test must pass
+    pattern: str  # searched in "file.py::Class::test"
+
+
+AREAS = (
+    Area(
+        "commits and preupload (LFS included)",
+        True,
+        r"test_hf_api\.py::(TestCommitApi|TestHfApiUploadEmptyFile|TestHfApiDeleteFolder|"
+        r"TestHfApiDeleteFiles|TestCommitInBackground|TestHfLargefiles|TestUploadFolderMocked)"
+        r"|test_copy_files|test_commit_scheduler",
+    ),
+    Area(
+        "tree and paths-info",
+        True,
+        r"test_hf_api\.py::(TestHfApiListRepoTree|TestHfApiRepoFileExists|TestHfApiVerifyChecksums)",
+    ),
+    Area(
+        "refs, tags, branches, commit lists",
+        True,
+        r"test_hf_api\.py::(TestHfApiTagEndpoint|TestHfApiBranchEndpoint|TestListGitRefs|"
+        r"TestListGitCommits)",
+    ),
+    Area(
+        "downloads and snapshots",
+        True,
+        r"test_file_download|test_snapshot_download|test_cache_layout|"
+        r"test_hf_api\.py::TestDownloadHfApiAlias",
+    ),
+    Area("repo cards and metadata", True, r"test_repocard"),
+    Area(
+        "repo create, delete, settings (gating included)",
+        True,
+        r"test_hf_api\.py::(TestHfApiEndpoints|TestHfApiPublicStaging|TestAccessRequest|TestRepoUrl)",
+    ),
+    Area(
+        "private repos, tokens and auth",
+        True,
+        r"test_hf_api\.py::(TestHfApiPrivate|TestHfApiTokenAttribute|TestHfApiAuthCheck)"
+        r"|test_auth|test_utils_http",
+    ),
+    Area(
+        "Spaces: runtime, secrets, variables, hardware, pause, restart, sleep",
+        True,
+        r"test_hf_api\.py::TestSpaceAPI",
+    ),
+    Area("history rewrite and LFS file deletion", False, r"TestSquashHistory|TestListAndPermanent"),
+    Area("discussions and pull requests", False, r"TestHfApiDiscussions|test_cli_discussions"),
+    Area(
+        "collections, webhooks, papers, users, activity, listings",
+        False,
+        r"TestCollectionAPI|TestWebhookApi|TestPaperApi|TestUserApi|TestActivityApi|"
+        r"TestExpandPropertyType|TestHfApiInferenceCatalog|TestHfApiPublicProduction",
+    ),
+    Area("HfFileSystem", False, r"test_hf_file_system"),
+    Area("buckets, kernels, Xet storage", False, r"test_buckets|test_kernels|test_xet_upload"),
+    Area("other", False, r"."),
+)
+# A failure that is the emulator's fault whatever the area: a server error or a hang.
+BROKEN = re.compile(r"\b50[0-4]\b|Internal Server Error|Timeout \(|timed out|ReadTimeout")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    test: str  # file.py::Class::test
+    status: str  # passed, failed, skipped
+    message: str
+
+    @property
+    def area(self) -> Area:
+        return next(area for area in AREAS if re.search(area.pattern, self.test))
+
+    @property
+    def broken(self) -> bool:
+        return self.status == "failed" and BROKEN.search(self.message) is not None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    work = Path(args.work).resolve()
+    suite = unpack_tests(work)
+    with EmulatorServer(work / "hub") as hub:
+        _point_at(suite, hub.endpoint)
+        hub.add_accounts(hub_test_accounts(suite / "tests" / "testing_constants.py"))
+        junit = work / "junit.xml"
+        files = args.files or list(HUB_TEST_FILES)
+        _run_pytest(suite, hub.endpoint, files, junit, args.timeout, args.k)
+    outcomes = read_junit(junit)
+    report = table(outcomes)
+    (work / "report.md").write_text(report)
+    print(report)
+    return 1 if any(_blocking(o) for o in outcomes) else 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--work", default=".conformance", help="where the tests are unpacked")
+    parser.add_argument("--timeout", type=int, default=120, help="seconds per test")
+    parser.add_argument("-k", help="pytest -k expression")
+    parser.add_argument("files", nargs="*", help=f"test files (default: {len(HUB_TEST_FILES)})")
+    return parser
+
+
+def unpack_tests(work: Path) -> Path:
+    """The installed version's tests, fresh, with our conftest and markers."""
+    version = huggingface_hub.__version__
+    sdist = _sdist(work / "sdist", version)
+    suite = work / f"huggingface_hub-{version}"
+    shutil.rmtree(suite, ignore_errors=True)
+    prefix = f"huggingface_hub-{version}/tests/"
+    with tarfile.open(sdist) as archive:
+        members = [m for m in archive.getmembers() if m.name.startswith(prefix) and m.isfile()]
+        archive.extractall(work, members=members, filter="data")
+    tests = suite / "tests"
+    (tests / "__init__.py").touch()
+    shutil.copyfile(CONFTEST, tests / "conftest.py")
+    markers = "".join(f"    {name}: huggingface_hub's marker\n" for name in MARKERS)
+    (suite / "pytest.ini").write_text(f"[pytest]\nmarkers =\n{markers}")
+    return suite
+
+
+def _sdist(folder: Path, version: str) -> Path:
+    found = sorted(folder.glob(f"huggingface_hub-{version}.tar.gz"))
+    if found:
+        return found[0]
+    folder.mkdir(parents=True, exist_ok=True)
+    pip = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary"]
+    subprocess.run([*pip, ":all:", "-d", str(folder), f"huggingface_hub=={version}"], check=True)
+    return folder / f"huggingface_hub-{version}.tar.gz"
+
+
+def _point_at(suite: Path, endpoint: str) -> None:
+    constants = suite / "tests" / "testing_constants.py"
+    text = constants.read_text()
+    text, count = re.subn(r"(?m)^ENDPOINT_STAGING = .*$", f"ENDPOINT_STAGING = {endpoint!r}", text)
+    if count != 1:
+        raise SystemExit(f"{constants}: no ENDPOINT_STAGING line to point at the emulator")
+    constants.write_text(text)
+
+
+def hub_test_accounts(constants: Path) -> dict[str, object]:
+    """The users and tokens the tests log in with, read (not run) from their constants."""
+    values = {
+        target.id: node.value.value
+        for node in ast.parse(constants.read_text()).body
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)
+        for target in node.targets
+        if isinstance(target, ast.Name)
+    }
+    enterprise = values["ENTERPRISE_ORG"]
+    return {
+        "users": [
+            {"name": values["USER"], "fullname": values["FULL_NAME"]},
+            {"name": values["OTHER_USER"]},
+            {"name": values["ENTERPRISE_USER"], "orgs": {enterprise: "admin"}},
+            {"name": "user"},  # the recorded Space API tests' account
+        ],
+        "tokens": [
+            {"token": values["TOKEN"], "user": values["USER"]},
+            {"token": values["OTHER_TOKEN"], "user": values["OTHER_USER"]},
+            {"token": values["ENTERPRISE_TOKEN"], "user": values["ENTERPRISE_USER"]},
+            {"token": "hf_fake_token", "user": "user"},
+        ],
+    }
+
+
+def _run_pytest(
+    suite: Path, endpoint: str, files: list[str], junit: Path, timeout: int, k: str | None
+) -> None:
+    # Staging mode with the emulator as its endpoint, as huggingface_hub's CI is with
+    # hub-ci. The transfer path is the one the runner takes against a loopback Hub: LFS
+    # (the emulator cannot serve Xet's storage; README "Xet and LFS").
+    env = {**os.environ, "HUGGINGFACE_CO_STAGING": "1", "HF_ENDPOINT": endpoint}
+    env |= {"HF_TOKEN": "", "NO_COLOR": "1", "HF_HUB_DISABLE_XET": "1"}
+    command = [sys.executable, "-m", "pytest", *(f"tests/{name}" for name in files)]
+    command += ["-q", "-p", "no:cacheprovider", "-p", "no:randomly", "--no-header", "-rN"]
+    command += ["--continue-on-collection-errors"]
+    command += [f"--timeout={timeout}", f"--junitxml={junit}", "-W", "ignore"]
+    if k:
+        command += ["-k", k]
+    subprocess.run(command, cwd=suite, env=env, check=False)
+
+
+def read_junit(path: Path) -> list[Outcome]:
+    outcomes = []
+    for case in ET.parse(path).iter("testcase"):
+        # "tests.test_hf_api.TestCommitApi" -> "test_hf_api.py::TestCommitApi::<name>"
+        # (a file that failed to import: classname "" and name "tests.test_x")
+        dotted = case.get("classname") or case.get("name", "")
+        module, *classes = dotted.removeprefix("tests.").split(".")
+        test = "::".join([f"{module}.py", *classes, case.get("name", "")])
+        status, message = "passed", ""
+        for child in case:
+            if child.tag in ("failure", "error"):
+                status, message = "failed", child.get("message") or (child.text or "")
+            elif child.tag == "skipped" and status == "passed":
+                status, message = "skipped", child.get("message") or ""
+        outcomes.append(Outcome(test, status, message))
+    return outcomes
+
+
+def _blocking(outcome: Outcome) -> bool:
+    return outcome.broken or (outcome.status == "failed" and outcome.area.used)
+
+
+def table(outcomes: list[Outcome]) -> str:
+    counts: dict[str, Counter[str]] = {area.name: Counter() for area in AREAS}
+    for outcome in outcomes:
+        counts[outcome.area.name][outcome.status] += 1
+        counts[outcome.area.name]["broken"] += outcome.broken
+    lines = [
+        f"# huggingface_hub {huggingface_hub.__version__} tests against the Hub emulator",
+        "",
+        "| area | runner uses it | passed | failed | skipped | 5xx or hang |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for area in AREAS:
+        c = counts[area.name]
+        if sum(c.values()) == 0:
+            continue
+        mark = "yes" if area.used else "no"
+        lines.append(
+            f"| {area.name} | {mark} | {c['passed']} | {c['failed']} | {c['skipped']} "
+            f"| {c['broken']} |"
+        )
+    total = Counter(o.status for o in outcomes)
+    lines += ["", f"Total: {total['passed']} passed, {total['failed']} failed, "]
+    lines[-1] += f"{total['skipped']} skipped."
+    lines += _details("Must pass (an area the runner uses, or a 5xx/hang)", outcomes, _blocking)
+    lines += _details("Failing in areas the runner does not use", outcomes, _unused_failure)
+    skips = Counter(o.message.split(":")[0] for o in outcomes if o.status == "skipped")
+    lines += ["", "Skipped: " + ", ".join(f"{n} {why}" for why, n in skips.most_common())]
+    return "\n".join(lines) + "\n"
+
+
+def _unused_failure(outcome: Outcome) -> bool:
+    return outcome.status == "failed" and not _blocking(outcome)
+
+
+def _details(title: str, outcomes: list[Outcome], keep: object) -> list[str]:
+    chosen = [o for o in outcomes if keep(o)]  # type: ignore[operator]
+    if not chosen:
+        return []
+    lines = ["", f"## {title}: {len(chosen)}", ""]
+    for outcome in chosen:
+        first = next((ln for ln in outcome.message.splitlines() if ln.strip()), "")[:160]
+        lines.append(f"- `{outcome.test}`: {first}")
+    return lines
+
+
+if __name__ == "__main__":
+    sys.exit(main())
