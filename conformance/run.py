@@ -224,10 +224,10 @@ def hub_test_accounts(constants: Path) -> dict[str, object]:
 def _run_pytest(
     suite: Path, endpoint: str, files: list[str], junit: Path, timeout: int, k: str | None
 ) -> None:
-    # Staging mode with the emulator as its endpoint, as huggingface_hub's CI is with
-    # hub-ci. The transfer path is the one the runner takes against a loopback Hub: LFS
-    # (the emulator cannot serve Xet's storage; README "Xet and LFS").
-    env = {**os.environ, "HUGGINGFACE_CO_STAGING": "1", "HF_ENDPOINT": endpoint}
+    # The emulator is the library's default endpoint, as hub-ci is in huggingface_hub's CI
+    # (HUGGINGFACE_CO_STAGING would pin hub-ci's name over HF_ENDPOINT). The transfer path is
+    # the one the runner takes against a loopback Hub: LFS (the emulator cannot serve Xet).
+    env = {**os.environ, "HF_ENDPOINT": endpoint}
     env |= {"HF_TOKEN": "", "NO_COLOR": "1", "HF_HUB_DISABLE_XET": "1"}
     command = [sys.executable, "-m", "pytest", *(f"tests/{name}" for name in files)]
     command += ["-q", "-p", "no:cacheprovider", "-p", "no:randomly", "--no-header", "-rN"]
