@@ -12,7 +12,7 @@ from rich.text import Text
 from runner.cli_shared import AdapterArg, RepoOption, app, dataset_app, err, out, workspace_for
 from runner.errors import RunnerError
 from runner.hub.client import HubClient
-from runner.policy.access import require_writable
+from runner.policy.access import require_base_access, require_writable
 from runner.policy.loading import load_policies
 from runner.report.console import print_decision
 from runner.report.progress import TrainProgress
@@ -73,6 +73,7 @@ def space_sync(adapter: AdapterArg, timeout: TimeoutOption = None, repo: RepoOpt
     client = HubClient().require_token("space sync")
     policies = load_policies(workspace)
     require_writable(policies.repos, client, bundle)  # before the dataset push, the first write
+    require_base_access(client, bundle)
     rid = run_id(bundle, workspace.root)
     config = run_config(bundle, workspace.root, client, rid)
     limits = watch_limits(bundle, workspace.root, policies, timeout * 60 if timeout else None)

@@ -13,13 +13,20 @@ from dataclasses import dataclass
 from runner.hub.client import (
     DEFAULT_ENDPOINT,
     Account,
+    GatedError,
     HubClient,
-    HubError,
     HubSetupError,
     NotFoundError,
     RepoRef,
 )
-from runner.policy.access import TOKENS_PAGE, namespace_of, write_fix, written_repos
+from runner.policy.access import (
+    TOKENS_PAGE,
+    base_model_page,
+    gated_fix,
+    namespace_of,
+    write_fix,
+    written_repos,
+)
 from runner.policy.loading import Policies
 from runner.policy.repos import space_id_of
 from runner.space.render import render_space
@@ -45,7 +52,7 @@ def run_doctor(bundles: list[AdapterBundle], policies: Policies, client: HubClie
     return [
         token,
         *_namespaces(bundles, account),
-        *_base_models(bundles, client),
+        *_base_models(bundles, client, account),
         *_spaces(bundles, policies, client),
     ]
 
@@ -80,16 +87,16 @@ def _namespaces(bundles: list[AdapterBundle], account: Account) -> list[Check]:
     return checks
 
 
-def _base_models(bundles: list[AdapterBundle], client: HubClient) -> list[Check]:
+def _base_models(bundles: list[AdapterBundle], client: HubClient, account: Account) -> list[Check]:
     pinned = sorted({(b.adapter.base_model.id, b.adapter.base_model.revision) for b in bundles})
-    return [_base_model(client, repo_id, revision) for repo_id, revision in pinned]
+    return [_base_model(client, account, repo_id, revision) for repo_id, revision in pinned]
 
 
-def _base_model(client: HubClient, repo_id: str, revision: str) -> Check:
+def _base_model(client: HubClient, account: Account, repo_id: str, revision: str) -> Check:
     subject = f"{repo_id}@{revision[:12]}"
-    page = f"https://huggingface.co/{repo_id}"
+    page = base_model_page(client, repo_id)
     try:
-        client.head(RepoRef(repo_id), revision)
+        gated = client.check_read_access(RepoRef(repo_id), revision)
     except NotFoundError:
         detail = f"not on the Hub at {client.endpoint} at revision {revision}"
         fix = f"check base_model.id and base_model.revision ({page}); a private base needs access"
@@ -99,11 +106,11 @@ def _base_model(client: HubClient, repo_id: str, revision: str) -> Check:
                 f"{repo_id} --revision {revision}`"
             )
         return Check("base model", subject, False, detail, fix)
-    except HubError as error:
-        if error.status != 403:
-            raise
-        detail = "gated: this account has not been granted access"
-        return Check("base model", subject, False, detail, f"accept its terms at {page}")
+    except GatedError:
+        detail = f"gated: {account.name} has not been granted access"
+        return Check("base model", subject, False, detail, gated_fix(client, account.name, repo_id))
+    if gated:
+        return Check("base model", subject, True, f"gated, access granted to {account.name}")
     return Check("base model", subject, True, "reachable at the pinned revision")
 
 

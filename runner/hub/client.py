@@ -24,6 +24,7 @@ from huggingface_hub import (
     hf_hub_download,
 )
 from huggingface_hub.errors import (
+    GatedRepoError,
     RemoteEntryNotFoundError,
     RepositoryNotFoundError,
     RevisionNotFoundError,
@@ -98,6 +99,10 @@ class HubSetupError(InputError):
 
 class NotFoundError(HubError):
     """The repo, revision or file does not exist (or is private and no token was given)."""
+
+
+class GatedError(HubError):
+    """The repo is gated and the token's account has not been granted access to its files."""
 
 
 class StaleParentError(HubError):
@@ -286,6 +291,22 @@ class HubClient:
             lambda: self._api.repo_info(repo.repo_id, repo_type=repo.repo_type, revision=revision),
         )
         return str(info.sha)
+
+    def check_read_access(self, repo: RepoRef, revision: str) -> bool:
+        """Whether the repo is gated, once its files are known readable at `revision` with
+        this token: NotFoundError, or GatedError for a gated repo whose terms this account has
+        not accepted. The repo's info alone is not enough: the Hub shows it to anyone."""
+        info = self._run(
+            "read repo",
+            repo,
+            lambda: self._api.repo_info(repo.repo_id, repo_type=repo.repo_type, revision=revision),
+        )
+        self._run(
+            "read files of",
+            repo,
+            lambda: self._api.auth_check(repo.repo_id, repo_type=repo.repo_type),
+        )
+        return bool(getattr(info, "gated", False))
 
     def commit(
         self,
@@ -640,6 +661,11 @@ def _hub_error(
     status = status_of(error)
     server = getattr(error, "server_message", None) or ""
     stopped = gave_up(error)
+    if isinstance(error, GatedRepoError):  # a RepositoryNotFoundError too: tested first
+        detail = f"gated (HTTP {status}): this account has not been granted access"
+        return GatedError(
+            operation, repo, _with_request_id(detail, error), path=path, status=status
+        )
     # LocalEntryNotFoundError is a download that could not reach the Hub: not a missing file.
     if isinstance(
         error, RepositoryNotFoundError | RevisionNotFoundError | RemoteEntryNotFoundError

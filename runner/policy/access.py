@@ -4,7 +4,7 @@ first upload after a GPU run. `runner doctor` shows the same checks, read-only."
 
 from __future__ import annotations
 
-from runner.hub.client import Account, HubClient, HubSetupError
+from runner.hub.client import Account, GatedError, HubClient, HubSetupError, RepoRef
 from runner.policy.repos import RepoPolicy, require_allowed_repos, space_id_of
 from runner.specs.bundle import AdapterBundle
 
@@ -65,6 +65,35 @@ def require_write_access(client: HubClient, bundle: AdapterBundle) -> None:
         f"{bundle.path}: the token ({account.name}, {role} token) cannot write {shown}; "
         f"nothing was spent or written; {write_fix(account, namespace_of(blocked[0][1]))}"
     )
+
+
+def base_model_page(client: HubClient, repo_id: str) -> str:
+    """Where a gated base model's terms are accepted: its page on the Hub the runner uses."""
+    return f"{client.endpoint.rstrip('/')}/{repo_id}"
+
+
+def gated_fix(client: HubClient, account_name: str, repo_id: str) -> str:
+    """What gives the token's account (and the training run's token) a gated base's files."""
+    return (
+        f"the account {account_name} (the token's) must accept its terms at "
+        f"{base_model_page(client, repo_id)}; the Space or Job downloads it with its HF_TOKEN "
+        "secret, so that token's account needs access too"
+    )
+
+
+def require_base_access(client: HubClient, bundle: AdapterBundle) -> None:
+    """Refuse, before anything is spent, a base model this token may not download at its
+    pinned revision (gated and not granted; missing or private is a NotFoundError)."""
+    base = bundle.adapter.base_model
+    try:
+        client.check_read_access(RepoRef(base.id), base.revision)
+    except GatedError:
+        account = client.account()
+        raise MissingRights(
+            f"{bundle.path}: the base model {base.id} is gated and the token "
+            f"({account.name}) has not been granted access; nothing was spent or written; "
+            f"{gated_fix(client, account.name, base.id)}"
+        ) from None
 
 
 def require_writable(policy: RepoPolicy | None, client: HubClient, bundle: AdapterBundle) -> None:

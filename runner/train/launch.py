@@ -22,7 +22,7 @@ from runner.data.checks import check_dataset
 from runner.data.publish import push_dataset
 from runner.errors import RunnerError
 from runner.hub.client import HubClient
-from runner.policy.access import require_writable
+from runner.policy.access import require_base_access, require_writable
 from runner.policy.loading import Policies
 from runner.policy.training import estimate_cost
 from runner.space.sync import (
@@ -95,6 +95,7 @@ def train_candidate(
     on_event: EventSink = _ignore,
 ) -> TrainOutcome:
     require_writable(policies.repos, client, bundle)  # also for a spec that skipped validate
+    require_base_access(client, bundle)
     rid = run_id(bundle, repo_root)
     location = candidate_location(bundle, rid)
     previous = read_run(client, location)

@@ -44,6 +44,8 @@ class TokenSpec(BaseModel):
     user: str
     role: TokenRole = "write"
     scopes: list[ScopeSpec] = []
+    # fine-grained tokens only: the "read gated repos you were granted" box of the Hub's form
+    can_read_gated_repos: bool = False
 
 
 class UserSpec(BaseModel):
@@ -69,6 +71,9 @@ class Identity:
     orgs: Mapping[str, str] = field(default_factory=lambda: dict.fromkeys(DEFAULT_ORGS, "admin"))
     # fine-grained tokens only: entity (a user or org name) -> permissions
     scopes: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # Classic tokens read every gated repo their user was granted; fine-grained ones only
+    # when they were made with that permission.
+    can_read_gated_repos: bool = True
 
     def may_read(self, namespace: str) -> bool:
         """Private repos of `namespace`: its user and its orgs' members (any role)."""
@@ -129,15 +134,25 @@ class Accounts:
             if spec is None:
                 return None
             user = self._users.get(spec.user)
+        gated = spec.role != "fineGrained" or spec.can_read_gated_repos
         if user is None:  # a token of the default user
-            return Identity(role=spec.role, scopes=_scopes(spec))
+            return Identity(role=spec.role, scopes=_scopes(spec), can_read_gated_repos=gated)
         return Identity(
             name=user.name,
             role=spec.role,
             fullname=user.fullname or user.name,
             orgs=dict(user.orgs),
             scopes=_scopes(spec),
+            can_read_gated_repos=gated,
         )
+
+    def fullname(self, name: str) -> str | None:
+        """A known user's full name (their name when they have none), None for a stranger."""
+        if name == DEFAULT_USER:
+            return Identity().fullname
+        with self._lock:
+            user = self._users.get(name)
+        return None if user is None else user.fullname or user.name
 
     def _merge(self, spec: AccountsSpec) -> None:
         self._users.update((u.name, u) for u in spec.users)

@@ -66,7 +66,7 @@ def whoami_payload(identity: Identity) -> dict[str, Any]:
     }
     if identity.role == "fineGrained":
         access_token["fineGrained"] = {
-            "canReadGatedRepos": False,
+            "canReadGatedRepos": identity.can_read_gated_repos,
             "global": [],
             "scoped": [
                 {"entity": _entity(identity, name), "permissions": sorted(perms)}

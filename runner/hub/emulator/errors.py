@@ -69,6 +69,17 @@ class RepoNotFound(HubError):
         self.status = status
 
 
+class GatedRepo(HubError):
+    """A gated repo's files, for a caller without access: 401 when anonymous, else 403."""
+
+    status = 403
+    code = "GatedRepo"
+
+    def __init__(self, message: str, *, status: int = 403) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 class RevisionNotFound(HubError):
     status = 404
     code = "RevisionNotFound"

@@ -4,14 +4,15 @@ scripts and the request log, for tests that drive the emulator from another proc
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field, NonNegativeFloat, NonNegativeInt
 
+from runner.hub.emulator import access
 from runner.hub.emulator.accounts import AccountsSpec
 from runner.hub.emulator.context import Ctx
-from runner.hub.emulator.errors import BadRequest
+from runner.hub.emulator.errors import BadRequest, RepoNotFound
 from runner.hub.emulator.faults import CONTROL_PREFIX, FaultMode
 from runner.hub.emulator.spaces import Outcome
 
@@ -58,6 +59,21 @@ def add_accounts(body: AccountsSpec, ctx: Ctx) -> dict[str, Any]:
     except ValueError as exc:
         raise BadRequest(f"Invalid accounts: {exc}") from exc
     return {}
+
+
+class AccessBody(BaseModel):
+    repo_id: str
+    user: str
+    repo_type: Literal["model", "dataset", "space"] = "model"
+
+
+@router.post("/access")
+def ask_access(body: AccessBody, ctx: Ctx) -> dict[str, Any]:
+    """`user` accepted a gated repo's terms on its web page (the Hub has no API for it)."""
+    repo = ctx.store.get(body.repo_type, body.repo_id)
+    if repo is None:
+        raise RepoNotFound(body.repo_id)
+    return {"status": access.ask_access(ctx, repo, body.user)}
 
 
 class ScriptBody(BaseModel):

@@ -13,6 +13,7 @@ from pydantic import BaseModel, NonNegativeInt, StrictStr, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from runner.hub.emulator import trees
+from runner.hub.emulator.access import check_gated
 from runner.hub.emulator.auth import Identity
 from runner.hub.emulator.blobs import SHA256_HEX, FileEntry
 from runner.hub.emulator.cards import validation_errors
@@ -366,9 +367,15 @@ def validate_yaml(body: ValidateBody, request: Request) -> dict[str, Any] | Resp
 
 
 def _resolve(
-    ctx: Context, repo_type: str, repo_id: str, rest: str, identity: Identity | None
+    request: Request,
+    ctx: Context,
+    repo_type: str,
+    repo_id: str,
+    rest: str,
+    identity: Identity | None,
 ) -> FileResponse:
     repo = readable(ctx, repo_type, repo_id, identity)
+    check_gated(request, repo, identity)
     revision, path = ctx.store.split_revision(repo, rest)
     commit = ctx.store.resolve(repo, revision)
     entry = commit.tree.get(check_path_form(path))
@@ -387,16 +394,20 @@ def _resolve(
 
 @router.api_route("/datasets/{namespace}/{name}/resolve/{rest:path}", methods=["GET", "HEAD"])
 def resolve_dataset(
-    namespace: str, name: str, rest: str, ctx: Ctx, identity: Caller
+    namespace: str, name: str, rest: str, request: Request, ctx: Ctx, identity: Caller
 ) -> FileResponse:
-    return _resolve(ctx, "dataset", f"{namespace}/{name}", rest, identity)
+    return _resolve(request, ctx, "dataset", f"{namespace}/{name}", rest, identity)
 
 
 @router.api_route("/spaces/{namespace}/{name}/resolve/{rest:path}", methods=["GET", "HEAD"])
-def resolve_space(namespace: str, name: str, rest: str, ctx: Ctx, identity: Caller) -> FileResponse:
-    return _resolve(ctx, "space", f"{namespace}/{name}", rest, identity)
+def resolve_space(
+    namespace: str, name: str, rest: str, request: Request, ctx: Ctx, identity: Caller
+) -> FileResponse:
+    return _resolve(request, ctx, "space", f"{namespace}/{name}", rest, identity)
 
 
 @router.api_route("/{namespace}/{name}/resolve/{rest:path}", methods=["GET", "HEAD"])
-def resolve_model(namespace: str, name: str, rest: str, ctx: Ctx, identity: Caller) -> FileResponse:
-    return _resolve(ctx, "model", f"{namespace}/{name}", rest, identity)
+def resolve_model(
+    namespace: str, name: str, rest: str, request: Request, ctx: Ctx, identity: Caller
+) -> FileResponse:
+    return _resolve(request, ctx, "model", f"{namespace}/{name}", rest, identity)

@@ -123,11 +123,13 @@ def update_settings(
     private = body.private if body.private is not None else None
     if private is None and body.visibility is not None:
         private = body.visibility == "private"
-    if private is not None:
-        with ctx.store.lock:
+    with ctx.store.lock:
+        if private is not None:
             repo.private = private
-            ctx.store.save(repo)
-    return {"private": repo.private}
+        if body.gated is not None:
+            repo.gated = body.gated
+        ctx.store.save(repo)
+    return {"private": repo.private, "gated": repo.gated}
 
 
 # -- repo info ------------------------------------------------------------------------------
@@ -171,7 +173,7 @@ def info_payload(
         "lastModified": commit.date,
         "createdAt": repo.created_at,
         "private": repo.private,
-        "gated": False,
+        "gated": repo.gated,
         "disabled": False,
         "likes": 0,
         "tags": _tags(card or {}),

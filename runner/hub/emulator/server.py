@@ -21,7 +21,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from runner.errors import InputError
-from runner.hub.emulator import routes_control, routes_files, routes_repos, routes_spaces
+from runner.hub.emulator import (
+    access,
+    routes_control,
+    routes_files,
+    routes_repos,
+    routes_spaces,
+)
 from runner.hub.emulator.accounts import Accounts, AccountsSpec
 from runner.hub.emulator.context import Context
 from runner.hub.emulator.errors import (
@@ -95,7 +101,7 @@ def build_app(ctx: Context) -> ASGIApp:
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
     # The catch-all download routes (`/{namespace}/{name}/resolve/...`) come last.
-    for module in (routes_control, routes_repos, routes_spaces, routes_files):
+    for module in (routes_control, routes_repos, access, routes_spaces, routes_files):
         app.include_router(module.router)
     # Faults act first (on the raw connection), then every answer gets its request id, then
     # bodies are bounded, then routes run. The id goes inside the faults: a reset reaches
@@ -242,6 +248,14 @@ class EmulatorServer:
         [{"token", "user", "role": read|write|fineGrained, "scopes": [{"entity",
         "permissions"}]}]}` (the body of `POST /_emulator/accounts`)."""
         self.ctx.accounts.add(AccountsSpec.model_validate(accounts))
+
+    def ask_access(self, repo_id: str, user: str, *, repo_type: str = "model") -> str:
+        """`user` accepts a gated repo's terms (on the Hub, a click on its page): the request's
+        status, "accepted" at once when the repo is gated "auto", else "pending"."""
+        repo = self.ctx.store.get(repo_type, repo_id)
+        if repo is None:
+            raise InputError(f"No {repo_type} repo {repo_id!r} in the emulator")
+        return access.ask_access(self.ctx, repo, user)
 
     def script_space(
         self,

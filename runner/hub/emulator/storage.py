@@ -106,6 +106,9 @@ class Repo:
     tags: dict[str, str] = field(default_factory=dict)
     # Space settings and last known runtime state; None for models and datasets.
     space: dict[str, Any] | None = None
+    # Gating: False, "auto" or "manual"; and the access requests, by user name (access.py).
+    gated: str | bool = False
+    access_requests: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def namespace(self) -> str:
@@ -120,6 +123,8 @@ class Repo:
             "branches": self.branches,
             "tags": self.tags,
             "space": self.space,
+            "gated": self.gated,
+            "accessRequests": self.access_requests,
         }
 
     @classmethod
@@ -132,6 +137,8 @@ class Repo:
             branches=dict(data["branches"]),
             tags=dict(data["tags"]),
             space=data.get("space"),
+            gated=data.get("gated", False),
+            access_requests=dict(data.get("accessRequests") or {}),
         )
 
 
