@@ -189,7 +189,8 @@ def unpack_tests(work: Path) -> Path:
     (tests / "__init__.py").touch()
     shutil.copyfile(CONFTEST, tests / "conftest.py")
     markers = "".join(f"    {name}: huggingface_hub's marker\n" for name in MARKERS)
-    (suite / "pytest.ini").write_text(f"[pytest]\nmarkers =\n{markers}")
+    ini = f"[pytest]\nasyncio_default_fixture_loop_scope = function\nmarkers =\n{markers}"
+    (suite / "pytest.ini").write_text(ini)
     return suite
 
 

@@ -31,7 +31,7 @@ def gate_base(hub: Any) -> None:
 
 
 def base_rows(out: str) -> list[str]:
-    return [line for line in out.splitlines() if TINY_REPO_ID in line]
+    return [line for line in out.splitlines() if TINY_REPO_ID in line and "base model" in line]
 
 
 def nothing_made(root: Path, hub: Any) -> bool:
