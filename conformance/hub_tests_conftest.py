@@ -48,6 +48,16 @@ def _private_cache(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
+def _fresh_oauth_refresh_state() -> None:
+    # get_token() keeps its OAuth refresh decision in module globals: one test's token would
+    # be served to the next (huggingface_hub's own conftest resets it too).
+    from huggingface_hub.utils import _auth
+
+    _auth._OAUTH_REFRESH_CACHE = None
+    _auth._OAUTH_REFRESH_WARNED = False
+
+
+@pytest.fixture(autouse=True)
 def _markers(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     node = request.node
     if node.get_closest_marker("production") is not None:

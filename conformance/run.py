@@ -117,6 +117,14 @@ AREAS = (
     ),
     Area("other", False, r"."),
 )
+# Public Spaces of other users that the recorded production tests read (as huggingface.co
+# holds them), put in place the way the Space cassettes' replay finds them there.
+PRODUCTION_SPACES: dict[str, dict[str, bytes]] = {
+    "victor/static-space": {
+        "README.md": b"---\ntitle: static-space\nsdk: static\n---\n",
+        "index.html": b"<!doctype html><title>static-space</title>\n",
+    },
+}
 # A failure that is the emulator's fault whatever the area: a server error or a hang.
 BROKEN = re.compile(r"\b50[0-4] Server Error|Server error '50[0-4]|Failed: Timeout|ReadTimeout")
 # Failures that say nothing about the emulator: the test needs what this run cannot have.
@@ -156,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     with EmulatorServer(work / "hub") as hub:
         _point_at(suite, hub.endpoint)
         hub.add_accounts(hub_test_accounts(suite / "tests" / "testing_constants.py"))
+        for repo_id, files in PRODUCTION_SPACES.items():
+            hub.seed(repo_id, files, repo_type="space")
         junit = work / "junit.xml"
         files = args.files or list(HUB_TEST_FILES)
         _run_pytest(suite, hub.endpoint, files, junit, args.timeout, args.k)
@@ -213,6 +223,9 @@ def _point_at(suite: Path, endpoint: str) -> None:
     constants.write_text(text)
 
 
+STAGING_ORG = "valid_org_hub"  # not in testing_constants: test_whoami names it
+
+
 def hub_test_accounts(constants: Path) -> dict[str, object]:
     """The users and tokens the tests log in with, read (not run) from their constants."""
     values = {
@@ -225,7 +238,11 @@ def hub_test_accounts(constants: Path) -> dict[str, object]:
     enterprise = values["ENTERPRISE_ORG"]
     return {
         "users": [
-            {"name": values["USER"], "fullname": values["FULL_NAME"]},
+            {
+                "name": values["USER"],
+                "fullname": values["FULL_NAME"],
+                "orgs": {STAGING_ORG: "write"},
+            },
             {"name": values["OTHER_USER"]},
             {"name": values["ENTERPRISE_USER"], "orgs": {enterprise: "admin"}},
             {"name": "user"},  # the recorded Space API tests' account
@@ -235,6 +252,12 @@ def hub_test_accounts(constants: Path) -> dict[str, object]:
             {"token": values["OTHER_TOKEN"], "user": values["OTHER_USER"]},
             {"token": values["ENTERPRISE_TOKEN"], "user": values["ENTERPRISE_USER"]},
             {"token": "hf_fake_token", "user": "user"},
+        ],
+        # hub-ci's orgs as the tests find them: USER's org, and an Enterprise org whose new
+        # repos are private unless asked otherwise
+        "orgs": [
+            {"name": STAGING_ORG, "fullname": "Dummy Hub Org"},
+            {"name": enterprise, "private_by_default": True},
         ],
     }
 

@@ -30,8 +30,10 @@ from runner.policy.access import (
 from runner.policy.loading import Policies
 from runner.policy.repos import space_id_of
 from runner.space.render import render_space
-from runner.space.sync import space_made_by_runner
+from runner.space.sync import SPACE_TOKEN_SECRET, space_made_by_runner
 from runner.specs.bundle import AdapterBundle
+
+NOT_CREATED = "does not exist yet: the first sync creates it"
 
 
 @dataclass(frozen=True)
@@ -122,8 +124,25 @@ def _spaces(bundles: list[AdapterBundle], policies: Policies, client: HubClient)
     checks = []
     for space_id, bundle in sorted(found.items()):
         checks.append(_hardware(bundle, policies))
-        checks.append(_space(client, space_id, bundle))
+        space = _space(client, space_id, bundle)
+        checks.append(space)
+        if space.passed and space.detail != NOT_CREATED:
+            checks.append(_secrets(client, space_id))
     return checks
+
+
+def _secrets(client: HubClient, space_id: str) -> Check:
+    """Every secret of the Space reaches the training app as an environment variable: only
+    the one the runner sets belongs there."""
+    names = client.space_secret_names(space_id)
+    subject = f"{space_id} secrets"
+    stray = [name for name in names if name != SPACE_TOKEN_SECRET]
+    if stray:
+        fix = "delete them in the Space's settings (its app sees every secret as a variable)"
+        return Check("Space", subject, False, f"not set by the runner: {', '.join(stray)}", fix)
+    if SPACE_TOKEN_SECRET in names:
+        return Check("Space", subject, True, f"{SPACE_TOKEN_SECRET} only (set again at each sync)")
+    return Check("Space", subject, True, f"none yet: the next sync sets {SPACE_TOKEN_SECRET}")
 
 
 def _hardware(bundle: AdapterBundle, policies: Policies) -> Check:
@@ -141,7 +160,7 @@ def _space(client: HubClient, space_id: str, bundle: AdapterBundle) -> Check:
     try:
         sdk = client.space_sdk(space_id)
     except NotFoundError:
-        return Check("Space", space_id, True, "does not exist yet: the first sync creates it")
+        return Check("Space", space_id, True, NOT_CREATED)
     if sdk != "docker":
         fix = "set training.space_id to a new Space name (the runner creates a docker one)"
         return Check("Space", space_id, False, f"sdk {sdk}, not docker", fix)

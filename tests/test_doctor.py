@@ -193,3 +193,22 @@ def test_a_namespace_the_token_cannot_write_is_refused_before_training(
     assert "cannot write publish other-team/mini-lora, candidates other-team/mini-lora" in err
     assert "ask an admin of other-team to add ainative" in err
     assert not (tiny_repo / ".runs").exists()
+
+
+def test_a_secret_the_runner_did_not_set_on_its_space_is_named_with_the_fix(
+    tiny_repo: Path, env: Any, run_cli: RunCli
+) -> None:
+    on_a_space(tiny_repo)
+    runner_made_space(env)
+    api = HfApi(endpoint=env.endpoint, token=TOKEN)
+    api.add_space_secret(SPACE, "HF_TOKEN", "hf_spaceToken123456")
+    api.add_space_secret(SPACE, "OLD_PERSONAL_TOKEN", "hf_personal123456")
+
+    code, out, _ = run_cli("doctor", "--repo", tiny_repo)
+
+    assert code == 1, out
+    (line,) = failing(out)
+    assert f"{SPACE} secrets" in line
+    assert "not set by the runner: OLD_PERSONAL_TOKEN" in line
+    assert "delete them in the Space's settings" in out
+    assert "hf_personal123456" not in out

@@ -130,3 +130,23 @@ def test_fine_grained_scopes_decide_private_reads_and_writes(hub: Any) -> None:
     with pytest.raises(HfHubHTTPError) as write:
         api(hub, SCOPED_TOKEN).upload_file(path_or_fileobj=b"x", path_in_repo="x", repo_id=REPO)
     assert write.value.response.status_code == 403
+
+
+def test_an_orgs_full_name_and_private_default_come_from_its_registration(hub: Any) -> None:
+    hub.add_accounts(
+        {
+            "users": [{"name": OWNER, "orgs": {"private-corp": "admin"}}],
+            "tokens": [{"token": OWNER_TOKEN, "user": OWNER}],
+            "orgs": [
+                {"name": "private-corp", "fullname": "Private Corp", "private_by_default": True}
+            ],
+        }
+    )
+    owner = api(hub, OWNER_TOKEN)
+    (org,) = owner.whoami()["orgs"]
+    assert org["fullname"] == "Private Corp"
+    assert owner.model_info(owner.create_repo("private-corp/by-default").repo_id).private
+    assert not owner.model_info(
+        owner.create_repo("private-corp/asked", private=False).repo_id
+    ).private
+    assert not owner.model_info(owner.create_repo(f"{OWNER}/own").repo_id).private

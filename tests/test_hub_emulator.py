@@ -451,20 +451,20 @@ def test_a_running_space_answers_on_its_port_and_stops_with_the_emulator(tmp_pat
     assert _port_closed(port), "the Space's app outlived the emulator"
 
 
-def test_a_space_without_the_docker_sdk_ends_in_config_error(client: Client, tmp_path: Path):
-    readme = "---\ntitle: x\nsdk: gradio\n---\n"
+def test_a_space_whose_readme_names_no_sdk_ends_in_config_error(client: Client, tmp_path: Path):
+    readme = "---\ntitle: x\n---\n"
     write_files(tmp_path / "space", {"README.md": readme, "app.py": "raise SystemExit(3)\n"})
     result = client("""
-        space = "ainative/gradio-space"
+        space = "ainative/no-sdk-space"
         api.create_repo(space, repo_type="space", space_sdk="docker")
         api.upload_folder(folder_path=work / "space", repo_id=space, repo_type="space",
-                          commit_message="gradio")
+                          commit_message="no sdk")
         runtime = wait_stage(space, ["CONFIG_ERROR", "RUNTIME_ERROR"])
         emit({"stage": runtime.stage, "error": runtime.raw["errorMessage"],
               "logs": list(api.fetch_space_logs(space))})
     """)
     assert result["stage"] == "CONFIG_ERROR"
-    assert "sdk: docker" in result["error"]
+    assert "found sdk: None" in result["error"]
     assert result["logs"] == []
 
 

@@ -255,6 +255,13 @@ class HubClient:
         repo = RepoRef(space, "space")
         return self._run("read Space", repo, lambda: self._api.space_info(space).sdk)
 
+    def space_secret_names(self, space: str) -> list[str]:
+        """The names of the Space's secrets (the Hub never gives their values back)."""
+        repo = RepoRef(space, "space")
+        return sorted(
+            self._run("read Space secrets", repo, lambda: self._api.get_space_secrets(space))
+        )
+
     def ensure_repo(self, repo: RepoRef, *, private: bool = True) -> bool:
         """Create the repo unless it exists. True when this call created it: only then is a
         repo known to hold nothing of anybody else's."""

@@ -112,6 +112,10 @@ def checked_render(bundle: AdapterBundle, policies: Policies, space_id: str) -> 
     return files
 
 
+# The one secret the runner gives a training Space: the token its app pushes and pauses with.
+SPACE_TOKEN_SECRET = "HF_TOKEN"
+
+
 def sync_space(
     client: HubClient,
     space_id: str,

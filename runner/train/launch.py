@@ -26,6 +26,7 @@ from runner.policy.access import require_base_access, require_writable
 from runner.policy.loading import Policies
 from runner.policy.training import estimate_cost
 from runner.space.sync import (
+    SPACE_TOKEN_SECRET,
     Limits,
     RunProgress,
     SpaceRun,
@@ -290,7 +291,7 @@ def run_in_space(
         client,
         space_id,
         files,
-        secrets={"HF_TOKEN": token},
+        secrets={SPACE_TOKEN_SECRET: token},
         variables=space_variables(bundle, config, space_id),
     )
     on_event({"stage": "synced", "space": space_id, "removed": removed})

@@ -54,11 +54,19 @@ class UserSpec(BaseModel):
     orgs: dict[str, OrgRole] = {}
 
 
+class OrgSpec(BaseModel):
+    name: str = Field(min_length=1)
+    fullname: str | None = None
+    # An Enterprise org's setting: a repo created without a visibility is private.
+    private_by_default: bool = False
+
+
 class AccountsSpec(BaseModel):
     """The body of `POST /_emulator/accounts` and the shape of `accounts.json`."""
 
     users: list[UserSpec] = []
     tokens: list[TokenSpec] = []
+    orgs: list[OrgSpec] = []
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +122,7 @@ class Accounts:
         self._lock = threading.Lock()
         self._users: dict[str, UserSpec] = {}
         self._tokens: dict[str, TokenSpec] = {}
+        self._orgs: dict[str, OrgSpec] = {}
         if self._path.is_file():
             self._merge(AccountsSpec.model_validate_json(self._path.read_bytes()))
 
@@ -154,12 +163,23 @@ class Accounts:
             user = self._users.get(name)
         return None if user is None else user.fullname or user.name
 
+    def org(self, name: str) -> OrgSpec:
+        """An org's settings (names are case-insensitive); the defaults for an unregistered one."""
+        with self._lock:
+            found = next((o for o in self._orgs.values() if o.name.lower() == name.lower()), None)
+        return found or OrgSpec(name=name)
+
     def _merge(self, spec: AccountsSpec) -> None:
         self._users.update((u.name, u) for u in spec.users)
         self._tokens.update((t.token, t) for t in spec.tokens)
+        self._orgs.update((o.name, o) for o in spec.orgs)
 
     def _save(self) -> None:
-        spec = AccountsSpec(users=list(self._users.values()), tokens=list(self._tokens.values()))
+        spec = AccountsSpec(
+            users=list(self._users.values()),
+            tokens=list(self._tokens.values()),
+            orgs=list(self._orgs.values()),
+        )
         self._path.parent.mkdir(parents=True, exist_ok=True)
         self._path.write_text(json.dumps(spec.model_dump(), indent=2) + "\n")
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi import Request
 
-from runner.hub.emulator.accounts import Identity, default_identity
+from runner.hub.emulator.accounts import Accounts, Identity, default_identity
 from runner.hub.emulator.blobs import now_iso
 from runner.hub.emulator.errors import Forbidden, Unauthorized
 from runner.hub.redact import is_user_token
@@ -58,7 +58,7 @@ def check_namespace(identity: Identity, namespace: str, what: str = "write to") 
         raise Forbidden(f"You don't have the rights to {what} {namespace!r}: {refusal}")
 
 
-def whoami_payload(identity: Identity) -> dict[str, Any]:
+def whoami_payload(identity: Identity, accounts: Accounts) -> dict[str, Any]:
     access_token: dict[str, Any] = {
         "displayName": "emulator",
         "role": identity.role,
@@ -89,7 +89,7 @@ def whoami_payload(identity: Identity) -> dict[str, Any]:
                 "type": "org",
                 "id": _object_id(org),
                 "name": org,
-                "fullname": org,
+                "fullname": accounts.org(org).fullname or org,
                 "email": None,
                 "canPay": False,
                 "periodEnd": None,

@@ -89,6 +89,18 @@ def validation_errors(text: str) -> list[str]:
     return _type_errors(data) + _license_errors(data) + _model_index_errors(data)
 
 
+# The Hub's warning for a card without metadata; huggingface_hub shows it as a UserWarning.
+EMPTY_METADATA = (
+    "Empty or missing yaml metadata in repo card "
+    "(https://huggingface.co/docs/hub/model-cards#model-card-metadata)"
+)
+
+
+def validation_warnings(text: str) -> list[str]:
+    """What the Hub accepts but warns about: a card with no metadata at all."""
+    return [EMPTY_METADATA] if card_data_or_none(text) is None else []
+
+
 def _type_errors(data: dict[str, Any]) -> list[str]:
     errors = [
         f'"{key}" must be a string or a list of strings'

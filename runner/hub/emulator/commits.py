@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
@@ -144,3 +146,54 @@ def _decode(value: FileValue) -> bytes:
         return base64.b64decode(value.content, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise BadRequest(f"Invalid base64 content for {shown_path(value.path)}") from exc
+
+
+# -- .gitignore: which preuploaded files the Hub tells the client to leave out -------------
+
+
+def _gitignore_rules(text: str) -> list[tuple[bool, bool, bool, str]]:
+    """(negated, folders only, anchored, pattern) per rule, in order (the last match wins)."""
+    rules = []
+    for line in text.splitlines():
+        line = line.rstrip()
+        if not line or line.startswith("#"):
+            continue
+        negated = line.startswith("!")
+        pattern = line.removeprefix("!")
+        folders_only = pattern.endswith("/")
+        pattern = pattern.rstrip("/")
+        # A slash anywhere but at the end ties the pattern to the repo root.
+        anchored = "/" in pattern
+        rules.append((negated, folders_only, anchored, pattern.lstrip("/")))
+    return rules
+
+
+def _rule_matches(
+    path: str, is_file: bool, folders_only: bool, anchored: bool, pattern: str
+) -> bool:
+    if folders_only and is_file:
+        return False
+    if anchored:
+        return _glob(pattern).fullmatch(path) is not None
+    return _glob(pattern).fullmatch(PurePosixPath(path).name) is not None
+
+
+def _glob(pattern: str) -> re.Pattern[str]:
+    """git's glob: `*` and `?` stay within one folder, `**` crosses folders."""
+    parts = re.split(r"(\*\*/|\*\*|\*|\?)", pattern)
+    mapping = {"**/": "(?:.*/)?", "**": ".*", "*": "[^/]*", "?": "[^/]"}
+    return re.compile("".join(mapping.get(p, re.escape(p)) for p in parts))
+
+
+def is_ignored(path: str, gitignore: str) -> bool:
+    """Whether `path` (or a folder it is in) is ignored by the `.gitignore` text given."""
+    rules = _gitignore_rules(gitignore)
+    candidates = [(str(parent), False) for parent in reversed(PurePosixPath(path).parents)]
+    for candidate, is_file in [*candidates[1:], (path, True)]:
+        ignored = False
+        for negated, folders_only, anchored, pattern in rules:
+            if _rule_matches(candidate, is_file, folders_only, anchored, pattern):
+                ignored = not negated
+        if ignored:
+            return True  # git never looks inside an ignored folder
+    return False

@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 
 from runner.hub.emulator.accounts import Accounts
 from runner.hub.emulator.auth import Identity, caller, check_namespace, require_user
-from runner.hub.emulator.errors import BadRequest, RepoNotFound
+from runner.hub.emulator.errors import BadRequest, RepoMoved, RepoNotFound
 from runner.hub.emulator.faults import FaultInjector, RequestLog
 from runner.hub.emulator.spaces import SpaceManager
 from runner.hub.emulator.storage import Repo, Store
@@ -50,11 +50,19 @@ def base_url(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
 
+def visible(repo: Repo, identity: Identity | None) -> bool:
+    """A private repo exists only for who may read it (its page, listings, redirects)."""
+    return not repo.private or (identity is not None and identity.may_read(repo.namespace))
+
+
 def readable(ctx: Context, repo_type: str, repo_id: str, identity: Identity | None) -> Repo:
     """The repo if the caller may read it. Like the Hub, an anonymous caller gets 401 for a
     private repo and a missing one alike, so existence does not leak."""
     repo = ctx.store.get(repo_type, repo_id)
-    if repo is None or (repo.private and not (identity and identity.may_read(repo.namespace))):
+    moved = ctx.store.moved_to(repo_type, repo_id) if repo is None else None
+    if moved is not None and visible(moved, identity):
+        raise RepoMoved(repo_id, moved.id)
+    if repo is None or not visible(repo, identity):
         raise RepoNotFound(repo_id, status=401 if identity is None else 404)
     return repo
 

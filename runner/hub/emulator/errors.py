@@ -65,8 +65,31 @@ class RepoNotFound(HubError):
     code = "RepoNotFound"
 
     def __init__(self, repo_id: str, *, status: int = 404) -> None:
-        super().__init__(f"Repository not found: {repo_id}")
+        # The Hub's words exactly: clients keep them out of their own message, which already
+        # says "Repository Not Found" and names the repo in its URL.
+        super().__init__("Repository not found")
+        self.repo_id = repo_id
         self.status = status
+
+
+class RepoMoved(HubError):
+    """A repo's old id after a move: the Hub sends its URLs on to the new id with a relative
+    307 (huggingface_hub follows relative redirects only)."""
+
+    status = 307
+
+    def __init__(self, old_id: str, new_id: str) -> None:
+        super().__init__(f"Repository moved to {new_id}")
+        self.old_id, self.new_id = old_id, new_id
+
+    def location(self, request: Request) -> str:
+        path = request.url.path
+        old = f"/{self.old_id}"
+        at = path.lower().find(old.lower())
+        if at >= 0:
+            path = path[:at] + f"/{self.new_id}" + path[at + len(old) :]
+        query = request.url.query
+        return path + (f"?{query}" if query else "")
 
 
 class GatedRepo(HubError):
@@ -118,6 +141,16 @@ class PayloadTooLarge(HubError):
     status = 413
 
 
+class NotServed(HubError):
+    """A Hub feature the emulator does not have: a 404 that names it, so that a client sees
+    what is missing here rather than a missing repo or a wrong method."""
+
+    status = 404
+
+    def __init__(self, feature: str) -> None:
+        super().__init__(f"The Hub emulator does not serve {feature}")
+
+
 # Control characters (C0, DEL, C1) end a header line or break the client's log output.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
@@ -143,6 +176,14 @@ def new_request_id(client_trace_id: str | None = None) -> str:
     return request_id
 
 
+def request_id_for(client_request_id: str, client_trace_id: str) -> str:
+    """The client's own `X-Request-Id` when it sent a plain one (the Hub keeps it, so that a
+    caller can follow its own id), else a new one."""
+    if _CLIENT_TRACE_ID.fullmatch(client_request_id):
+        return client_request_id
+    return new_request_id(client_trace_id)
+
+
 def describe_problems(errors: Sequence[Mapping[str, Any]], whole: str = "body") -> str:
     """pydantic's errors as `where: what` (`whole` names the input itself); never the
     offending input, which may be huge."""
@@ -165,6 +206,8 @@ def error_response(error: HubError) -> JSONResponse:
 
 async def hub_error_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HubError)
+    if isinstance(exc, RepoMoved):
+        exc.headers["Location"] = exc.location(request)
     return error_response(exc)
 
 

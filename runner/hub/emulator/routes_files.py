@@ -12,12 +12,12 @@ from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, NonNegativeInt, StrictStr, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from runner.hub.emulator import trees
+from runner.hub.emulator import discussions, trees
 from runner.hub.emulator.access import check_gated
-from runner.hub.emulator.auth import Identity
+from runner.hub.emulator.auth import Identity, check_namespace, require_user
 from runner.hub.emulator.blobs import SHA256_HEX, FileEntry
-from runner.hub.emulator.cards import validation_errors
-from runner.hub.emulator.commits import Change, parse_commit
+from runner.hub.emulator.cards import validation_errors, validation_warnings
+from runner.hub.emulator.commits import Change, is_ignored, parse_commit
 from runner.hub.emulator.context import (
     Caller,
     Context,
@@ -36,14 +36,10 @@ from runner.hub.emulator.errors import (
     invalid_request,
 )
 from runner.hub.emulator.lfs import LfsObjectNotFound, lfs_entry, lfs_patterns, wants_lfs
-from runner.hub.emulator.storage import Commit, Operation, check_path, check_path_form
+from runner.hub.emulator.storage import Commit, Operation, Repo, check_path, check_path_form
 
 router = APIRouter()
 REPO = "/api/{plural}/{namespace}/{name}"
-NO_PULL_REQUESTS = (
-    "Pull requests are not supported by the Hub emulator: commit to a branch instead "
-    "(create_pr=False)"
-)
 
 
 def _flag(value: str | None) -> bool:
@@ -149,12 +145,15 @@ def preupload(
     """As on the Hub, binary files (a NUL in the sample), files over 10 MiB and files that
     the repo's `.gitattributes` sends through LFS go `lfs`, the rest `regular` (inline base64
     in the commit). The `oid` of the file already at each path lets the client drop unchanged
-    files from the commit."""
-    if _flag(create_pr):
-        raise BadRequest(NO_PULL_REQUESTS)
-    repo = writable(ctx, repo_type_of(plural), f"{namespace}/{name}", identity)
+    files from the commit; `shouldIgnore` follows the `.gitignore` sent, else the repo's."""
+    repo = _committable(
+        ctx, repo_type_of(plural), f"{namespace}/{name}", revision, identity, _flag(create_pr)
+    )
     commit = ctx.store.resolve(repo, revision)
-    patterns = lfs_patterns(_gitattributes(ctx, commit))
+    patterns = lfs_patterns(_repo_file(ctx, commit, ".gitattributes"))
+    gitignore = body.gitIgnore
+    if gitignore is None:
+        gitignore = _repo_file(ctx, commit, ".gitignore").decode("utf-8", "replace")
     files = []
     for item in body.files:
         path = check_path(item.path)
@@ -163,16 +162,36 @@ def preupload(
             {
                 "path": item.path,
                 "uploadMode": "lfs" if lfs else "regular",
-                "shouldIgnore": False,
+                "shouldIgnore": is_ignored(path, gitignore),
                 "oid": _compared_oid(commit.tree.get(path)),
             }
         )
     return {"files": files, "commitOid": commit.id}
 
 
-def _gitattributes(ctx: Context, commit: Commit) -> bytes:
-    entry = commit.tree.get(".gitattributes")
+def _repo_file(ctx: Context, commit: Commit, path: str) -> bytes:
+    entry = commit.tree.get(path)
     return ctx.store.blobs.read(entry.sha256) if entry else b""
+
+
+def _committable(
+    ctx: Context,
+    repo_type: str,
+    repo_id: str,
+    revision: str,
+    identity: Identity | None,
+    create_pr: bool,
+) -> Repo:
+    """As on the Hub, anyone who can read a repo may open a pull request on it, and push to
+    a pull request of theirs; every other commit needs write access."""
+    pr_num = discussions.pr_num(revision)
+    if not create_pr and pr_num is None:
+        return writable(ctx, repo_type, repo_id, identity)
+    user = require_user(identity)
+    repo = readable(ctx, repo_type, repo_id, user)
+    if pr_num is not None and user.name.lower() != discussions.author_of(ctx.store, repo, pr_num):
+        check_namespace(user, repo.namespace)
+    return repo
 
 
 def _compared_oid(current: FileEntry | None) -> str | None:
@@ -321,28 +340,93 @@ def _commit(
     url: str,
     create_pr: bool,
 ) -> dict[str, Any]:
-    if create_pr:
-        raise BadRequest(NO_PULL_REQUESTS)
-    repo = writable(ctx, repo_type, repo_id, identity)
+    repo = _committable(ctx, repo_type, repo_id, revision, identity, create_pr)
     request = parse_commit(raw)
-    new = ctx.store.commit(
-        repo,
-        revision,
-        _store_contents(ctx, request.changes),
-        title=request.summary,
-        message=request.description,
-        parent=request.parent,
-        author=identity.name if identity else "ainative",
-    )
-    if repo.type == "space":
+    operations = _store_contents(ctx, request.changes)
+    author = identity.name if identity else "ainative"
+
+    def commit_to(ref: str) -> Commit:
+        return ctx.store.commit(
+            repo,
+            ref,
+            operations,
+            title=request.summary,
+            message=request.description,
+            parent=request.parent,
+            author=author,
+        )
+
+    pr_num = None
+    if create_pr:
+        pr_num, new = discussions.commit_in_new_pull_request(
+            ctx.store, repo, revision, author, request.summary, request.description, commit_to
+        )
+    else:
+        new = discussions.commit_and_record(ctx.store, repo, revision, commit_to)
+    if repo.type == "space" and pr_num is None and discussions.pr_num(revision) is None:
         ctx.spaces.on_commit(repo)
+    web = f"{url}/{url_prefix(repo.type)}{repo.id}"
     return {
         "success": True,
         "commitOid": new.id,
-        "commitUrl": f"{url}/{url_prefix(repo.type)}{repo.id}/commit/{new.id}",
+        "commitUrl": f"{web}/commit/{new.id}",
         "hookOutput": "",
-        "pullRequestUrl": None,
+        "pullRequestUrl": None if pr_num is None else f"{web}/discussions/{pr_num}",
     }
+
+
+# -- LFS files of a repo: listed, and deleted for good (history rewritten) -------------------
+
+
+@router.get(REPO + "/lfs-files")
+def list_lfs_files(
+    plural: str, namespace: str, name: str, ctx: Ctx, identity: Caller
+) -> list[dict[str, Any]]:
+    """Every LFS file any ref's history holds, once, with the first ref (main first) that
+    holds it and the date of the oldest commit there that does."""
+    repo = writable(ctx, repo_type_of(plural), f"{namespace}/{name}", identity)
+    found: dict[str, dict[str, Any]] = {}
+    with ctx.store.lock:
+        for ref, head in _refs_main_first(repo):
+            history = reversed(list(ctx.store.history(repo, ctx.store.resolve(repo, head))))
+            for commit in history:
+                for path, entry in commit.tree.items():
+                    if entry.lfs and entry.oid not in found:
+                        found[entry.oid] = {
+                            "filename": path,
+                            "fileOid": entry.oid,
+                            "oid": entry.sha256,
+                            "size": entry.size,
+                            "pushedAt": commit.date,
+                            "ref": ref,
+                        }
+    return list(found.values())
+
+
+def _refs_main_first(repo: Repo) -> list[tuple[str, str]]:
+    branches = sorted(repo.branches.items(), key=lambda item: item[0] != "main")
+    return [(f"refs/heads/{b}", head) for b, head in branches] + sorted(repo.pull_requests.items())
+
+
+class LfsDeletions(BaseModel):
+    sha: list[StrictStr]
+    rewriteHistory: bool = True
+
+
+class LfsDeletionsBody(BaseModel):
+    deletions: LfsDeletions
+
+
+@router.post(REPO + "/lfs-files/batch")
+def delete_lfs_files(
+    plural: str, namespace: str, name: str, body: LfsDeletionsBody, ctx: Ctx, identity: Caller
+) -> dict[str, Any]:
+    repo = writable(ctx, repo_type_of(plural), f"{namespace}/{name}", identity)
+    if not body.deletions.rewriteHistory:
+        # Deleting objects under live pointers leaves files no one can download.
+        raise BadRequest("The Hub emulator deletes LFS files only with rewriteHistory=true")
+    ctx.store.drop_files(repo, set(body.deletions.sha))
+    return {}
 
 
 class ValidateBody(BaseModel):
@@ -354,7 +438,8 @@ class ValidateBody(BaseModel):
 def validate_yaml(body: ValidateBody, request: Request) -> dict[str, Any] | Response:
     errors = validation_errors(body.content)
     if not errors:
-        return {"errors": [], "warnings": []}
+        warnings = [{"message": w} for w in validation_warnings(body.content)]
+        return {"errors": [], "warnings": warnings}
     # `RepoCard.validate` asks for text and raises the body as is: the Hub's own wording.
     if "text/plain" in request.headers.get("accept", ""):
         text = "\n".join(["Invalid metadata in README.md.", *(f"- Error: {e}" for e in errors)])

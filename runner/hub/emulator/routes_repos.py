@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Literal
+import html
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel
 
+from runner.hub.emulator import listing
 from runner.hub.emulator.auth import check_namespace, require_user, whoami_payload
 from runner.hub.emulator.cards import card_data_or_none
 from runner.hub.emulator.context import (
@@ -21,6 +23,7 @@ from runner.hub.emulator.context import (
     writable,
 )
 from runner.hub.emulator.errors import BadRequest, Conflict
+from runner.hub.emulator.lfs import pointer
 from runner.hub.emulator.spaces import KeyValue, Sdk, SleepTime, default_settings
 from runner.hub.emulator.storage import REPO_TYPES, Commit, Repo
 
@@ -31,8 +34,8 @@ Visibility = Literal["public", "private", "protected"]
 
 
 @router.get("/api/whoami-v2")
-def whoami(identity: Caller) -> dict[str, Any]:
-    return whoami_payload(require_user(identity))
+def whoami(ctx: Ctx, identity: Caller) -> dict[str, Any]:
+    return whoami_payload(require_user(identity), ctx.accounts)
 
 
 class CreateRepoBody(BaseModel):
@@ -46,6 +49,16 @@ class CreateRepoBody(BaseModel):
     sleepTimeSeconds: SleepTime | None = None
     secrets: list[KeyValue] = []
     variables: list[KeyValue] = []
+
+
+def _private(ctx: Context, body: CreateRepoBody, namespace: str) -> bool:
+    """The visibility asked for, else the namespace's default (an Enterprise org's may be
+    private)."""
+    if body.private is not None:
+        return body.private
+    if body.visibility is not None:
+        return body.visibility == "private"
+    return ctx.accounts.org(namespace).private_by_default
 
 
 def _space_readme(name: str, sdk: str) -> bytes:
@@ -72,7 +85,7 @@ def create_repo(
     if ctx.store.get(repo_type, repo_id) is not None:
         # The client's `exist_ok=True` turns exactly this 409 into success.
         raise Conflict(f"You already created this {repo_type} repo", extra={"url": url})
-    private = body.private if body.private is not None else body.visibility == "private"
+    private = _private(ctx, body, namespace)
     files: dict[str, bytes] = {}
     space = None
     if repo_type == "space":
@@ -86,7 +99,9 @@ def create_repo(
             variables=body.variables,
         )
         files["README.md"] = _space_readme(body.name, body.sdk)
-    repo = ctx.store.create(repo_type, repo_id, private=private, initial_files=files, space=space)
+    repo = ctx.store.create(
+        repo_type, repo_id, private=private, initial_files=files, space=space, author=user.name
+    )
     if repo.type == "space":
         ctx.spaces.on_commit(repo)
     return {"url": url, "name": repo_id, "id": repo_id}
@@ -106,6 +121,28 @@ def delete_repo(body: DeleteRepoBody, ctx: Ctx, identity: Caller) -> dict[str, A
     if repo.type == "space":
         ctx.spaces.forget(repo.id)
     ctx.store.delete(repo)
+    return {}
+
+
+class MoveBody(BaseModel):
+    fromRepo: str
+    toRepo: str
+    type: str | None = None
+
+
+@router.post("/api/repos/move")
+def move_repo(body: MoveBody, ctx: Ctx, identity: Caller) -> dict[str, Any]:
+    repo_type = body.type or "model"
+    repo = writable(ctx, repo_type, body.fromRepo, identity)
+    user = require_user(identity)
+    check_namespace(user, body.toRepo.split("/", 1)[0], "create repos in")
+    if ctx.store.get(repo_type, body.toRepo) is not None:
+        raise Conflict(f"A {repo_type} repository called {body.toRepo} already exists")
+    if repo.type == "space":  # its runtime is keyed by the old id
+        ctx.spaces.forget(repo.id)
+    ctx.store.move(repo, body.toRepo)
+    if repo.type == "space":
+        ctx.spaces.on_commit(repo)
     return {}
 
 
@@ -164,6 +201,12 @@ def info_payload(
         sibling: dict[str, Any] = {"rfilename": path}
         if blobs:
             sibling.update(size=entry.size, blobId=entry.oid)
+            if entry.lfs:
+                sibling["lfs"] = {
+                    "sha256": entry.sha256,
+                    "size": entry.size,
+                    "pointerSize": len(pointer(entry.sha256, entry.size)),
+                }
         siblings.append(sibling)
     data: dict[str, Any] = {
         "_id": _object_id(repo),
@@ -236,39 +279,71 @@ def repo_info_at(
     return _info(ctx, request, plural, f"{namespace}/{name}", revision, identity)
 
 
+@router.get("/api/models")
+@router.get("/api/datasets")
+@router.get("/api/spaces")
+def list_repos(request: Request, ctx: Ctx, identity: Caller) -> Response:
+    """`list_models` and its kin (listing.py): each item is the repo's info at main."""
+    repo_type = repo_type_of(request.url.path.rsplit("/", 1)[-1])
+
+    def describe(repo: Repo) -> dict[str, Any]:
+        head = ctx.store.resolve(repo, "main")
+        return info_payload(ctx, repo, head, blobs=False, expand=[])
+
+    return listing.answer(request, repo_type, ctx.store.repos(repo_type), identity, describe)
+
+
 # -- refs and history -----------------------------------------------------------------------
 
 
 @router.get(REPO + "/refs")
-def list_refs(plural: str, namespace: str, name: str, ctx: Ctx, identity: Caller) -> dict[str, Any]:
+def list_refs(
+    plural: str, namespace: str, name: str, ctx: Ctx, identity: Caller, include_prs: bool = False
+) -> dict[str, Any]:
     repo = readable(ctx, repo_type_of(plural), f"{namespace}/{name}", identity)
     with ctx.store.lock:
         branches = sorted(repo.branches.items())
         tags = sorted(repo.tags.items())
+        # Only when asked for, as on the Hub: a busy repo has thousands.
+        pulls = sorted(repo.pull_requests.items()) if include_prs else []
     return {
         "branches": [{"name": n, "ref": f"refs/heads/{n}", "targetCommit": c} for n, c in branches],
         "converts": [],
         "tags": [{"name": n, "ref": f"refs/tags/{n}", "targetCommit": c} for n, c in tags],
-        "pullRequests": [],
+        "pullRequests": [{"name": r, "ref": r, "targetCommit": c} for r, c in pulls],
     }
 
 
 @router.get(REPO + "/commits/{revision:path}")
 def list_commits(
-    plural: str, namespace: str, name: str, revision: str, ctx: Ctx, identity: Caller
+    plural: str,
+    namespace: str,
+    name: str,
+    revision: str,
+    ctx: Ctx,
+    identity: Caller,
+    expand: Annotated[list[str] | None, Query(alias="expand[]")] = None,
 ) -> list[dict[str, Any]]:
     repo = readable(ctx, repo_type_of(plural), f"{namespace}/{name}", identity)
     head = ctx.store.resolve(repo, revision)
-    return [
-        {
-            "id": c.id,
-            "title": c.title,
-            "message": c.message,
-            "date": c.date,
-            "authors": [{"user": c.author, "avatar": ""}],
+    formatted = "formatted" in (expand or [])
+    return [_commit_item(c, formatted) for c in ctx.store.history(repo, head)]
+
+
+def _commit_item(commit: Commit, formatted: bool) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "id": commit.id,
+        "title": commit.title,
+        "message": commit.message,
+        "date": commit.date,
+        "authors": [{"user": commit.author, "avatar": ""}],
+    }
+    if formatted:  # the Hub renders both as HTML; escaped text is HTML a client can show
+        item["formatted"] = {
+            "title": html.escape(commit.title),
+            "message": html.escape(commit.message),
         }
-        for c in ctx.store.history(repo, head)
-    ]
+    return item
 
 
 class BranchBody(BaseModel):

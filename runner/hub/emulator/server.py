@@ -24,9 +24,12 @@ from runner.errors import InputError
 from runner.hub.emulator import (
     access,
     routes_control,
+    routes_discussions,
     routes_files,
+    routes_legacy_ids,
     routes_repos,
     routes_spaces,
+    routes_unsupported,
 )
 from runner.hub.emulator.accounts import Accounts, AccountsSpec
 from runner.hub.emulator.context import Context
@@ -37,7 +40,7 @@ from runner.hub.emulator.errors import (
     http_error_handler,
     hub_error_handler,
     invalid_request,
-    new_request_id,
+    request_id_for,
 )
 from runner.hub.emulator.faults import FaultInjector, FaultMiddleware, FaultMode, RequestLog
 from runner.hub.emulator.limits import BodyLimitMiddleware
@@ -76,8 +79,10 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        trace = dict(scope.get("headers", [])).get(b"x-amzn-trace-id", b"").decode("latin-1")
-        request_id = new_request_id(trace).encode("latin-1")
+        sent = dict(scope.get("headers", []))
+        trace = sent.get(b"x-amzn-trace-id", b"").decode("latin-1")
+        given = sent.get(b"x-request-id", b"").decode("latin-1")
+        request_id = request_id_for(given, trace).encode("latin-1")
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -100,8 +105,19 @@ def build_app(ctx: Context) -> ASGIApp:
     app.add_exception_handler(HubError, hub_error_handler)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
-    # The catch-all download routes (`/{namespace}/{name}/resolve/...`) come last.
-    for module in (routes_control, routes_repos, access, routes_spaces, routes_files):
+    # The catch-all download routes (`/{namespace}/{name}/resolve/...`) come last, then the
+    # routes of repo ids without a namespace, which a two-part id must never reach. Features
+    # the emulator lacks come before the repo routes that would otherwise catch their paths.
+    for module in (
+        routes_control,
+        routes_unsupported,
+        routes_repos,
+        access,
+        routes_spaces,
+        routes_discussions,
+        routes_files,
+        routes_legacy_ids,
+    ):
         app.include_router(module.router)
     # Faults act first (on the raw connection), then every answer gets its request id, then
     # bodies are bounded, then routes run. The id goes inside the faults: a reset reaches
@@ -319,6 +335,8 @@ class EmulatorServer:
         )
         if tag is not None:
             store.create_tag(repo, tag, commit.id)
+        if repo.type == "space":  # built as the README says, like a pushed Space
+            self.ctx.spaces.on_commit(repo)
         return commit.id
 
 

@@ -12,7 +12,12 @@ watcher.
 As on the Hub, a paused Space stays paused until it is restarted: a commit or a hardware
 request only changes what its next start runs on. A commit to a live Space rebuilds it while
 the old app keeps serving (RUNNING_BUILDING) until the new one is launched
-(RUNNING_APP_STARTING). A running Space with a sleep time goes SLEEPING once it runs out."""
+(RUNNING_APP_STARTING). A running Space with a sleep time goes SLEEPING once it runs out.
+
+Only docker Spaces run: a gradio, streamlit or static Space goes through the same stages (its
+app file, `app.py` or `index.html` unless the README's `app_file` names another, must be there;
+its build takes a moment) and then counts as RUNNING with nothing serving it, so that pause,
+restart, hardware and sleep act on it as on the Hub."""
 
 from __future__ import annotations
 
@@ -85,6 +90,11 @@ if _mapping:
 
 # The SDKs the Hub knows (huggingface_hub's SPACES_SDK_TYPES).
 Sdk = Literal["gradio", "streamlit", "docker", "static"]
+SDKS: tuple[Sdk, ...] = ("gradio", "streamlit", "docker", "static")
+# SDKs whose apps the emulator does not run (no gradio or streamlit here): their Spaces build
+# for this long, standing for the Hub's image build, then count as running.
+EMULATED_SDKS = ("gradio", "streamlit", "static")
+EMULATED_BUILD_S = 2.0
 # Seconds of inactivity before a Space sleeps; -1: never (as huggingface_hub documents it).
 SleepTime = Annotated[int, Field(ge=-1)]
 # A secret or variable becomes an environment variable of the app: a shell-safe name, and a
@@ -305,7 +315,8 @@ class SpaceManager:
         if settings.get("paused"):
             return
         with self._lock:
-            has_app = self._state(repo.id).process is not None
+            # An emulated app has no process: in a rolling stage, it is serving.
+            has_app = self._state(repo.id).process is not None or _emulated(settings)
             self._start(repo, rolling=has_app and settings.get("stage") in ROLLING_STAGES)
 
     def on_hardware(self, repo: Repo) -> None:
@@ -388,7 +399,7 @@ class SpaceManager:
             _terminate(old)
             old = None
         try:
-            self._build_and_run(repo, generation, logs, old)
+            self._build_and_run(repo, generation, logs, old, rolling)
         except Exception as exc:  # an emulator bug must show as a stage, not a silent thread
             logs.add("build", f"Hub emulator error: {exc!r}")
             self._set(repo, generation, stage="BUILD_ERROR", errorMessage=f"emulator: {exc!r}")
@@ -418,32 +429,47 @@ class SpaceManager:
         self._retire(repo, generation, old)
         return self._set(repo, generation, stage=stage, errorMessage=message)
 
+    def _card(self, tree: dict[str, Any] | Any) -> dict[str, Any]:
+        readme = tree.get("README.md")
+        try:
+            return front_matter(self.store.blobs.read(readme.sha256).decode()) if readme else {}
+        except (CardError, UnicodeDecodeError) as exc:
+            return {"_error": str(exc)}
+
     def _build_and_run(
-        self, repo: Repo, generation: int, logs: RunLog, old: subprocess.Popen[str] | None
+        self,
+        repo: Repo,
+        generation: int,
+        logs: RunLog,
+        old: subprocess.Popen[str] | None,
+        rolling: bool,
     ) -> None:
         commit = self.store.resolve(repo, "main")
         logs.add("build", f"===== Build queued at {now_iso()} for commit {commit.id} =====")
-        readme = commit.tree.get("README.md")
-        try:
-            card = front_matter(self.store.blobs.read(readme.sha256).decode()) if readme else {}
-        except (CardError, UnicodeDecodeError) as exc:
-            card = {"_error": str(exc)}
-        if card.get("sdk") != "docker":
+        card = self._card(commit.tree)
+        sdk = card.get("sdk")
+        if sdk not in SDKS:
             message = (
-                "Configuration error: README.md front matter must declare `sdk: docker` "
-                f"(found sdk: {card.get('sdk')!r})"
+                "Configuration error: README.md front matter must declare `sdk:` as one of "
+                f"{', '.join(SDKS)} (found sdk: {sdk!r})"
             )
             logs.add("build", message)
             self._end_build(repo, generation, old, "CONFIG_ERROR", message)
             return
-        try:
-            config = AppConfig.from_card(card)
-        except AppConfigError as exc:
-            logs.add("build", str(exc))
-            self._end_build(repo, generation, old, "CONFIG_ERROR", str(exc))
+        # The README, not the create request, says what the Space runs (as on the Hub).
+        if not self._set(repo, generation, sdk=sdk):
             return
-        if "app.py" not in commit.tree:
-            message = "No app.py in the Space: nothing to run"
+        config: AppConfig | None = None
+        if sdk == "docker":
+            try:
+                config = AppConfig.from_card(card)
+            except AppConfigError as exc:
+                logs.add("build", str(exc))
+                self._end_build(repo, generation, old, "CONFIG_ERROR", str(exc))
+                return
+        app_file = _app_file(sdk, card)
+        if app_file not in commit.tree:
+            message = f"No {app_file} in the Space: nothing to run"
             logs.add("build", message)
             self._end_build(repo, generation, old, "NO_APP_FILE", message)
             return
@@ -457,11 +483,17 @@ class SpaceManager:
             logs.add("build", "Build is taking its time (scripted hang)")
             return
 
-        workdir = self._materialise(repo, commit.tree)
-        logs.add("build", f"Materialised {len(commit.tree)} files into {workdir}")
+        workdir: Path | None = None
+        if config is not None:
+            workdir = self._materialise(repo, commit.tree)
+            logs.add("build", f"Materialised {len(commit.tree)} files into {workdir}")
+        else:
+            logs.add("build", f"Building a {sdk} Space (emulated: its app will not run here)")
+            if not self._wait_while_current(repo.id, generation, EMULATED_BUILD_S):
+                return
         logs.add("build", "===== Build done =====")
         logs.close("build")
-        starting = "APP_STARTING" if old is None else "RUNNING_APP_STARTING"
+        starting = "RUNNING_APP_STARTING" if rolling else "APP_STARTING"
         if not self._end_build(repo, generation, old, starting):
             return
         if script and script.outcome == "RUNTIME_ERROR":
@@ -472,7 +504,34 @@ class SpaceManager:
         if script and script.outcome == "hang":
             logs.add("run", "Application is starting (scripted hang)")
             return
-        self._launch(repo, generation, workdir, logs, config)
+        if config is None or workdir is None:
+            self._serve_emulated(repo, generation, logs, sdk)
+        else:
+            self._launch(repo, generation, workdir, logs, config)
+
+    def _wait_while_current(self, repo_id: str, generation: int, seconds: float) -> bool:
+        """Sleep `seconds` unless a pause or a newer start ends this one first: whether it is
+        still current."""
+        deadline = time.monotonic() + seconds
+        while self._state(repo_id).generation == generation:
+            if time.monotonic() >= deadline:
+                return True
+            time.sleep(0.05)
+        return False
+
+    def _serve_emulated(self, repo: Repo, generation: int, logs: RunLog, sdk: str) -> None:
+        """An app the emulator does not run counts as running until paused, restarted,
+        rebuilt or asleep."""
+        logs.add("run", f"===== Application Startup at {now_iso()} =====")
+        logs.add("run", f"The Hub emulator does not run {sdk} apps: nothing serves this Space")
+        if not self._set(repo, generation, stage="RUNNING"):
+            return
+        running_since = time.monotonic()
+        while self._state(repo.id).generation == generation:
+            if _slept_in(repo, running_since):
+                self._put_to_sleep(repo, generation)
+                return
+            time.sleep(0.25)
 
     def _materialise(self, repo: Repo, tree: dict[str, Any] | Any) -> Path:
         namespace, name = split_repo_id(repo.id)
@@ -591,6 +650,20 @@ class SpaceManager:
             state = self._state(repo.id)
             state.process, state.port = None, None
         _terminate(process)
+
+
+def _emulated(settings: dict[str, Any]) -> bool:
+    return settings.get("sdk") in EMULATED_SDKS
+
+
+def _app_file(sdk: str, card: dict[str, Any]) -> str:
+    """The file a Space must hold to be built: the emulator runs a docker Space's `app.py`;
+    the other SDKs start from the README's `app_file`."""
+    if sdk == "docker":
+        return "app.py"
+    default = "index.html" if sdk == "static" else "app.py"
+    app_file = card.get("app_file", default)
+    return app_file if isinstance(app_file, str) and app_file else default
 
 
 def _slept_in(repo: Repo, running_since: float) -> bool:

@@ -109,6 +109,8 @@ class Repo:
     # Gating: False, "auto" or "manual"; and the access requests, by user name (access.py).
     gated: str | bool = False
     access_requests: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Pull request heads, by their ref (`refs/pr/<num>`): commits land there, never on a branch.
+    pull_requests: dict[str, str] = field(default_factory=dict)
 
     @property
     def namespace(self) -> str:
@@ -125,6 +127,7 @@ class Repo:
             "space": self.space,
             "gated": self.gated,
             "accessRequests": self.access_requests,
+            "pullRequests": self.pull_requests,
         }
 
     @classmethod
@@ -139,6 +142,7 @@ class Repo:
             space=data.get("space"),
             gated=data.get("gated", False),
             access_requests=dict(data.get("accessRequests") or {}),
+            pull_requests=dict(data.get("pullRequests") or {}),
         )
 
 
@@ -159,7 +163,15 @@ def check_path_form(path: str) -> str:
     """A well-formed repo path: relative, POSIX, no empty, `.` or `..` segment, no control
     character, and short enough to check out."""
     parts = path.split("/")
-    if not path or path.startswith("/") or any(p in ("", ".", "..") for p in parts):
+    # A path that begins `..\` climbs out of the repo on a Windows checkout: the Hub refuses
+    # it. A `..\` further in is stored as sent (the Hub does; clients refuse to download it).
+    windows_parts = path.replace("\\", "/").split("/")
+    if (
+        not path
+        or path.startswith("/")
+        or any(p in ("", ".", "..") for p in parts)
+        or windows_parts[0] == ".."
+    ):
         raise InvalidPath(
             f"Invalid path in repo: {shown_path(path)}; expected a relative path like "
             "'folder/file.txt' with no empty, '.' or '..' part"
@@ -211,6 +223,8 @@ class Store:
         self._lock = threading.RLock()
         self._repos: dict[tuple[str, str], Repo] = {}
         self._commits: dict[tuple[str, str, str], Commit] = {}
+        # Old ids of moved repos, to their new id: the Hub sends old URLs on (kept in memory).
+        self._moved: dict[tuple[str, str], str] = {}
         for path in sorted((self.root / "repos").glob("*/*/*/repo.json")):
             repo = Repo.from_json(json.loads(path.read_text(encoding="utf-8")))
             self._repos[repo_key(repo.type, repo.id)] = repo
@@ -225,9 +239,19 @@ class Store:
         namespace, name = split_repo_id(repo_id)
         return self.root / "repos" / repo_type / namespace / name
 
+    def repo_dir(self, repo: Repo) -> Path:
+        """Where a repo's own records live; removed with the repo."""
+        return self._repo_dir(repo.type, repo.id)
+
     def get(self, repo_type: str, repo_id: str) -> Repo | None:
         with self._lock:
             return self._repos.get(repo_key(repo_type, repo_id))
+
+    def moved_to(self, repo_type: str, repo_id: str) -> Repo | None:
+        """The repo a move took `repo_id` to, if it still exists."""
+        with self._lock:
+            new_id = self._moved.get(repo_key(repo_type, repo_id))
+            return None if new_id is None else self.get(repo_type, new_id)
 
     def repos(self, repo_type: str | None = None) -> list[Repo]:
         with self._lock:
@@ -245,7 +269,9 @@ class Store:
         private: bool,
         initial_files: Mapping[str, bytes] | None = None,
         space: dict[str, Any] | None = None,
+        author: str = "system",
     ) -> Repo:
+        """`author`: who made the initial commit; on the Hub, whoever created the repo."""
         if repo_type not in REPO_TYPES:
             raise BadRequest(f"Invalid repo type {repo_type!r}; expected one of {REPO_TYPES}")
         split_repo_id(repo_id)
@@ -260,7 +286,7 @@ class Store:
             repo = Repo(
                 type=repo_type, id=repo_id, private=private, created_at=now_iso(), space=space
             )
-            first = self._write_commit(repo, (), entries, "initial commit", "", author="system")
+            first = self._write_commit(repo, (), entries, "initial commit", "", author=author)
             repo.branches["main"] = first.id
             self._repos[repo_key(repo_type, repo_id)] = repo
             self.save(repo)
@@ -273,6 +299,21 @@ class Store:
                 k: v for k, v in self._commits.items() if k[:2] != (repo.type, repo.id)
             }
             shutil.rmtree(self._repo_dir(repo.type, repo.id), ignore_errors=True)
+
+    def move(self, repo: Repo, new_id: str) -> None:
+        """Rename a repo (the Hub's move): its history, refs and settings go with it."""
+        with self._lock:
+            target = self._repo_dir(repo.type, new_id)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self._repo_dir(repo.type, repo.id).rename(target)
+            self._repos.pop(repo_key(repo.type, repo.id), None)
+            self._commits = {
+                k: v for k, v in self._commits.items() if k[:2] != (repo.type, repo.id)
+            }
+            self._moved[repo_key(repo.type, repo.id)] = new_id
+            repo.id = new_id
+            self._repos[repo_key(repo.type, new_id)] = repo
+            self.save(repo)
 
     # -- commits ----------------------------------------------------------------------------
 
@@ -318,7 +359,12 @@ class Store:
     def _find_commit(self, repo: Repo, revision: str) -> Commit | None:
         """A branch, a tag, a full commit id or a unique prefix of one, to its commit."""
         with self._lock:
-            commit_id = repo.branches.get(revision) or repo.tags.get(revision) or revision
+            commit_id = (
+                repo.branches.get(revision)
+                or repo.pull_requests.get(revision)
+                or repo.tags.get(revision)
+                or revision
+            )
             commit = self.get_commit(repo, commit_id)
             if commit is None and SHORT_COMMIT_ID.fullmatch(revision):
                 commit = self._commit_by_prefix(repo, revision)
@@ -341,9 +387,10 @@ class Store:
 
     def split_revision(self, repo: Repo, rest: str) -> tuple[str, str]:
         """Split `<revision>/<path>` where the revision may itself contain slashes (the client
-        URL-quotes it, but the server sees the decoded path): the longest known ref wins."""
+        URL-quotes it, but the server sees the decoded path): the longest known ref wins,
+        the whole of `rest` included (a tree listing's root: `tree/refs/pr/1`)."""
         parts = rest.split("/")
-        for cut in range(len(parts) - 1, 0, -1):
+        for cut in range(len(parts), 0, -1):
             candidate = "/".join(parts[:cut])
             if self.is_revision(repo, candidate):
                 return candidate, "/".join(parts[cut:])
@@ -371,25 +418,28 @@ class Store:
         """`commit_id` forces the new commit's id: for mirroring a public repo at the commit
         it has on the real Hub, so specs pinned to that commit work unchanged."""
         with self._lock:
-            if branch not in repo.branches:
+            heads = _heads_holding(repo, branch)
+            if heads is None:
                 if branch in repo.tags or self.get_commit(repo, branch) is not None:
                     raise BadRequest(f"Can only commit to a branch; {branch!r} is not one")
                 raise RevisionNotFound(branch)
-            head = repo.branches[branch]
+            head = heads[branch]
             if parent is not None and parent != head:
+                # The first sentence is the Hub's own, which clients match.
                 raise StaleParent(
-                    f"A commit has happened since {parent} on branch {branch!r} (head is now "
-                    f"{head}); nothing was written. Refresh the parent commit and try again."
+                    "The branch was updated since you opened this page. Please refresh and try "
+                    f"again. A commit has happened since {parent} on branch {branch!r} (head is "
+                    f"now {head}); nothing was written."
                 )
             tree = dict(self.resolve(repo, head).tree)
             for kind, path, entry in operations:
                 if kind == "add":
                     assert entry is not None
                     tree[check_path(path)] = entry
-                elif kind == "delete":
-                    if tree.pop(path, None) is None:
-                        raise EntryNotFound(path, commit=head)
+                elif kind == "delete" and path in tree:
+                    del tree[path]
                 else:
+                    # A `deletedFile` naming a folder deletes the folder, as on the Hub.
                     prefix = path.strip("/") + "/"
                     doomed = [p for p in tree if p.startswith(prefix)]
                     if not doomed:
@@ -400,9 +450,54 @@ class Store:
             commit = self._write_commit(
                 repo, (head,), tree, title, message, author=author, commit_id=commit_id
             )
-            repo.branches[branch] = commit.id
+            heads[branch] = commit.id
             self.save(repo)
             return commit
+
+    def squash(self, repo: Repo, ref: str, title: str, *, author: str) -> Commit:
+        """Replace a branch's (or PR's) history by one root commit holding its current tree."""
+        with self._lock:
+            heads = _heads_holding(repo, ref)
+            if heads is None:
+                raise RevisionNotFound(ref)
+            tree = self.resolve(repo, heads[ref]).tree
+            commit = self._write_commit(repo, (), tree, title, "", author=author)
+            heads[ref] = commit.id
+            self.save(repo)
+            return commit
+
+    def drop_files(self, repo: Repo, file_oids: set[str]) -> None:
+        """Rewrite the history of every ref without the files whose git oid is listed, as the
+        Hub's permanent deletion of LFS files does: commits that held none keep their id."""
+        with self._lock:
+            rewritten: dict[str, str] = {}
+            for heads in (repo.branches, repo.pull_requests, repo.tags):
+                for ref, head in heads.items():
+                    heads[ref] = self._rewrite_without(repo, head, file_oids, rewritten)
+            self.save(repo)
+
+    def _rewrite_without(
+        self, repo: Repo, head: str, file_oids: set[str], rewritten: dict[str, str]
+    ) -> str:
+        """`head`'s new id once its history is rewritten; `rewritten` maps old ids to new ones
+        across refs, so shared history is rewritten once."""
+        chain: list[Commit] = []
+        current: str | None = head
+        while current is not None and current not in rewritten:
+            commit = self.resolve(repo, current)
+            chain.append(commit)
+            current = commit.parents[0] if commit.parents else None
+        for commit in reversed(chain):  # oldest first: a parent's new id is known before use
+            parents = tuple(rewritten.get(p, p) for p in commit.parents)
+            tree = {p: e for p, e in commit.tree.items() if e.oid not in file_oids}
+            if parents == commit.parents and len(tree) == len(commit.tree):
+                rewritten[commit.id] = commit.id
+                continue
+            new = self._write_commit(
+                repo, parents, tree, commit.title, commit.message, author=commit.author
+            )
+            rewritten[commit.id] = new.id
+        return rewritten[head]
 
     # -- refs -------------------------------------------------------------------------------
 
@@ -410,24 +505,27 @@ class Store:
         _check_ref(branch)
         with self._lock:
             if branch in repo.branches:
-                raise Conflict(f"Branch {branch!r} already exists")
+                # The Hub's wording, which clients match.
+                raise Conflict(f"Reference refs/heads/{branch} already exists")
             repo.branches[branch] = self.resolve(repo, starting_point or "main").id
             self.save(repo)
 
     def delete_branch(self, repo: Repo, branch: str) -> None:
         with self._lock:
             if branch == "main":
-                raise BadRequest("Cannot delete the default branch 'main'")
+                raise BadRequest("Cannot delete refs/heads/main: it is the default branch")
             if repo.branches.pop(branch, None) is None:
                 raise RevisionNotFound(branch)
             self.save(repo)
 
     def create_tag(self, repo: Repo, tag: str, revision: str) -> None:
-        _check_ref(tag)
         with self._lock:
+            # As on the Hub, a missing revision is reported before a bad tag name.
+            target = self.resolve(repo, revision).id
+            _check_ref(tag)
             if tag in repo.tags:
-                raise Conflict(f"Tag {tag!r} already exists")
-            repo.tags[tag] = self.resolve(repo, revision).id
+                raise Conflict(f"Reference refs/tags/{tag} already exists")
+            repo.tags[tag] = target
             self.save(repo)
 
     def delete_tag(self, repo: Repo, tag: str) -> None:
@@ -435,6 +533,14 @@ class Store:
             if repo.tags.pop(tag, None) is None:
                 raise RevisionNotFound(tag)
             self.save(repo)
+
+
+def _heads_holding(repo: Repo, ref: str) -> dict[str, str] | None:
+    """The table of movable heads (branches, pull requests) that holds `ref`, if any."""
+    for heads in (repo.branches, repo.pull_requests):
+        if ref in heads:
+            return heads
+    return None
 
 
 def _check_ref(name: str) -> None:
