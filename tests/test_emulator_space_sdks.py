@@ -77,3 +77,21 @@ def test_a_static_space_runs_once_it_holds_its_index_html(hub: Any) -> None:
 
     assert wait_for_stage(api, space, "RUNNING", "RUNTIME_ERROR", "CONFIG_ERROR") == "RUNNING"
     assert api.get_space_runtime(space).raw["sdk"] == "static"
+
+
+def test_a_running_gradio_space_moves_to_new_hardware_and_sleeps_when_its_time_runs_out(
+    hub: Any,
+) -> None:
+    api = HfApi(endpoint=hub.endpoint, token=TOKEN)
+    space = "ainative/gradio-sleeper"
+    api.create_repo(space, repo_type="space", space_sdk="gradio")
+    api.upload_file(path_or_fileobj=b"", path_in_repo="app.py", repo_id=space, repo_type="space")
+    wait_for_stage(api, space, "RUNNING", "RUNTIME_ERROR")
+
+    assert api.request_space_hardware(space, "t4-small").stage == "BUILDING"
+    assert wait_for_stage(api, space, "RUNNING", "RUNTIME_ERROR") == "RUNNING"
+    assert api.get_space_runtime(space).hardware == "t4-small"
+
+    api.set_space_sleep_time(space, 1)
+    assert wait_for_stage(api, space, "SLEEPING", "RUNTIME_ERROR") == "SLEEPING"
+    assert api.get_space_runtime(space).hardware is None

@@ -207,9 +207,9 @@ FOREIGN_APP = b"print('the website of another team')\n"
 
 
 def test_a_space_the_runner_did_not_make_keeps_its_files_and_gets_no_secret(
-    env: Any, tmp_path: Path, run_cli: RunCli
+    tiny_repo: Path, env: Any, run_cli: RunCli
 ) -> None:
-    root = copy_repo(tmp_path / "repo")
+    root = tiny_repo  # its base model is on the Hub: the Space is what is refused
     space = "ainative/adapter-trainer"
     api = HfApi(endpoint=env.endpoint, token=TOKEN)
     api.create_repo(space, repo_type="space", space_sdk="docker")
