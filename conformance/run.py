@@ -288,24 +288,26 @@ def read_junit(path: Path) -> list[Outcome]:
         dotted = case.get("classname") or case.get("name", "")
         module, *classes = dotted.removeprefix("tests.").split(".")
         test = "::".join([f"{module}.py", *classes, case.get("name", "")])
-        status, message = "passed", ""
+        status, message, details = "passed", "", ""
         for child in case:
             if child.tag in ("failure", "error"):
-                status, message = "failed", child.get("message") or (child.text or "")
+                details = child.text or ""
+                status, message = "failed", child.get("message") or details
             elif child.tag == "skipped" and status == "passed":
                 status, message = "skipped", child.get("message") or ""
-        outcomes.append(Outcome(test, *_not_runnable(test, status, message)))
+        outcomes.append(Outcome(test, *_not_runnable(test, status, message, details)))
     return outcomes
 
 
-def _not_runnable(test: str, status: str, message: str) -> tuple[str, str]:
-    """A failure that needs what this run cannot have is "n/a", with the reason."""
+def _not_runnable(test: str, status: str, message: str, details: str) -> tuple[str, str]:
+    """A failure that needs what this run cannot have is "n/a", with the reason (found in
+    the message, or in the traceback when the client wrapped the cause)."""
     if status != "failed":
         return status, message
     if ENDPOINT_NAME_TESTS.search(test):
         return "n/a", "asserts the default endpoint is named huggingface.co or hub-ci"
     for pattern, reason in NOT_RUNNABLE:
-        if pattern.search(message):
+        if pattern.search(message) or pattern.search(details):
             return "n/a", reason
     return status, message
 

@@ -21,6 +21,7 @@ from runner.space.sync import (
     watch_space,
 )
 from tests.conftest import TOKEN
+from tests.space_apps import AFTER_THE_PROBE
 
 SPACE = "ainative/lifecycle"
 README = "---\ntitle: lifecycle\nsdk: docker\napp_port: 7860\n---\n"
@@ -42,29 +43,15 @@ http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_fo
 """
 # Does its work once the emulator's probe reached it, then pauses its own Space, as the
 # rendered training app does at the end of a run.
-FINISHING_APP = """\
-import http.server, os, threading, time
-from huggingface_hub import HfApi
-
-probed = threading.Event()
-
-class Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.send_response(200)
-        self.end_headers()
-        probed.set()
-
-    def log_message(self, *args):
-        pass
-
-server = http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler)
-threading.Thread(target=server.serve_forever, daemon=True).start()
-probed.wait(30)
+FINISHING_APP = (
+    AFTER_THE_PROBE
+    + """\
 time.sleep(float(os.environ.get("WORK_S", "0")))
 print("trained on", os.environ["SPACE_ID"], flush=True)
 HfApi(token=os.environ["HF_TOKEN"]).pause_space(os.environ["SPACE_ID"])
 threading.Event().wait()
 """
+)
 
 
 def api_of(hub: Any) -> HfApi:

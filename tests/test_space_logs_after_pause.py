@@ -22,30 +22,16 @@ from runner.space.sync import (
     watch_space,
 )
 from tests.conftest import TOKEN
+from tests.space_apps import AFTER_THE_PROBE
 
 SPACE = "ainative/log-keeper"
 README = "---\ntitle: logs\nsdk: docker\n---\n"
 WAIT_S = 60.0  # how long a test waits for the emulator; only a broken run needs it
 # Serves on $PORT; once probed, works a while, prints its result and pauses its own Space,
 # as the rendered training app does at the end of a run.
-SELF_PAUSING_APP = """\
-import http.server, os, threading, time
-from huggingface_hub import HfApi
-
-probed = threading.Event()
-
-class Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.send_response(200)
-        self.end_headers()
-        probed.set()
-
-    def log_message(self, *args):
-        pass
-
-server = http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler)
-threading.Thread(target=server.serve_forever, daemon=True).start()
-probed.wait(30)
+SELF_PAUSING_APP = (
+    AFTER_THE_PROBE
+    + """\
 print("loading the dataset", flush=True)
 time.sleep(float(os.environ.get("WORK_S", "0")))
 print("train.py exited 1: CUDA out of memory", flush=True)
@@ -53,6 +39,7 @@ if os.environ.get("PAUSE_ITSELF") == "1":
     HfApi(token=os.environ["HF_TOKEN"]).pause_space(os.environ["SPACE_ID"])
 threading.Event().wait()
 """
+)
 
 
 def wait_for_log_line(api: HfApi, text: str) -> None:

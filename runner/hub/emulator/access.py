@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from runner.hub.emulator.blobs import now_iso
 from runner.hub.emulator.context import (
+    REPO,
     Caller,
     Context,
     Ctx,
@@ -31,7 +32,6 @@ from runner.hub.emulator.errors import BadRequest, GatedRepo, HubError
 from runner.hub.emulator.storage import Repo
 
 router = APIRouter()
-REPO = "/api/{plural}/{namespace}/{name}"
 RequestStatus = Literal["pending", "accepted", "rejected"]
 
 

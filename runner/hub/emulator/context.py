@@ -14,6 +14,8 @@ from runner.hub.emulator.faults import FaultInjector, RequestLog
 from runner.hub.emulator.spaces import SpaceManager
 from runner.hub.emulator.storage import Repo, Store
 
+# The API path of a repo; `plural` is its type's URL segment.
+REPO = "/api/{plural}/{namespace}/{name}"
 # URL segment -> repo type
 PLURALS = {"models": "model", "datasets": "dataset", "spaces": "space"}
 

@@ -12,12 +12,11 @@ from pydantic import BaseModel, Field
 
 from runner.hub.emulator import discussions
 from runner.hub.emulator.auth import Identity, check_namespace, require_user
-from runner.hub.emulator.context import Caller, Context, Ctx, readable, repo_type_of, writable
+from runner.hub.emulator.context import REPO, Caller, Context, Ctx, readable, repo_type_of, writable
 from runner.hub.emulator.errors import Forbidden
 from runner.hub.emulator.storage import Repo
 
 router = APIRouter()
-REPO = "/api/{plural}/{namespace}/{name}"
 DISCUSSION = REPO + "/discussions/{num}"
 
 

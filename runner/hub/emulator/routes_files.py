@@ -19,6 +19,7 @@ from runner.hub.emulator.blobs import SHA256_HEX, FileEntry
 from runner.hub.emulator.cards import validation_errors, validation_warnings
 from runner.hub.emulator.commits import Change, is_ignored, parse_commit
 from runner.hub.emulator.context import (
+    REPO,
     Caller,
     Context,
     Ctx,
@@ -39,7 +40,6 @@ from runner.hub.emulator.lfs import LfsObjectNotFound, lfs_entry, lfs_patterns, 
 from runner.hub.emulator.storage import Commit, Operation, Repo, check_path, check_path_form
 
 router = APIRouter()
-REPO = "/api/{plural}/{namespace}/{name}"
 
 
 def _flag(value: str | None) -> bool:

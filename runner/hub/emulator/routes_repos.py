@@ -13,6 +13,7 @@ from runner.hub.emulator import listing
 from runner.hub.emulator.auth import check_namespace, require_user, whoami_payload
 from runner.hub.emulator.cards import card_data_or_none
 from runner.hub.emulator.context import (
+    REPO,
     Caller,
     Context,
     Ctx,
@@ -28,7 +29,6 @@ from runner.hub.emulator.spaces import KeyValue, Sdk, SleepTime, default_setting
 from runner.hub.emulator.storage import REPO_TYPES, Commit, Repo
 
 router = APIRouter()
-REPO = "/api/{plural}/{namespace}/{name}"
 # "protected" is a Space's; the emulator serves it as public.
 Visibility = Literal["public", "private", "protected"]
 
