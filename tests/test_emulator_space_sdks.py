@@ -95,3 +95,17 @@ def test_a_running_gradio_space_moves_to_new_hardware_and_sleeps_when_its_time_r
     api.set_space_sleep_time(space, 1)
     assert wait_for_stage(api, space, "SLEEPING", "RUNTIME_ERROR") == "SLEEPING"
     assert api.get_space_runtime(space).hardware is None
+
+
+def test_a_space_sleeps_after_the_hubs_48_hours_on_free_hardware_and_never_when_told(
+    hub: Any,
+) -> None:
+    api = HfApi(endpoint=hub.endpoint, token=TOKEN)
+    space = "ainative/sleepy"
+    api.create_repo(space, repo_type="space", space_sdk="gradio")
+    assert api.get_space_runtime(space).sleep_time == 48 * 3600  # as the Hub answered
+
+    api.request_space_hardware(space, "a10g-small", sleep_time=-1)
+    assert api.get_space_runtime(space).sleep_time is None
+    api.set_space_sleep_time(space, 3600)
+    assert api.get_space_runtime(space).sleep_time == 3600

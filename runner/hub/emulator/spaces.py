@@ -44,6 +44,9 @@ from runner.hub.emulator.errors import BadRequest
 from runner.hub.emulator.space_logs import LogBook, RunLog
 from runner.hub.emulator.storage import Repo, Store, split_repo_id
 
+# The Hub puts a Space on the free hardware to sleep after 48 hours without a visit.
+FREE_HARDWARE_SLEEP_S = 48 * 3600
+
 HARDWARE = (
     "cpu-basic", "cpu-upgrade", "zero-a10g", "t4-small", "t4-medium", "l4x1", "l4x4",
     "l40sx1", "l40sx4", "l40sx8", "a10g-small", "a10g-large", "a10g-largex2", "a10g-largex4",
@@ -251,7 +254,7 @@ class SpaceManager:
                 "requested": settings.get("hardware"),
             },
             "storage": None,
-            "gcTimeout": settings.get("sleepTime"),
+            "gcTimeout": gc_timeout(settings),
             "replicas": {"current": 1 if live else 0, "requested": 1},
             "devMode": settings.get("devMode", False),
             "domains": [{"domain": f"{namespace}-{name}.hf.space", "stage": "READY"}],
@@ -666,10 +669,19 @@ def _app_file(sdk: str, card: dict[str, Any]) -> str:
     return app_file if isinstance(app_file, str) and app_file else default
 
 
+def gc_timeout(settings: dict[str, Any]) -> int | None:
+    """Seconds of idleness before the Space sleeps: its own sleep time, else the Hub's
+    default, 48 hours on the free cpu-basic hardware and never on paid hardware."""
+    sleep_time = settings.get("sleepTime")
+    if sleep_time is not None:
+        return int(sleep_time) if sleep_time > 0 else None  # -1: never
+    return FREE_HARDWARE_SLEEP_S if settings.get("hardware", "cpu-basic") == "cpu-basic" else None
+
+
 def _slept_in(repo: Repo, running_since: float) -> bool:
     """Whether the Space's sleep time has run out. The emulator does not see visits to the
     app, so a running Space counts as idle from the moment it started running."""
-    sleep_time = (repo.space or {}).get("sleepTime")
+    sleep_time = gc_timeout(repo.space or {})
     return bool(sleep_time and sleep_time > 0 and time.monotonic() - running_since >= sleep_time)
 
 
