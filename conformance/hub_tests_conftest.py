@@ -96,6 +96,15 @@ def api() -> HfApi:
 
 
 @pytest.fixture
+def new_repo_id(api: HfApi) -> Iterator[str]:
+    """A repo id of the test user's that does not exist yet; deleted after the test."""
+    repo_id = f"{api.whoami()['name']}/{repo_name()}"
+    yield repo_id
+    with suppress(Exception):
+        api.delete_repo(repo_id=repo_id)
+
+
+@pytest.fixture
 def repo_factory(api: HfApi) -> Iterator[RepoFactory]:
     made: list[tuple[str, str]] = []
 

@@ -44,7 +44,16 @@ HUB_TEST_FILES = (
     "test_utils_http.py",
     "test_hf_file_system.py",
     "test_cli_discussions.py",
+    "test_commit_api.py",
+    "test_lfs.py",
+    "test_upload_pipeline.py",
+    "test_utils_telemetry.py",
+    "test_cli.py",
+    "test_hub_mixin_pytorch.py",
     "test_buckets.py",
+    "test_buckets_cli.py",
+    "test_buckets_hf_file_system.py",
+    "test_bucket_live_follow.py",
     "test_kernels.py",
     "test_xet_upload.py",
 )
@@ -65,7 +74,7 @@ AREAS = (
         True,
         r"test_hf_api\.py::(TestCommitApi|TestHfApiUploadEmptyFile|TestHfApiDeleteFolder|"
         r"TestHfApiDeleteFiles|TestCommitInBackground|TestHfLargefiles|TestUploadFolderMocked)"
-        r"|test_commit_scheduler",
+        r"|test_commit_scheduler|test_commit_api|test_lfs|test_upload_pipeline",
     ),
     Area(
         "tree and paths-info",
@@ -110,10 +119,11 @@ AREAS = (
         r"TestExpandPropertyType|TestHfApiInferenceCatalog|TestHfApiPublicProduction",
     ),
     Area("HfFileSystem", False, r"test_hf_file_system"),
+    Area("the hf command line, hub mixins", False, r"test_cli\.py|test_hub_mixin"),
     Area(
         "buckets, kernels, Xet storage",
         False,
-        r"test_buckets|test_copy_files|test_kernels|test_xet_upload",
+        r"test_bucket|test_copy_files|test_kernels|test_xet_upload",
     ),
     Area("other", False, r"."),
 )
@@ -268,7 +278,9 @@ def _run_pytest(
     # The emulator is the library's default endpoint, as hub-ci is in huggingface_hub's CI
     # (HUGGINGFACE_CO_STAGING would pin hub-ci's name over HF_ENDPOINT). The transfer path is
     # the one the runner takes against a loopback Hub: LFS (the emulator cannot serve Xet).
-    env = {**os.environ, "HF_ENDPOINT": endpoint, "HF_HUB_DISABLE_XET": "1", "NO_COLOR": "1"}
+    # None of the runner's own huggingface_hub settings (it disables telemetry at import).
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING"))}
+    env |= {"HF_ENDPOINT": endpoint, "HF_HUB_DISABLE_XET": "1", "NO_COLOR": "1"}
     # what huggingface_hub's own pytest settings put in the environment
     env |= {"HF_TOKEN": "", "HUGGING_FACE_HUB_TOKEN": "", "DISABLE_SYMLINKS_IN_WINDOWS_TESTS": "1"}
     command = [sys.executable, "-m", "pytest", *(f"tests/{name}" for name in files)]
