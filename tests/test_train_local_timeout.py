@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.conftest import ADAPTER, RunCli, copy_repo
+from tests.conftest import ADAPTER, RunCli
 
 # Stands in for train.py: notes its process id next to its config, then says nothing for
 # longer than any test waits (a hung download, a wedged data loader).
@@ -31,9 +30,9 @@ def still_running(pid: int) -> bool:
 
 
 def test_a_silent_local_run_is_stopped_at_timeout_minutes(
-    env: Any, tmp_path: Path, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
+    tiny_repo: Path, tmp_path: Path, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    root = copy_repo(tmp_path / "repo")
+    root = tiny_repo  # its base model is on the Hub, as train checks before it starts
     script = tmp_path / "silent_train.py"
     script.write_text(SILENT_TRAIN, encoding="utf-8")
     monkeypatch.setattr("runner.train.launch.TRAIN_SCRIPT", script)
