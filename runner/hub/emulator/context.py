@@ -14,6 +14,8 @@ from runner.hub.emulator.faults import FaultInjector, RequestLog
 from runner.hub.emulator.spaces import SpaceManager
 from runner.hub.emulator.storage import Repo, Store
 
+# For routes that answer the same whatever the method.
+ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
 # The API path of a repo; `plural` is its type's URL segment.
 REPO = "/api/{plural}/{namespace}/{name}"
 # URL segment -> repo type

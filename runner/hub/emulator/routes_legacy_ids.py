@@ -17,10 +17,9 @@ from collections.abc import Callable
 from fastapi import APIRouter
 
 from runner.hub.emulator.auth import Identity
-from runner.hub.emulator.context import PLURALS, Caller, Context, Ctx, readable
+from runner.hub.emulator.context import ALL_METHODS, PLURALS, Caller, Context, Ctx, readable
 
 router = APIRouter()
-ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
 # What follows the repo id in the Hub's repo routes (`/api/models/<id>/<action>/...`).
 REPO_ACTIONS = (
     "auth-check",

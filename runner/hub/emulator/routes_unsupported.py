@@ -12,11 +12,10 @@ from typing import NoReturn
 
 from fastapi import APIRouter
 
-from runner.hub.emulator.context import Caller, Ctx, readable, repo_type_of
+from runner.hub.emulator.context import ALL_METHODS, Caller, Ctx, readable, repo_type_of
 from runner.hub.emulator.errors import NotServed
 
 router = APIRouter()
-ANY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
 # path -> the feature, as the answer names it
 FEATURES = {
     "/api/collections": "collections",
@@ -52,7 +51,7 @@ def _not_served(feature: str) -> Callable[[], None]:
 
 
 for _path, _feature in FEATURES.items():
-    router.add_api_route(_path, _not_served(_feature), methods=ANY_METHOD, include_in_schema=False)
+    router.add_api_route(_path, _not_served(_feature), methods=ALL_METHODS, include_in_schema=False)
 
 
 def _like(plural: str, repo_id: str, ctx: Ctx, identity: Caller) -> NoReturn:
