@@ -105,7 +105,7 @@ def test_a_space_sleeps_after_the_hubs_48_hours_on_free_hardware_and_never_when_
     api.create_repo(space, repo_type="space", space_sdk="gradio")
     assert api.get_space_runtime(space).sleep_time == 48 * 3600  # as the Hub answered
 
-    api.request_space_hardware(space, "a10g-small", sleep_time=-1)
-    assert api.get_space_runtime(space).sleep_time is None
+    api.request_space_hardware(space, "a10g-small")
+    assert api.get_space_runtime(space).sleep_time is None  # paid hardware never sleeps
     api.set_space_sleep_time(space, 3600)
     assert api.get_space_runtime(space).sleep_time == 3600

@@ -670,11 +670,11 @@ def _app_file(sdk: str, card: dict[str, Any]) -> str:
 
 
 def gc_timeout(settings: dict[str, Any]) -> int | None:
-    """Seconds of idleness before the Space sleeps: its own sleep time, else the Hub's
-    default, 48 hours on the free cpu-basic hardware and never on paid hardware."""
+    """Seconds of idleness before the Space sleeps: its own sleep time (-1: never), else the
+    Hub's default, 48 hours on the free cpu-basic hardware and never (None) on paid hardware."""
     sleep_time = settings.get("sleepTime")
     if sleep_time is not None:
-        return int(sleep_time) if sleep_time > 0 else None  # -1: never
+        return int(sleep_time)  # -1: never
     return FREE_HARDWARE_SLEEP_S if settings.get("hardware", "cpu-basic") == "cpu-basic" else None
 
 
