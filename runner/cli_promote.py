@@ -96,8 +96,27 @@ def training_estimates(
     return [make_plan(workspace, bundle.directory, policies).estimate for bundle in training]
 
 
+def _chosen_bundles(workspace: Workspace, adapters: list[str] | None) -> list[AdapterBundle]:
+    """Every adapter in git, or those `--adapter` names (by name, or a path ending in it)."""
+    bundles = _bundles(workspace)
+    if not adapters:
+        return bundles
+    names = {Path(adapter.rstrip("/\\")).name for adapter in adapters}
+    unknown = sorted(names - {bundle.dirname for bundle in bundles})
+    if unknown:
+        known = ", ".join(bundle.dirname for bundle in bundles) or "none"
+        raise InputError(f"--adapter {', '.join(unknown)}: no such adapter; known: {known}")
+    return [bundle for bundle in bundles if bundle.dirname in names]
+
+
 @app.command()
-def doctor(repo: RepoOption = None) -> None:
+def doctor(
+    adapter: Annotated[
+        list[str] | None,
+        typer.Option(help="Check only what this adapter needs (repeatable; default: all)."),
+    ] = None,
+    repo: RepoOption = None,
+) -> None:
     """Check, read-only, that the Hub account can do what the specs ask, before anything is
     spent: the token and its role, write access to every namespace the specs name, each base
     model at its pinned revision, each training Space. Exit 1 if any check fails.
@@ -105,14 +124,15 @@ def doctor(repo: RepoOption = None) -> None:
     Run it first against your own account (HF_ENDPOINT unset, HF_TOKEN set); the promote
     workflow runs it before reconcile.
 
-    Example: runner doctor --repo .
+    Example: runner doctor --repo . --adapter kwanzaa-mini-v2
     """
     from runner.doctor import run_doctor
     from runner.report.doctor import doctor_markdown, mark
 
     workspace = workspace_for(repo)
+    bundles = _chosen_bundles(workspace, adapter)
     with err.status("checking the Hub account"):
-        checks = run_doctor(_bundles(workspace), load_policies(workspace), HubClient())
+        checks = run_doctor(bundles, load_policies(workspace), HubClient())
     for check in checks:  # a line each, not a table: a CI log keeps ids and fixes whole
         out.print(f"{mark(check)} {check.area} {check.subject}: {check.detail}")
         if check.fix:

@@ -4,6 +4,7 @@ with the fix a user acts on, exit 1."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -212,3 +213,25 @@ def test_a_secret_the_runner_did_not_set_on_its_space_is_named_with_the_fix(
     assert "not set by the runner: OLD_PERSONAL_TOKEN" in line
     assert "delete them in the Space's settings" in out
     assert "hf_personal123456" not in out
+
+
+def test_doctor_checks_only_the_adapters_named_with_adapter(
+    tiny_repo: Path, env: Any, run_cli: RunCli
+) -> None:
+    other = tiny_repo / "adapters" / "kwanzaa-mini-v9"
+    shutil.copytree(tiny_repo / "adapters" / ADAPTER, other)
+    edit(other / "adapter.yaml", "version: 1", "version: 9")
+    text = (other / "adapter.yaml").read_text(encoding="utf-8")
+    pinned = next(line for line in text.splitlines() if "revision:" in line).split()[-1]
+    edit(other / "adapter.yaml", pinned, "ab" * 20)
+
+    code, out, _ = run_cli("doctor", "--repo", tiny_repo)
+    assert code == 1, out  # the other adapter's base is not on the Hub at that revision
+
+    code, out, _ = run_cli("doctor", "--adapter", ADAPTER, "--repo", tiny_repo)
+    assert code == 0, out
+    assert not failing(out), out
+
+    code, _, err = run_cli("doctor", "--adapter", "kwanzaa-nope", "--repo", tiny_repo)
+    assert code == 2
+    assert "--adapter kwanzaa-nope: no such adapter" in err
