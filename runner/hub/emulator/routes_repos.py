@@ -25,7 +25,7 @@ from runner.hub.emulator.context import (
 )
 from runner.hub.emulator.errors import BadRequest, Conflict
 from runner.hub.emulator.lfs import pointer
-from runner.hub.emulator.spaces import KeyValue, Sdk, SleepTime, default_settings
+from runner.hub.emulator.space_settings import KeyValue, Sdk, SleepTime, default_settings
 from runner.hub.emulator.storage import REPO_TYPES, Commit, Repo
 
 router = APIRouter()

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from runner.hub.emulator.context import Caller, Context, Ctx, readable, writable
 from runner.hub.emulator.errors import BadRequest, EntryNotFound
 from runner.hub.emulator.space_logs import KINDS, LogKind
-from runner.hub.emulator.spaces import HARDWARE, Key, KeyValue, SleepTime
+from runner.hub.emulator.space_settings import HARDWARE, Key, KeyValue, SleepTime
 from runner.hub.emulator.storage import Repo
 
 router = APIRouter()

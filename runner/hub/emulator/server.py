@@ -44,7 +44,8 @@ from runner.hub.emulator.errors import (
 )
 from runner.hub.emulator.faults import FaultInjector, FaultMiddleware, FaultMode, RequestLog
 from runner.hub.emulator.limits import BodyLimitMiddleware
-from runner.hub.emulator.spaces import Outcome, SpaceManager, default_settings
+from runner.hub.emulator.space_settings import default_settings
+from runner.hub.emulator.spaces import Outcome, SpaceManager
 from runner.hub.emulator.storage import REPO_TYPES, Operation, Store, check_path
 
 HOST = "127.0.0.1"

@@ -21,168 +21,42 @@ restart, hardware and sleep act on it as on the Hub."""
 
 from __future__ import annotations
 
-import http.client
 import os
-import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
-
-from pydantic import AfterValidator, BaseModel, Field
+from typing import Any, Literal
 
 from runner.hub.emulator.blobs import now_iso
 from runner.hub.emulator.cards import CardError, front_matter
-from runner.hub.emulator.errors import BadRequest
+from runner.hub.emulator.space_apps import (
+    PASSTHROUGH_ENV,
+    PORT_MAP_SHIM,
+    AppConfig,
+    AppConfigError,
+    answers_http,
+    free_port,
+    pump_run_log,
+    terminate,
+)
 from runner.hub.emulator.space_logs import LogBook, RunLog
+from runner.hub.emulator.space_settings import SDKS, gc_timeout
 from runner.hub.emulator.storage import Repo, Store, split_repo_id
 
-# The Hub puts a Space on the free hardware to sleep after 48 hours without a visit.
-FREE_HARDWARE_SLEEP_S = 48 * 3600
-
-HARDWARE = (
-    "cpu-basic", "cpu-upgrade", "zero-a10g", "t4-small", "t4-medium", "l4x1", "l4x4",
-    "l40sx1", "l40sx4", "l40sx8", "a10g-small", "a10g-large", "a10g-largex2", "a10g-largex4",
-    "a100-large", "a100x4", "a100x8", "rtx-pro-6000", "rtx-pro-6000x2", "rtx-pro-6000x4",
-    "rtx-pro-6000x8",
-)  # fmt: skip
 LIVE_STAGES = ("BUILDING", "APP_STARTING", "RUNNING", "RUNNING_BUILDING", "RUNNING_APP_STARTING")
 # The stages in which an app (the current one, or the old one during a rebuild) holds hardware.
 SERVING_STAGES = ("APP_STARTING", "RUNNING", "RUNNING_BUILDING", "RUNNING_APP_STARTING")
 # A commit in these stages rebuilds the Space while the app it has keeps running.
 ROLLING_STAGES = ("RUNNING", "RUNNING_BUILDING", "RUNNING_APP_STARTING")
 Outcome = Literal["BUILD_ERROR", "RUNTIME_ERROR", "hang"]
-# The environment an app inherits from the emulator's: enough to run Python and reach a GPU.
-_PASSTHROUGH = (
-    "PATH", "PYTHONPATH", "LD_LIBRARY_PATH", "CUDA_VISIBLE_DEVICES", "TMPDIR", "LANG", "LC_ALL",
-    "SSL_CERT_FILE", "VIRTUAL_ENV",
-)  # fmt: skip
-DEFAULT_APP_PORT = 7860
-DEFAULT_STARTUP_TIMEOUT = "30m"
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
-_SECONDS_PER = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-# Docker maps a Space container's app_port to the outside world. Apps here share this
-# machine's ports, so each app (always a Python process here) is loaded with this
-# `sitecustomize` through PYTHONPATH, which moves its bind() to the app_port onto a free local
-# port: an app listening on any other port is never reached, as on the Hub. The mapping is
-# popped from the environment, so the app's own children (train.py) bind as they ask.
-_PORT_MAP_SHIM = """\
-import os
-import socket
-
-_mapping = os.environ.pop("HUB_EMULATOR_PORT_MAP", "")
-if _mapping:
-    _app_port, _host_port = (int(part) for part in _mapping.split(":"))
-    _bind = socket.socket.bind
-
-    def _mapped_bind(self, address):
-        if isinstance(address, tuple) and len(address) >= 2 and address[1] == _app_port:
-            address = (address[0], _host_port, *address[2:])
-        return _bind(self, address)
-
-    socket.socket.bind = _mapped_bind
-"""
-
-
-# The SDKs the Hub knows (huggingface_hub's SPACES_SDK_TYPES).
-Sdk = Literal["gradio", "streamlit", "docker", "static"]
-SDKS: tuple[Sdk, ...] = ("gradio", "streamlit", "docker", "static")
 # SDKs whose apps the emulator does not run (no gradio or streamlit here): their Spaces build
 # for this long, standing for the Hub's image build, then count as running.
 EMULATED_SDKS = ("gradio", "streamlit", "static")
 EMULATED_BUILD_S = 2.0
-# Seconds of inactivity before a Space sleeps; -1: never (as huggingface_hub documents it).
-SleepTime = Annotated[int, Field(ge=-1)]
-# A secret or variable becomes an environment variable of the app: a shell-safe name, and a
-# value with no NUL (which ends a C string) or lone surrogate (which cannot be encoded).
-ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,255}$"
-_NOT_IN_ENV_VALUE = re.compile(r"[\x00\ud800-\udfff]")
-
-
-def _env_value(value: str) -> str:
-    if _NOT_IN_ENV_VALUE.search(value):
-        raise ValueError("an environment value cannot hold a NUL or a lone surrogate")
-    return value
-
-
-class Key(BaseModel):
-    key: Annotated[str, Field(pattern=ENV_NAME)]
-
-
-class KeyValue(Key):
-    value: Annotated[str, AfterValidator(_env_value)] = ""
-    description: str | None = None
-
-    def stored(self) -> dict[str, Any]:
-        return {"value": self.value, "description": self.description, "updatedAt": now_iso()}
-
-
-def default_settings(
-    sdk: str | None,
-    *,
-    hardware: str | None = None,
-    sleep_time: int | None = None,
-    secrets: Sequence[KeyValue] = (),
-    variables: Sequence[KeyValue] = (),
-) -> dict[str, Any]:
-    """Settings of a new Space, persisted in its repo record."""
-    if hardware is not None and hardware not in HARDWARE:
-        raise BadRequest(f"Unknown hardware {hardware!r}; expected one of {', '.join(HARDWARE)}")
-
-    def keyed(items: Sequence[KeyValue]) -> dict[str, dict[str, Any]]:
-        return {item.key: item.stored() for item in items}
-
-    return {
-        "sdk": sdk,
-        "hardware": hardware or "cpu-basic",
-        "sleepTime": sleep_time,
-        "secrets": keyed(secrets),
-        "variables": keyed(variables),
-        "paused": False,
-        "devMode": False,
-        "stage": "NO_APP_FILE",
-        "errorMessage": None,
-    }
-
-
-class AppConfigError(ValueError):
-    """The README front matter's app settings cannot be used: the Space ends in CONFIG_ERROR."""
-
-
-@dataclass(frozen=True)
-class AppConfig:
-    """How the Hub reaches a docker Space's app, from its README front matter."""
-
-    app_port: int
-    startup_timeout: str
-    """As the README wrote it, for messages."""
-    startup_s: float
-
-    @classmethod
-    def from_card(cls, card: dict[str, Any]) -> AppConfig:
-        port = card.get("app_port", DEFAULT_APP_PORT)
-        # bool is an int to Python, never a port to the Hub.
-        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-            raise AppConfigError(
-                f"Configuration error: README.md front matter `app_port` must be a port "
-                f"number from 1 to 65535 (found app_port: {port!r})"
-            )
-        timeout = card.get("startup_duration_timeout", DEFAULT_STARTUP_TIMEOUT)
-        match = _DURATION.match(timeout) if isinstance(timeout, str) else None
-        if match is None or int(match.group(1)) == 0:
-            raise AppConfigError(
-                "Configuration error: README.md front matter `startup_duration_timeout` must "
-                f"be a duration such as 30m or 1h (found {timeout!r})"
-            )
-        seconds = int(match.group(1)) * _SECONDS_PER[match.group(2)]
-        return cls(port, timeout.strip(), float(seconds))
 
 
 @dataclass
@@ -331,13 +205,13 @@ class SpaceManager:
         process = self._halt(repo, stage="PAUSED", paused=True)
         if process is not None:
             # Let the pause response reach an app that paused itself before it is stopped.
-            threading.Thread(target=_terminate, args=(process, 0.2), daemon=True).start()
+            threading.Thread(target=terminate, args=(process, 0.2), daemon=True).start()
 
     def _put_to_sleep(self, repo: Repo, generation: int) -> None:
         """The sleep time ran out: the app stops; a restart (or a commit) wakes the Space."""
         process = self._halt(repo, stage="SLEEPING", paused=False, generation=generation)
         if process is not None:
-            _terminate(process)
+            terminate(process)
 
     def _halt(
         self, repo: Repo, *, stage: str, paused: bool, generation: int | None = None
@@ -363,7 +237,7 @@ class SpaceManager:
             process, state.process, state.port = state.process, None, None
             self._scripts.pop(repo_id, None)
         if process is not None:
-            _terminate(process)
+            terminate(process)
         shutil.rmtree(self.root / namespace / name, ignore_errors=True)
         with self._lock:
             # Fresh logs, but generations keep counting: a watcher of the deleted Space must
@@ -379,7 +253,7 @@ class SpaceManager:
                 state.generation += 1
         for repo_id, state in states:
             if state.process is not None:
-                _terminate(state.process)
+                terminate(state.process)
                 state.process = None
             for watcher in state.watchers:
                 watcher.join(timeout=5)
@@ -399,7 +273,7 @@ class SpaceManager:
         rolling: bool,
     ) -> None:
         if old is not None and not rolling:
-            _terminate(old)
+            terminate(old)
             old = None
         try:
             self._build_and_run(repo, generation, logs, old, rolling)
@@ -419,7 +293,7 @@ class SpaceManager:
             if state.generation != generation or state.process is not old:
                 return
             state.process, state.port = None, None
-        _terminate(old)
+        terminate(old)
 
     def _end_build(
         self,
@@ -558,10 +432,10 @@ class SpaceManager:
         scratch = workdir.parent / "tmp"
         shutil.rmtree(scratch, ignore_errors=True)
         scratch.mkdir(parents=True)
-        env = {k: os.environ[k] for k in _PASSTHROUGH if k in os.environ}
+        env = {k: os.environ[k] for k in PASSTHROUGH_ENV if k in os.environ}
         shim = workdir.parent / "portmap"
         shim.mkdir(parents=True, exist_ok=True)
-        (shim / "sitecustomize.py").write_text(_PORT_MAP_SHIM, encoding="utf-8")
+        (shim / "sitecustomize.py").write_text(PORT_MAP_SHIM, encoding="utf-8")
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(shim), env.get("PYTHONPATH")]))
         env.update({k: v["value"] for k, v in settings.get("variables", {}).items()})
         env.update({k: v["value"] for k, v in settings.get("secrets", {}).items()})
@@ -588,7 +462,7 @@ class SpaceManager:
     def _launch(
         self, repo: Repo, generation: int, workdir: Path, logs: RunLog, config: AppConfig
     ) -> None:
-        port = _free_port()
+        port = free_port()
         process = subprocess.Popen(
             [sys.executable, "-u", "app.py"],
             cwd=workdir,
@@ -604,11 +478,11 @@ class SpaceManager:
         with self._lock:
             state = self._state(repo.id)
             if state.generation != generation:
-                _terminate(process)
+                terminate(process)
                 return
             state.process, state.port = process, port
         logs.add("run", f"===== Application Startup at {now_iso()} =====")
-        reader = threading.Thread(target=_pump, args=(process, logs), daemon=True)
+        reader = threading.Thread(target=pump_run_log, args=(process, logs), daemon=True)
         reader.start()
 
         running_since: float | None = None
@@ -619,7 +493,7 @@ class SpaceManager:
             if running_since is None and time.monotonic() >= startup_deadline:
                 self._startup_timed_out(repo, generation, process, logs, config)
                 return
-            if running_since is None and _answers_http(port):
+            if running_since is None and answers_http(port):
                 if not self._set(repo, generation, stage="RUNNING"):
                     return
                 running_since = time.monotonic()
@@ -652,7 +526,7 @@ class SpaceManager:
                 return
             state = self._state(repo.id)
             state.process, state.port = None, None
-        _terminate(process)
+        terminate(process)
 
 
 def _emulated(settings: dict[str, Any]) -> bool:
@@ -669,60 +543,8 @@ def _app_file(sdk: str, card: dict[str, Any]) -> str:
     return app_file if isinstance(app_file, str) and app_file else default
 
 
-def gc_timeout(settings: dict[str, Any]) -> int | None:
-    """Seconds of idleness before the Space sleeps: its own sleep time (-1: never), else the
-    Hub's default, 48 hours on the free cpu-basic hardware and never (None) on paid hardware."""
-    sleep_time = settings.get("sleepTime")
-    if sleep_time is not None:
-        return int(sleep_time)  # -1: never
-    return FREE_HARDWARE_SLEEP_S if settings.get("hardware", "cpu-basic") == "cpu-basic" else None
-
-
 def _slept_in(repo: Repo, running_since: float) -> bool:
     """Whether the Space's sleep time has run out. The emulator does not see visits to the
     app, so a running Space counts as idle from the moment it started running."""
     sleep_time = gc_timeout(repo.space or {})
     return bool(sleep_time and sleep_time > 0 and time.monotonic() - running_since >= sleep_time)
-
-
-def _pump(process: subprocess.Popen[str], logs: RunLog) -> None:
-    assert process.stdout is not None
-    for line in process.stdout:
-        logs.add("run", line.rstrip("\n"))
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _answers_http(port: int) -> bool:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=0.5)
-    try:
-        connection.request("GET", "/")
-        connection.getresponse().read()
-        return True
-    except (OSError, http.client.HTTPException):
-        return False
-    finally:
-        connection.close()
-
-
-def _terminate(process: subprocess.Popen[str], grace: float = 0.0) -> None:
-    """Stop an app and its process group (which the emulator created): TERM, then KILL."""
-    if grace:
-        time.sleep(grace)
-    if process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=3)
-    except ProcessLookupError:
-        return
-    except subprocess.TimeoutExpired:
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            return
-        process.wait(timeout=3)
