@@ -92,9 +92,9 @@ def replace_line(text: str, pattern: str, line: str) -> str:
 def seed_promotions(hub: Any, root: Path) -> None:
     """Every adapter's publish repo as a promotion leaves it: files, card, record, tag."""
     from runner.promote.promote import RECORD
+    from runner.runs.location import ADAPTER_FILES
+    from runner.runs.run_id import run_id
     from runner.specs import require_adapter
-    from runner.train.run_config import ADAPTER_FILES
-    from runner.train.run_id import run_id
     from runner.workspace import Workspace
 
     workspace = Workspace.at(root)
@@ -193,8 +193,8 @@ def breakdown(root: Path) -> dict[str, float]:
     """Where a reconcile's time goes, step by step, outside the CLI: loading the specs,
     the run ids (hashing the data files), the refs requests."""
     from runner.hub.client import HubClient, RepoRef
+    from runner.runs.run_id import run_id
     from runner.specs import require_adapter
-    from runner.train.run_id import run_id
     from runner.workspace import Workspace
 
     timings: dict[str, float] = {}

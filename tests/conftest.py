@@ -15,10 +15,10 @@ from runner.cli import main
 from runner.hub.client import HubClient
 from runner.hub.seed import SMOLLM2_REPO_ID, seed_emulator
 from runner.hub.tiny_llama import TINY_REPO_ID
+from runner.runs.location import candidate_location
+from runner.runs.record import read_run
+from runner.runs.run_id import run_id
 from runner.specs import require_adapter
-from runner.train.candidate import read_run
-from runner.train.run_config import candidate_location
-from runner.train.run_id import run_id
 from runner.workspace import Workspace
 from tests.github_standin import github  # noqa: F401  (a fixture for every test module)
 

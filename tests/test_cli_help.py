@@ -138,7 +138,7 @@ def test_a_long_line_written_to_a_log_stays_one_line(capsys: pytest.CaptureFixtu
     `vs floor \\n0.850`; a log keeps each line whole and leaves wrapping to whoever reads it."""
     from rich.text import Text
 
-    from runner.cli_shared import err, out
+    from runner.cli.shared import err, out
 
     line = " json_valid_rate: 0.921 (35 of 38 items; 95% CI 0.792-0.973) vs floor 0.850"
     out.print(Text.assemble("  ", ("pass", "green"), line))

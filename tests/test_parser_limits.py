@@ -17,8 +17,8 @@ import pytest
 from huggingface_hub import HfApi
 
 from runner.evaluate.rows import prompt_sha256
+from runner.runs.location import candidate_location
 from runner.specs import require_adapter
-from runner.train.run_config import candidate_location
 from runner.workspace import Workspace
 from tests.conftest import REPO_ROOT, TOKEN, RunCli
 

@@ -17,9 +17,9 @@ from runner.evaluate.pipeline import fetch_candidate, read_report
 from runner.hub.client import HubClient
 from runner.promote.card import Provenance
 from runner.promote.promote import promote
+from runner.runs.location import candidate_location
+from runner.runs.run_id import run_id
 from runner.specs import require_adapter
-from runner.train.run_config import candidate_location
-from runner.train.run_id import run_id
 from runner.workspace import Workspace
 from tests.conftest import TOKEN, RunCli, edit
 from tests.github_standin import event, push

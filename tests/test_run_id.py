@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from runner.runs import run_id as run_id_module
+from runner.runs.run_id import run_id
 from runner.specs import require_adapter
-from runner.train import run_id as run_id_module
-from runner.train.run_id import run_id
 from runner.workspace import Workspace
 from tests.conftest import edit
 

@@ -210,8 +210,8 @@ def test_data_that_no_longer_matches_its_lock_is_not_pushed(
 def test_the_runner_reads_the_progress_lines_train_py_prints(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    from runner.runs.progress import parse_progress
     from runner.train import train as script
-    from runner.train.progress import parse_progress
 
     script.emit_progress(stage="train", step=3, total=10, loss=0.5)
     line = capsys.readouterr().out

@@ -22,9 +22,9 @@ from huggingface_hub import HfApi
 
 from runner.hub import retry
 from runner.hub.client import HubClient
+from runner.runs.location import CandidateLocation
+from runner.runs.record import read_run
 from runner.train import train as script
-from runner.train.candidate import read_run
-from runner.train.run_config import CandidateLocation
 from tests import test_train_script as script_tests
 from tests.test_train_script import OUTPUT_REPO, TOKEN, fetch, run_config, run_script
 

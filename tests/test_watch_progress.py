@@ -23,10 +23,10 @@ from rich.console import Console
 
 from runner.hub.client import HubClient
 from runner.report.progress import TrainProgress
+from runner.runs.location import ADAPTER_FILES, candidate_location
+from runner.runs.run_id import run_id
 from runner.space.sync import Limits, SpaceRun, Watch, watch_space
 from runner.specs import require_adapter
-from runner.train.run_config import ADAPTER_FILES, candidate_location
-from runner.train.run_id import run_id
 from runner.workspace import Workspace
 from tests.conftest import ADAPTER, TOKEN, RunCli, candidate_of
 

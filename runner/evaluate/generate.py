@@ -8,8 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runner.hub.client import HubClient, RepoRef
+from runner.runs.incumbent import find_incumbent
+from runner.runs.location import ADAPTER_FILES
+from runner.runs.run_id import generation_settings
 from runner.specs.bundle import AdapterBundle
-from runner.train.run_config import ADAPTER_FILES, find_incumbent, generation_settings
 
 
 @dataclass(frozen=True)

@@ -20,10 +20,10 @@ from runner.evaluate.gate import decide, serving_from
 from runner.evaluate.report import EvalReport, loss_points, metric_rows, worst_items
 from runner.hashing import sha256_of
 from runner.hub.client import HubClient
+from runner.runs.location import ADAPTER_FILES, CandidateLocation, candidate_location
+from runner.runs.record import read_run
+from runner.runs.run_id import run_id as current_run_id
 from runner.specs.bundle import AdapterBundle
-from runner.train.candidate import read_run
-from runner.train.run_config import ADAPTER_FILES, CandidateLocation, candidate_location
-from runner.train.run_id import run_id as current_run_id
 
 
 @dataclass(frozen=True)

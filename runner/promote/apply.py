@@ -27,12 +27,13 @@ from runner.policy.access import require_writable
 from runner.policy.loading import Policies
 from runner.promote.card import Provenance, withdrawn_card
 from runner.promote.lock import HubLock, LockRecord, default_owner
-from runner.promote.promote import Promotion, promote, read_record, version_tag
+from runner.promote.promote import Promotion, promote, read_record
 from runner.promote.reconcile import Action, AdapterState, State, version_order
 from runner.report.eval_comment import eval_comment
+from runner.runs.location import candidate_location
+from runner.runs.versions import tag_version, version_tag
 from runner.specs.bundle import AdapterBundle
 from runner.train.launch import EventSink, train_candidate
-from runner.train.run_config import candidate_location
 
 
 @dataclass(frozen=True)
@@ -189,7 +190,7 @@ def promotion_landed(client: HubClient, bundle: AdapterBundle, rid: str) -> bool
         refs = client.refs(repo)
     except NotFoundError:
         return False
-    if version_tag(bundle) in refs.tags:
+    if version_tag(bundle.adapter.version) in refs.tags:
         return True
     main = refs.branches.get("main")
     record = (read_record(client, repo, main) if main else None) or {}
@@ -199,7 +200,7 @@ def promotion_landed(client: HubClient, bundle: AdapterBundle, rid: str) -> bool
 def _promoted_already(client: HubClient, bundle: AdapterBundle, rid: str) -> Promotion | None:
     """The version's tag when it holds run `rid`; None otherwise or when the Hub can't say."""
     repo = RepoRef(bundle.adapter.publish.repo_id)
-    tag = version_tag(bundle)
+    tag = version_tag(bundle.adapter.version)
     try:
         commit = client.tags(repo).get(tag)
         record = (read_record(client, repo, commit) if commit else None) or {}
@@ -233,7 +234,7 @@ def clear_leftover_lock(state: AdapterState, ctx: Context) -> Outcome | None:
 def repair(bundle: AdapterBundle, client: HubClient) -> str:
     """Make main hold exactly what the latest tag promoted, in one commit."""
     repo = RepoRef(bundle.adapter.publish.repo_id)
-    tag = f"v{bundle.adapter.version}"
+    tag = version_tag(bundle.adapter.version)
     refs = client.refs(repo)
     promoted = client.snapshot(repo, revision=refs.tags[tag])
     commit = client.sync_folder(
@@ -249,7 +250,7 @@ def withdraw(state: AdapterState, client: HubClient) -> str:
     repo = RepoRef(repo_id)
     refs = client.refs(repo)
     record = read_record(client, repo, refs.branches["main"]) or {}
-    if f"v{record.get('version')}" != tag:
+    if record.get("version") != tag_version(tag):
         return f"{repo_id}@{tag} kept; main holds another version, nothing to mark"
     card = client.download(repo, "README.md", revision="main").read_text(encoding="utf-8")
     marked = withdrawn_card(card, f"{state.adapter} was removed from the adapters repository.")

@@ -18,6 +18,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from runner.evaluate.report import EvalReport, MetricRow
 from runner.repofiles import read_regular_bytes
+from runner.runs.versions import version_tag
 from runner.specs.bundle import AdapterBundle
 from runner.specs.dataset import DatasetFile, DatasetManifest
 from runner.specs.training import TrainingSpec
@@ -280,7 +281,7 @@ def usage_section(bundle: AdapterBundle) -> str:
         "    base_id,\n    revision=base_revision,\n"
         f"{quantization})\n"
         f'model = PeftModel.from_pretrained(base, "{adapter.publish.repo_id}", '
-        f'revision="v{adapter.version}")\n'
+        f'revision="{version_tag(adapter.version)}")\n'
         "tokenizer = AutoTokenizer.from_pretrained(base_id, revision=base_revision)\n"
         "```"
     )

@@ -15,8 +15,6 @@ promotion record), then the tag `v<N>`. Safe to run again at any point:
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,12 +23,12 @@ from runner.errors import RunnerError
 from runner.evaluate.report import EvalReport
 from runner.hub.client import HubClient, NotFoundError, RepoRef
 from runner.promote.card import Provenance, render_model_card
+from runner.runs.location import ADAPTER_FILES
+from runner.runs.versions import newest_version_tag, version_tag
 from runner.specs.bundle import AdapterBundle
-from runner.train.run_config import ADAPTER_FILES
 from runner.workspace import split_adapter_dirname
 
 RECORD = "promotion.json"
-_VERSION_TAG = re.compile(r"v(\d+)")
 
 
 class PromotionConflict(RunnerError):
@@ -49,23 +47,6 @@ class Promotion:
     commit: str
     created: bool
     """False when the version was already promoted (nothing was written)."""
-
-
-def version_tag(bundle: AdapterBundle) -> str:
-    return f"v{bundle.adapter.version}"
-
-
-def tag_version(tag: str) -> int | None:
-    """N of a version tag `v<N>`; None for any other tag."""
-    match = _VERSION_TAG.fullmatch(tag)
-    return int(match.group(1)) if match else None
-
-
-def newest_version_tag(tags: Iterable[str], *, above: int = -1) -> str | None:
-    """The newest `v<N>` tag with N > `above`: with `above` set to a version not promoted yet,
-    the one that supersedes it."""
-    versions = [(n, tag) for tag in tags if (n := tag_version(tag)) is not None and n > above]
-    return max(versions)[1] if versions else None
 
 
 def superseded_message(tag: str) -> str:
@@ -111,7 +92,7 @@ def promote(
             "(change the spec or the data, and train a new candidate)"
         )
     repo = RepoRef(bundle.adapter.publish.repo_id)
-    tag = version_tag(bundle)
+    tag = version_tag(bundle.adapter.version)
     client.ensure_repo(repo, private=bundle.adapter.publish.private)
     head = client.head(repo)
     found = read_record(client, repo, head)

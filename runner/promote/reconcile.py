@@ -19,11 +19,12 @@ import yaml
 from runner.evaluate.pipeline import read_report
 from runner.gitutil import removed_files
 from runner.hub.client import HubClient, NotFoundError, Refs, RepoRef
-from runner.promote.promote import newest_version_tag, superseded_message, tag_version
+from runner.promote.promote import superseded_message
+from runner.runs.location import candidate_location
+from runner.runs.record import read_run
+from runner.runs.run_id import run_id
+from runner.runs.versions import newest_version_tag, tag_version, version_tag
 from runner.specs.bundle import AdapterBundle
-from runner.train.candidate import read_run
-from runner.train.run_config import candidate_location
-from runner.train.run_id import run_id
 
 
 class State(StrEnum):
@@ -108,7 +109,7 @@ def observe_one(
     bundle: AdapterBundle, repo_root: Path, client: HubClient, refs: Refs | None
 ) -> AdapterState:
     rid = run_id(bundle, repo_root)
-    tag = f"v{bundle.adapter.version}"
+    tag = version_tag(bundle.adapter.version)
 
     def state(kind: State, detail: str = "") -> AdapterState:
         return AdapterState(bundle.dirname, rid, kind, detail, bundle)
@@ -146,7 +147,7 @@ def withdrawn(
     bundles: list[AdapterBundle], refs: dict[str, Refs | None], names: dict[str, str]
 ) -> list[AdapterState]:
     """Promoted versions (tags) whose adapter directory is gone from git."""
-    in_git = {(b.adapter.publish.repo_id, f"v{b.adapter.version}") for b in bundles}
+    in_git = {(b.adapter.publish.repo_id, version_tag(b.adapter.version)) for b in bundles}
     return [
         AdapterState(f"{names[repo_id]}-{tag}", None, State.WITHDRAWN, f"{repo_id}@{tag}")
         for repo_id, found in sorted(refs.items())

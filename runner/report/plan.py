@@ -9,6 +9,7 @@ from runner.plan import Plan
 from runner.report.console import print_diff
 from runner.report.markdown import cell
 from runner.report.values import show_count, show_value
+from runner.runs.versions import version_tag
 
 
 def cost_lines(plan: Plan) -> list[str]:
@@ -33,8 +34,9 @@ def cost_lines(plan: Plan) -> list[str]:
 def plan_heading(plan: Plan) -> str:
     status = "❌" if plan.errors else "✅"
     return (
-        f"Merging promotes it as `v{plan.version}` of `{plan.publish_repo}` if its eval passes "
-        f"the gate. Validation: {status} {plan.errors} error(s), {plan.warnings} warning(s)."
+        f"Merging promotes it as `{version_tag(plan.version)}` of `{plan.publish_repo}` if its "
+        f"eval passes the gate. Validation: {status} {plan.errors} error(s), "
+        f"{plan.warnings} warning(s)."
     )
 
 

@@ -24,9 +24,9 @@ from runner.hub.client import HubClient, HubError, RepoRef, SpaceState
 from runner.policy.loading import Policies
 from runner.policy.repos import space_id_of
 from runner.policy.space import check_space
+from runner.runs.progress import parse_progress
 from runner.space.render import RUNNER_TAG, made_by_runner, render_space
 from runner.specs.bundle import AdapterBundle
-from runner.train.progress import parse_progress
 
 # A commit to a running Space passes RUNNING_BUILDING and RUNNING_APP_STARTING on the Hub.
 ACTIVE = frozenset(

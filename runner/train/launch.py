@@ -25,6 +25,12 @@ from runner.hub.client import HubClient
 from runner.policy.access import require_base_access, require_writable
 from runner.policy.loading import Policies
 from runner.policy.training import estimate_cost
+from runner.runs.config import dumps, render_run_config
+from runner.runs.incumbent import find_incumbent
+from runner.runs.location import CandidateLocation, candidate_location
+from runner.runs.progress import parse_progress
+from runner.runs.record import RunRecord, clear_run, read_run
+from runner.runs.run_id import TRAIN_SCRIPT, run_id
 from runner.space.sync import (
     SPACE_TOKEN_SECRET,
     Limits,
@@ -40,16 +46,6 @@ from runner.space.sync import (
     why_stop,
 )
 from runner.specs.bundle import AdapterBundle
-from runner.train.candidate import RunRecord, clear_run, read_run
-from runner.train.progress import parse_progress
-from runner.train.run_config import (
-    CandidateLocation,
-    candidate_location,
-    dumps,
-    find_incumbent,
-    render_run_config,
-)
-from runner.train.run_id import TRAIN_SCRIPT, run_id
 from runner.workspace import Workspace
 
 Backend = Literal["local", "space"]

@@ -17,7 +17,7 @@ from typing import Annotated
 import typer
 
 from runner.changes import affected_adapters
-from runner.cli_shared import AdapterArg, RepoOption, app, out, workspace_for
+from runner.cli.shared import AdapterArg, RepoOption, app, out, workspace_for
 from runner.errors import InputError
 from runner.github.comments import (
     BOT_LOGIN_ENV,

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from runner.cli_shared import RepoOption, app, err, out, workspace_for
+from runner.cli.shared import RepoOption, app, err, out, workspace_for
 from runner.errors import InputError
 from runner.findings import quote
 from runner.github.context import GitHubContext
@@ -231,7 +231,7 @@ def demo(
     FOLDER/comments.
 
     Example: runner demo --folder .demo > demo.log"""
-    from runner.cli_shared import DEFAULT_MODEL_CACHE
+    from runner.cli.shared import DEFAULT_MODEL_CACHE
     from runner.demo import run_demo
 
     workspace = workspace_for(repo)

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from runner.cli_shared import AdapterArg, RepoOption, app, dataset_app, err, out, workspace_for
+from runner.cli.shared import AdapterArg, RepoOption, app, dataset_app, err, out, workspace_for
 from runner.errors import RunnerError
 from runner.hub.client import HubClient
 from runner.policy.access import require_base_access, require_writable
@@ -62,11 +62,11 @@ def space_sync(adapter: AdapterArg, timeout: TimeoutOption = None, repo: RepoOpt
 
     Example: runner space sync adapters/kwanzaa-mini-v2 --timeout-minutes 90
     """
+    from runner.runs.location import candidate_location
+    from runner.runs.record import read_run
+    from runner.runs.run_id import run_id
     from runner.space.sync import describe_failure
-    from runner.train.candidate import read_run
     from runner.train.launch import run_config, run_in_space, watch_limits, what_was_kept
-    from runner.train.run_config import candidate_location
-    from runner.train.run_id import run_id
 
     workspace = workspace_for(repo)
     bundle = require_adapter(workspace, adapter)
@@ -193,8 +193,8 @@ def evaluate(
     from runner.evaluate.pipeline import evaluate_candidate, publish_report
     from runner.report.eval_comment import eval_comment
     from runner.report.github import write_step_summary
-    from runner.train.run_config import candidate_location
-    from runner.train.run_id import run_id
+    from runner.runs.location import candidate_location
+    from runner.runs.run_id import run_id
 
     workspace = workspace_for(repo)
     bundle = require_adapter(workspace, adapter)

@@ -14,7 +14,7 @@ from rich.text import Text
 
 from runner import __version__
 from runner.changes import affected_adapters
-from runner.cli_shared import (
+from runner.cli.shared import (
     DEFAULT_HUB_DIR,
     DEFAULT_MODEL_CACHE,
     AdapterArg,
@@ -331,9 +331,9 @@ def hub_seed(
         out.print(f"pin it in adapter.yaml: base_model.revision: {sha}", soft_wrap=True)
 
 
-import runner.cli_github  # noqa: E402  (registers the `ci` verbs on `app`)
-import runner.cli_promote  # noqa: E402  (registers reconcile and status on `app`)
-import runner.cli_train  # noqa: E402, F401  (registers the training verbs on `app`)
+import runner.cli.github  # noqa: E402  (registers the `ci` verbs on `app`)
+import runner.cli.promote  # noqa: E402  (registers reconcile and status on `app`)
+import runner.cli.train  # noqa: E402, F401  (registers the training verbs on `app`)
 
 unwrap_help(app)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from runner.hub.client import HubClient, NotFoundError
-from runner.train.run_config import ADAPTER_FILES, CandidateLocation
+from runner.runs.location import ADAPTER_FILES, CandidateLocation
 
 REQUIRED_FILES = (*ADAPTER_FILES, "eval_outputs.jsonl", "metrics.json", "run.json")
 # AutoTrain trains only: its candidates' eval outputs are generated at evaluation time.

@@ -17,9 +17,16 @@ from typing import Any
 from runner.hashing import sha256_of
 from runner.repofiles import declared_file
 from runner.specs.bundle import AdapterBundle
-from runner.train.run_config import generation_settings
 
-TRAIN_SCRIPT = Path(__file__).with_name("train.py")
+TRAIN_SCRIPT = Path(__file__).parent.parent / "train" / "train.py"
+
+
+def generation_settings(bundle: AdapterBundle) -> dict[str, Any]:
+    """Greedy settings and the number of eval items: part of the run id and the run config."""
+    return {
+        **bundle.evaluation.generation.model_dump(mode="json"),
+        "max_items": bundle.evaluation.max_items,
+    }
 
 
 def script_version() -> str:

@@ -1,0 +1,19 @@
+"""The incumbent: the promoted version a new one must not fall behind."""
+
+from __future__ import annotations
+
+from runner.hub.client import HubClient, NotFoundError, RepoRef
+from runner.runs.versions import newest_below
+from runner.specs.bundle import AdapterBundle
+
+
+def find_incumbent(bundle: AdapterBundle, client: HubClient) -> dict[str, str] | None:
+    """The highest `v<N>` tag below this version on the publish repo, or None when nothing is
+    promoted yet."""
+    repo = RepoRef(bundle.adapter.publish.repo_id)
+    try:
+        tags = client.tags(repo)
+    except NotFoundError:
+        return None
+    commit = newest_below(tags, bundle.adapter.version)
+    return None if commit is None else {"repo_id": repo.repo_id, "revision": commit}
