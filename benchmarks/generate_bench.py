@@ -62,8 +62,8 @@ import transformers
 from transformers import AutoModelForCausalLM, PreTrainedModel, PreTrainedTokenizerBase
 
 from runner.hub.seed import build_tiny_llama
-from runner.specs.bundle import load_model_file
 from runner.specs.evaluation import EvalSpec
+from runner.specs.load import load_model_file
 from runner.train import train as script
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -141,7 +141,7 @@ def run(
     max_new_tokens: int,
     counter: ForwardCounter,
 ) -> Run:
-    generation = {"max_new_tokens": max_new_tokens, "batch_size": batch_size}
+    generation = script.GenerationSettings(max_new_tokens, batch_size, max_items=None)
     counter.reset()
     start = time.perf_counter()
     rows = script.generate_rows(model, tokenizer, items, generation, "candidate")

@@ -92,9 +92,9 @@ def replace_line(text: str, pattern: str, line: str) -> str:
 def seed_promotions(hub: Any, root: Path) -> None:
     """Every adapter's publish repo as a promotion leaves it: files, card, record, tag."""
     from runner.promote.promote import RECORD
-    from runner.runs.location import ADAPTER_FILES
     from runner.runs.run_id import run_id
     from runner.specs import require_adapter
+    from runner.train.train import ADAPTER_FILES
     from runner.workspace import Workspace
 
     workspace = Workspace.at(root)

@@ -127,12 +127,13 @@ def training_settings(epochs: float, max_steps: int | None) -> dict[str, Any]:
 def run_ours(
     model_dir: Path, records: list[dict[str, Any]], training: dict[str, Any], out: Path
 ) -> Run:
+    settings = script.parse(script.TrainingSettings, training)
     tokenizer = script.load_tokenizer(model_dir)
-    model = script.attach_lora(script.load_base_model(model_dir, training), training)
+    model = script.attach_lora(script.load_base_model(model_dir, settings), settings)
     counter = TokenCounter()
     model.get_base_model().model.register_forward_pre_hook(counter, with_kwargs=True)
     start = time.perf_counter()
-    metrics = script.train_adapter(model, tokenizer, records, training, out)
+    metrics = script.train_adapter(model, tokenizer, records, settings, out)
     wall = time.perf_counter() - start
     return Run(wall, metrics["train_runtime_s"], counter.batches, counter.total, counter.real)
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
+from runner.backends import training_repos
+from runner.engines import engine_for
 from runner.hub.client import (
     DEFAULT_ENDPOINT,
     Account,
@@ -28,7 +30,6 @@ from runner.policy.access import (
     written_repos,
 )
 from runner.policy.loading import Policies
-from runner.policy.repos import space_id_of
 from runner.space.render import render_space
 from runner.space.sync import SPACE_TOKEN_SECRET, space_made_by_runner
 from runner.specs.bundle import AdapterBundle
@@ -78,7 +79,7 @@ def _token(client: HubClient) -> tuple[Check, Account | None]:
 def _namespaces(bundles: list[AdapterBundle], account: Account) -> list[Check]:
     uses: dict[str, set[str]] = defaultdict(set)
     for bundle in bundles:
-        for use, repo_id in written_repos(bundle):
+        for use, repo_id in written_repos(bundle, training_repos(bundle)):
             uses[namespace_of(repo_id)].add(f"{use} {repo_id}")
     checks = []
     for namespace, needs in sorted(uses.items()):
@@ -119,8 +120,9 @@ def _base_model(client: HubClient, account: Account, repo_id: str, revision: str
 def _spaces(bundles: list[AdapterBundle], policies: Policies, client: HubClient) -> list[Check]:
     found: dict[str, AdapterBundle] = {}
     for bundle in bundles:
-        if bundle.adapter.training.backend == "space":
-            found.setdefault(space_id_of(bundle.adapter), bundle)
+        for use, repo_id in training_repos(bundle):
+            if use == "Space":  # the Space its backend trains in
+                found.setdefault(repo_id, bundle)
     checks = []
     for space_id, bundle in sorted(found.items()):
         checks.append(_hardware(bundle, policies))
@@ -168,7 +170,7 @@ def _space(client: HubClient, space_id: str, bundle: AdapterBundle) -> Check:
     if not space_made_by_runner(client, repo, files):
         fix = "set training.space_id to a new Space name, or delete this Space"
         return Check("Space", space_id, False, "exists and was not made by the runner", fix)
-    stray = sorted(files - set(render_space(bundle.dirname, bundle.adapter.training.engine)))
+    stray = sorted(files - set(render_space(bundle.dirname, engine_for(bundle).space_app)))
     if stray:
         fix = "the next `runner space sync` deletes them"
         return Check("Space", space_id, False, f"stray files: {', '.join(stray)}", fix)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runner.data.checks import DatasetReport, check_dataset
+from runner.engines import engine_for
 from runner.findings import Finding, has_errors, sort_findings
 from runner.policy.loading import Policies
 from runner.policy.promotion import check_promotion_rules
@@ -50,10 +51,7 @@ def validate_adapter(
         findings += policies.text.scan(
             doc.text, path=doc.path, line=1, target="spec", multiline=True
         )
-    if bundle.adapter.training.engine == "autotrain":
-        from runner.train.autotrain import autotrain_findings
-
-        findings += autotrain_findings(bundle)
+    findings += engine_for(bundle).spec_findings(bundle)
     if policies.promotion is not None:
         findings += check_promotion_rules(policies.promotion, bundle, workspace, base_ref)
     if policies.repos is not None:

@@ -37,13 +37,13 @@ APP_TEMPLATE = REPO_ROOT / "runner" / "space" / "autotrain_app_template.py"
 
 
 def render(out: Path) -> int:
-    from runner.errors import SpecError
-    from runner.specs.bundle import require_adapter
-    from runner.train.autotrain import (
+    from runner.engines.autotrain import (
         autotrain_compatible,
         autotrain_config_yaml,
         render_autotrain_config,
     )
+    from runner.errors import SpecError
+    from runner.specs.load import require_adapter
     from runner.workspace import Workspace
 
     def as_autotrain(bundle: Any) -> Any:

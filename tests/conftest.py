@@ -12,6 +12,7 @@ import pytest
 from huggingface_hub import constants as hf_constants
 
 from runner.cli import main
+from runner.engines import engine_for
 from runner.hub.client import HubClient
 from runner.hub.seed import SMOLLM2_REPO_ID, seed_emulator
 from runner.hub.tiny_llama import TINY_REPO_ID
@@ -198,4 +199,5 @@ def tiny_repo(env: Any, model_cache: Path, tmp_path: Path) -> Path:
 def candidate_of(root: Path) -> Any:
     workspace = Workspace(root)
     bundle = require_adapter(workspace, f"adapters/{ADAPTER}")
-    return read_run(HubClient(), candidate_location(bundle, run_id(bundle, root)))
+    location = candidate_location(bundle, run_id(bundle, root))
+    return read_run(HubClient(), location, required=engine_for(bundle).required_files)

@@ -14,20 +14,23 @@ from pathlib import Path
 import pytest
 import yaml
 
-from runner.errors import SpecError
-from runner.policy.loading import load_policies
-from runner.policy.space import check_space
-from runner.space import image
-from runner.space.render import render_space
-from runner.specs import require_adapter
-from runner.specs.adapter import BaseModelRef
-from runner.train.autotrain import (
+from runner.engines import ENGINES
+from runner.engines.autotrain import (
+    AUTOTRAIN,
     AutoTrainConfig,
     autotrain_compatible,
     autotrain_config_yaml,
     project_name,
     render_autotrain_config,
 )
+from runner.engines.trl import TRL
+from runner.errors import SpecError
+from runner.policy.loading import load_policies
+from runner.policy.space import check_space
+from runner.space import image
+from runner.space.render import render_space
+from runner.specs import require_adapter
+from runner.specs.adapter import BaseModelRef, TrainingTarget
 from runner.workspace import Workspace
 from tests.conftest import REPO_ROOT
 
@@ -200,10 +203,10 @@ def policies():
 
 
 def test_the_autotrain_space_is_the_same_five_files_and_passes_the_space_policy(policies):
-    files = render_space("kwanzaa-mini-v1", "autotrain")
+    files = render_space("kwanzaa-mini-v1", AUTOTRAIN.space_app)
     assert sorted(files) == [".gitattributes", "Dockerfile", "README.md", "app.py", "train.py"]
     assert check_space(files, policies.space, policies.text, where=WHERE) == []
-    trl = render_space("kwanzaa-mini-v1")
+    trl = render_space("kwanzaa-mini-v1", TRL.space_app)
     assert files["train.py"] == trl["train.py"]
     assert files[".gitattributes"] == trl[".gitattributes"]
     template = REPO_ROOT / "runner/space/autotrain_app_template.py"
@@ -212,7 +215,7 @@ def test_the_autotrain_space_is_the_same_five_files_and_passes_the_space_policy(
 
 
 def test_the_autotrain_dockerfile_builds_from_the_pinned_image_with_only_pinned_installs():
-    lines = render_space("kwanzaa-mini-v1", "autotrain")["Dockerfile"].splitlines()
+    lines = render_space("kwanzaa-mini-v1", AUTOTRAIN.space_app)["Dockerfile"].splitlines()
     assert lines[0] == f"FROM {image.AUTOTRAIN_BASE_IMAGE}"
     assert ":latest" not in lines[0]
     assert re.fullmatch(r"FROM \S+:\S+", lines[0])
@@ -223,8 +226,8 @@ def test_the_autotrain_dockerfile_builds_from_the_pinned_image_with_only_pinned_
 
 
 def test_the_trl_space_is_what_it_was_when_no_engine_is_named():
-    assert render_space("kwanzaa-mini-v1") == render_space("kwanzaa-mini-v1", "trl")
-    trl = render_space("kwanzaa-mini-v1")
+    assert ENGINES[TrainingTarget().engine] is TRL
+    trl = render_space("kwanzaa-mini-v1", TRL.space_app)
     assert "autotrain" not in (trl["Dockerfile"] + trl["README.md"] + trl["app.py"]).lower()
 
 
@@ -304,7 +307,7 @@ def run_space(api, run_config: dict, autotrain_config: str, *, push: bool) -> No
     api.add_space_variable(SPACE, "RUN_CONFIG", json.dumps(run_config))
     api.add_space_variable(SPACE, "AUTOTRAIN_CONFIG", autotrain_config)
     api.add_space_variable(SPACE, "FAKE_AUTOTRAIN_PUSH", "1" if push else "0")
-    files = render_space("kwanzaa-mini-v1", "autotrain")
+    files = render_space("kwanzaa-mini-v1", AUTOTRAIN.space_app)
     operations = [CommitOperationAdd(name, content.encode()) for name, content in files.items()]
     api.create_commit(SPACE, operations=operations, commit_message="Sync", repo_type="space")
     deadline = time.monotonic() + 90

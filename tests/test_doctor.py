@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from huggingface_hub import HfApi
 
+from runner.engines.trl import TRL
 from runner.space.render import render_space
 from tests.conftest import ADAPTER, TOKEN, RunCli, allow_owner, edit
 
@@ -26,7 +27,7 @@ def on_a_space(root: Path) -> None:
 def runner_made_space(hub: Any, files: dict[str, str] | None = None) -> None:
     api = HfApi(endpoint=hub.endpoint, token=TOKEN)
     api.create_repo(SPACE, repo_type="space", space_sdk="docker", private=True)
-    for name, text in (files or render_space(ADAPTER)).items():
+    for name, text in (files or render_space(ADAPTER, TRL.space_app)).items():
         api.upload_file(
             path_or_fileobj=text.encode(), path_in_repo=name, repo_id=SPACE, repo_type="space"
         )
@@ -122,7 +123,7 @@ def test_a_base_model_missing_at_its_pinned_revision_is_named_with_the_fix(
             "set training.space_id to a new Space name",
         ),
         (
-            {**render_space(ADAPTER), "requirements.txt": "torch\n"},
+            {**render_space(ADAPTER, TRL.space_app), "requirements.txt": "torch\n"},
             "stray files: requirements.txt",
             "the next `runner space sync` deletes them",
         ),

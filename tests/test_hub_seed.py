@@ -13,6 +13,7 @@ import torch
 from huggingface_hub import snapshot_download
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from runner.hub.emulator import EmulatorServer
 from runner.hub.seed import (
     BUILDERS,
     MIRRORED_REVISIONS,
@@ -148,12 +149,6 @@ def test_seeding_an_unknown_model_names_the_known_ones(tmp_path: Path) -> None:
 
 @pytest.fixture
 def emulator(tmp_path: Path) -> Iterator[Any]:
-    try:
-        from runner.hub.emulator import EmulatorServer
-    except ImportError as error:
-        pytest.skip(
-            f"the Hub emulator (runner.hub.emulator.EmulatorServer) is not built yet: {error}"
-        )
     with EmulatorServer(tmp_path / "hub-data") as server:
         yield server
 

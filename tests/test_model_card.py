@@ -24,7 +24,8 @@ from runner.promote.card import (
     render_model_card,
     withdrawn_card,
 )
-from runner.specs.bundle import AdapterBundle, require_adapter
+from runner.specs.bundle import AdapterBundle
+from runner.specs.load import require_adapter
 from runner.workspace import Workspace
 from tests.conftest import REPO_ROOT
 from tests.test_eval_comment import report

@@ -19,6 +19,7 @@ from huggingface_hub import HfApi
 from runner.evaluate.rows import prompt_sha256
 from runner.runs.location import candidate_location
 from runner.specs import require_adapter
+from runner.train.train import RunResult, to_json
 from runner.workspace import Workspace
 from tests.conftest import REPO_ROOT, TOKEN, RunCli
 
@@ -305,12 +306,13 @@ def plant_candidate(
         "lora_alpha": bundle.training.lora_alpha,
         "target_modules": bundle.training.target_modules,
     }
+    succeeded = RunResult(run_id, bundle.dirname, "succeeded", None, "started", "finished", None)
     files = {
         "adapter_config.json": json.dumps(config),
         "adapter_model.safetensors": "weights",
         "eval_outputs.jsonl": "\n".join(outputs) + "\n",
         "metrics.json": "{}",
-        "run.json": json.dumps({"status": "succeeded", "run_id": run_id}),
+        "run.json": json.dumps(to_json(succeeded)),
     }
     api = HfApi(endpoint=hub.endpoint, token=TOKEN)
     api.create_repo(location.repo_id, private=True, exist_ok=True)

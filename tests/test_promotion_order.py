@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from huggingface_hub import HfApi
 
+from runner.engines.trl import TRL
 from runner.errors import RunnerError
 from runner.evaluate.pipeline import fetch_candidate, read_report
 from runner.hub.client import HubClient
@@ -129,7 +130,7 @@ def test_promoting_an_older_version_by_hand_is_refused_once_a_newer_one_is_promo
     report = read_report(client, location)
     assert report is not None
     assert report.passed
-    files = fetch_candidate(client, location)
+    files = fetch_candidate(client, location, TRL.required_files)
     provenance = Provenance("0" * 40, None, location.run_id, "test")
 
     with pytest.raises(RunnerError, match="v2 is promoted; an older version is never promoted"):

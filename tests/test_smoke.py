@@ -26,9 +26,12 @@ from runner.hub.seed import (
     cached_build,
     smollm2_gguf_path,
 )
-from runner.specs.bundle import AdapterBundle, require_adapter
+from runner.report.smoke import print_smoke
+from runner.smoke.run import SmokeReport, run_smoke
+from runner.smoke.tokenizer import fetch_base_tokenizer
+from runner.specs.bundle import AdapterBundle
+from runner.specs.load import require_adapter
 from runner.train import train as script
-from runner.train.smoke import SmokeReport, fetch_base_tokenizer, print_smoke, run_smoke
 from runner.workspace import Workspace
 from tests.conftest import REPO_ROOT, edit
 

@@ -15,7 +15,7 @@ import pytest
 from runner.hub.emulator import EmulatorServer
 from runner.hub.seed import SMOLLM2_REPO_ID, SMOLLM2_REVISION, seed_emulator
 from runner.hub.tiny_llama import TINY_REPO_ID
-from runner.train.smoke import OPTIONAL_FILES, VOCAB_FILES
+from runner.smoke.tokenizer import OPTIONAL_FILES, VOCAB_FILES
 from tests.conftest import REPO_ROOT, TOKEN, RunCli, edit
 from tests.test_smoke import empty_hf_cache, smollm2_tokenizer  # noqa: F401  (fixtures)
 

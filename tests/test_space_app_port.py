@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 from huggingface_hub import HfApi
 
+from runner.engines.trl import TRL
 from runner.hub.client import HubClient
 from runner.space.render import render_space
 from runner.space.sync import Limits, Watch, describe_failure, start_space, sync_space, watch_space
@@ -113,7 +114,7 @@ def test_an_invalid_app_port_is_a_configuration_error(hub: Any) -> None:
 
 
 def test_the_runners_rendered_space_runs_on_the_app_port_its_readme_names(hub: Any) -> None:
-    files = render_space("kwanzaa-mini-v2", "trl")
+    files = render_space("kwanzaa-mini-v2", TRL.space_app)
     files["train.py"] = "import time\ntime.sleep(60)\n"  # the app, not a training run, is tested
 
     push_space(hub, files)

@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from runner.engines.trl import TRL
 from runner.policy.loading import load_policies
 from runner.policy.space import check_space
 from runner.space.render import render_space
@@ -27,7 +28,7 @@ def findings(files: dict[str, str], policies) -> list[tuple[str, int | None, str
 
 
 def test_the_rendered_space_is_exactly_five_files_and_passes_its_policy(policies):
-    files = render_space("kwanzaa-mini-v1")
+    files = render_space("kwanzaa-mini-v1", TRL.space_app)
     assert sorted(files) == [".gitattributes", "Dockerfile", "README.md", "app.py", "train.py"]
     assert files["README.md"].startswith("---\ntitle: trainer for kwanzaa-mini-v1\nsdk: docker\n")
     assert "app_port: 7860" in files["README.md"]
@@ -35,7 +36,7 @@ def test_the_rendered_space_is_exactly_five_files_and_passes_its_policy(policies
 
 
 def test_every_pip_install_in_the_dockerfile_is_pinned():
-    dockerfile = render_space("kwanzaa-mini-v1")["Dockerfile"]
+    dockerfile = render_space("kwanzaa-mini-v1", TRL.space_app)["Dockerfile"]
     installs = [line for line in dockerfile.splitlines() if "pip install" in line]
     assert len(installs) == 2
     assert "--index-url https://download.pytorch.org/whl/" in installs[0]
@@ -89,14 +90,14 @@ def test_every_pip_install_in_the_dockerfile_is_pinned():
     ],
 )
 def test_a_render_that_breaks_the_policy_is_caught(policies, change, expected):
-    files = render_space("kwanzaa-mini-v1")
+    files = render_space("kwanzaa-mini-v1", TRL.space_app)
     change(files)
     found = findings(files, policies)
     assert [(p, line if expected[1] else None, rule) for p, line, rule in found] == [expected]
 
 
 def test_a_token_literal_in_a_space_file_is_caught_and_redacted(policies):
-    files = render_space("kwanzaa-mini-v1")
+    files = render_space("kwanzaa-mini-v1", TRL.space_app)
     token = "hf_" + "Ab9" * 12
     files["app.py"] += f'\nTOKEN = "{token}"\n'
     found = check_space(files, policies.space, policies.text, where=WHERE)
@@ -120,7 +121,7 @@ def test_the_rendered_app_trains_once_on_boot_then_pauses_its_space(hub):
     api.create_repo("ainative/space-smoke", exist_ok=True)
     space = "ainative/adapter-trainer"
     api.create_repo(space, repo_type="space", space_sdk="docker", exist_ok=True)
-    files = render_space("kwanzaa-mini-v1") | {"train.py": STAND_IN_TRAINING}
+    files = render_space("kwanzaa-mini-v1", TRL.space_app) | {"train.py": STAND_IN_TRAINING}
     # One commit, as the runner syncs: a commit per file builds a half-written app in between.
     api.create_commit(
         space,

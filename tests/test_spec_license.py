@@ -12,7 +12,7 @@ import pytest
 from huggingface_hub import ModelCard, constants
 
 from runner.promote.card import render_model_card
-from runner.specs.bundle import require_adapter
+from runner.specs.load import require_adapter
 from runner.workspace import Workspace
 from tests.conftest import RunCli, edit
 from tests.test_eval_comment import report

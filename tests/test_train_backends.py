@@ -43,9 +43,7 @@ def test_the_embedded_default_trains_in_the_emulated_space_once(
     assert "trained" in out
     run = candidate_of(root)
     assert run.is_candidate, run.error
-    assert (
-        run.record["config"]["base_model"]["revision"] == "12fd25f77366fa6b3b4b768ec3050bf629380bac"
-    )
+    assert run.record.config.base_model.revision == "12fd25f77366fa6b3b4b768ec3050bf629380bac"
     assert env.runtime(SPACE)["stage"] == "PAUSED"
     assert space_files(env) == FIVE_FILES
 
@@ -125,12 +123,13 @@ def test_a_space_that_fails_or_hangs_ends_paused_with_its_log_and_no_candidate(
 def test_a_hand_added_requirements_txt_is_removed_by_the_sync(
     tiny_repo: Path, env: Any, run_cli: RunCli, tmp_path: Path
 ) -> None:
+    from runner.engines.trl import TRL
     from runner.space.render import render_space
 
     api = HfApi(endpoint=env.endpoint, token=TOKEN)
     api.create_repo(SPACE, repo_type="space", space_sdk="docker")
     api.upload_file(  # a Space the runner rendered before: its README carries the runner's tag
-        path_or_fileobj=render_space(ADAPTER)["README.md"].encode(),
+        path_or_fileobj=render_space(ADAPTER, TRL.space_app)["README.md"].encode(),
         path_in_repo="README.md",
         repo_id=SPACE,
         repo_type="space",
@@ -244,7 +243,7 @@ def test_the_autotrain_engine_trains_in_the_space_and_is_judged_by_its_artifacts
     assert code == 0, err[-3000:]
     run = candidate_of(tiny_repo)
     assert run.is_candidate, run.error
-    assert run.record["engine"] == "autotrain"
+    assert run.record.engine == "autotrain"
 
 
 def test_settings_autotrain_cannot_honour_fail_validation_at_their_key(

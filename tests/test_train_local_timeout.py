@@ -35,7 +35,7 @@ def test_a_silent_local_run_is_stopped_at_timeout_minutes(
     root = tiny_repo  # its base model is on the Hub, as train checks before it starts
     script = tmp_path / "silent_train.py"
     script.write_text(SILENT_TRAIN, encoding="utf-8")
-    monkeypatch.setattr("runner.train.launch.TRAIN_SCRIPT", script)
+    monkeypatch.setattr("runner.backends.local.TRAIN_SCRIPT", script)
 
     code, _, err = run_cli(
         "train", f"adapters/{ADAPTER}", "--backend", "local", "--timeout-minutes", "0.1",

@@ -20,6 +20,7 @@ import httpx
 import httpx2
 from huggingface_hub import HfApi
 
+from runner.engines.trl import TRL
 from runner.hub import retry
 from runner.hub.client import HubClient
 from runner.runs.location import CandidateLocation
@@ -63,7 +64,8 @@ def hub_json(hub: Any, path: str, tmp_path: Path, revision: str | None = None) -
 
 
 def run_record(hub: Any, run_id: str) -> Any:
-    return read_run(HubClient(hub.endpoint, TOKEN), CandidateLocation(OUTPUT_REPO, run_id))
+    location = CandidateLocation(OUTPUT_REPO, run_id)
+    return read_run(HubClient(hub.endpoint, TOKEN), location, required=TRL.required_files)
 
 
 def test_train_script_retries_and_times_out_like_the_runner() -> None:
@@ -190,8 +192,7 @@ def test_a_run_that_failed_after_training_leaves_a_trained_adapter_a_fresh_run_o
     run = run_record(hub, "3333444455556666")
     assert run.is_candidate
     assert (
-        run.record["sha256"]
-        == json.loads((tmp_path / "first/trained/run.json").read_text())["sha256"]
+        run.record.sha256 == json.loads((tmp_path / "first/trained/run.json").read_text())["sha256"]
     )
     api = HfApi(endpoint=hub.endpoint, token=TOKEN)
     assert sum(c.title.startswith("Trained ") for c in api.list_repo_commits(OUTPUT_REPO)) == 1

@@ -78,25 +78,30 @@ def training_config(**overrides: Any) -> dict[str, Any]:
     return config | overrides
 
 
+def training_settings(**overrides: Any) -> script.TrainingSettings:
+    """`training_config` as the script's functions take it."""
+    return script.parse(script.TrainingSettings, training_config(**overrides))
+
+
 QLORA = {
     "load_in_4bit": True,
     "bnb_4bit_quant_type": "nf4",
     "bnb_4bit_use_double_quant": True,
     "bnb_4bit_compute_dtype": "bfloat16",
 }
-GENERATION = {"max_new_tokens": 40, "batch_size": 4, "max_items": None}
+GENERATION = script.GenerationSettings(max_new_tokens=40, batch_size=4, max_items=None)
 
 
 @pytest.fixture(scope="module")
 def trained(tiny_folder: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """One in-process LoRA run of the script's own functions, shared by the tests below."""
     work = tmp_path_factory.mktemp("lora-run")
-    training = training_config()
+    training = training_settings()
     tokenizer = script.load_tokenizer(tiny_folder)
     model = script.attach_lora(script.load_base_model(tiny_folder, training), training)
     metrics = script.train_adapter(model, tokenizer, TRAIN, training, work / "trainer")
     adapter_dir = work / "adapter"
-    saved = script.save_adapter(model, adapter_dir, {"repo_id": TINY_REPO_ID, "revision": "main"})
+    saved = script.save_adapter(model, adapter_dir, script.ModelRef(TINY_REPO_ID, "main"))
     items = script.eval_items(HELD_OUT, None)
     rows = script.generate_all_roles(model, tokenizer, items, GENERATION, None)
     return {"metrics": metrics, "adapter_dir": adapter_dir, "saved": saved, "rows": rows}
@@ -139,7 +144,7 @@ def test_eval_rows_have_the_documented_fields(trained: dict[str, Any]) -> None:
     # The same prompt hash for the same item in every role; the answer is not part of it.
     hashes = {(row["item_id"], row["prompt_sha256"]) for row in rows}
     assert len(hashes) == len(HELD_OUT)
-    assert all(0 < row["output_tokens"] <= GENERATION["max_new_tokens"] for row in rows)
+    assert all(0 < row["output_tokens"] <= GENERATION.max_new_tokens for row in rows)
     assert all(row["prompt_tokens"] > 10 and row["latency_ms"] > 0 for row in rows)
 
 
@@ -154,7 +159,7 @@ def test_reloaded_adapter_reproduces_the_candidate_outputs(
     assert names == {"adapter_config.json", "adapter_model.safetensors"}
     saved_config = json.loads((trained["adapter_dir"] / "adapter_config.json").read_text())
     assert saved_config["base_model_name_or_path"] == TINY_REPO_ID
-    base = script.load_base_model(tiny_folder, training_config())
+    base = script.load_base_model(tiny_folder, training_settings())
     model = PeftModel.from_pretrained(base, trained["adapter_dir"])
     tokenizer = script.load_tokenizer(tiny_folder)
     items = script.eval_items(HELD_OUT, None)
@@ -165,7 +170,7 @@ def test_reloaded_adapter_reproduces_the_candidate_outputs(
 def test_base_rows_are_the_base_model_without_the_adapter(
     trained: dict[str, Any], tiny_folder: Path
 ) -> None:
-    base = script.load_base_model(tiny_folder, training_config())
+    base = script.load_base_model(tiny_folder, training_settings())
     tokenizer = script.load_tokenizer(tiny_folder)
     items = script.eval_items(HELD_OUT, None)
     rows = script.generate_rows(base, tokenizer, items, GENERATION, "base")
@@ -180,20 +185,20 @@ def test_a_config_with_missing_or_unknown_keys_is_rejected_by_name() -> None:
         "base_model": {"repo_id": TINY_REPO_ID, "revision": "main"},
         "dataset": {"repo_id": "d", "revision": "r", "train_file": "t", "eval_file": "e"},
         "training": training_config(),
-        "generation": GENERATION,
+        "generation": script.to_json(GENERATION),
         "incumbent": None,
         "output": {"repo_id": OUTPUT_REPO, "repo_type": "model", "path_in_repo": "c/x"},
     }
-    script.check_config(config)
+    assert script.to_json(script.parse_run_config(config)) == config
     config["training"] = training_config(lora_dropuot=0.1)
     del config["generation"]
     with pytest.raises(ValueError, match="lora_dropuot: unknown key") as raised:
-        script.check_config(config)
+        script.parse_run_config(config)
     assert "generation: missing" in str(raised.value)
 
 
 def first_step_loss(tiny_folder: Path, tmp_path: Path, **overrides: Any) -> float:
-    training = training_config(max_steps=1, learning_rate=1e-4, **overrides)
+    training = training_settings(max_steps=1, learning_rate=1e-4, **overrides)
     tokenizer = script.load_tokenizer(tiny_folder)
     model = script.attach_lora(script.load_base_model(tiny_folder, training), training)
     metrics = script.train_adapter(model, tokenizer, TRAIN[:24], training, tmp_path)
@@ -214,21 +219,34 @@ def test_packing_keeps_examples_apart(tiny_folder: Path, tmp_path: Path) -> None
     assert packed == pytest.approx(padded, rel=1e-4)
 
 
+def cpu_four_bit_unavailable() -> str | None:
+    """Why this bitsandbytes build cannot quantize to 4 bit on this CPU, or None when it can:
+    the probe alone may skip the QLoRA test, so a regression in the script fails it."""
+    import bitsandbytes as bnb
+
+    try:
+        packed, state = bnb.functional.quantize_4bit(torch.ones(64, 64), quant_type="nf4")
+        bnb.functional.dequantize_4bit(packed, state)
+    except Exception as error:  # no CPU 4-bit in this bitsandbytes build, however it says so
+        return f"{type(error).__name__}: {error}"
+    return None
+
+
 def four_bit_lora(tiny_folder: Path) -> tuple[PeftModel, dict[str, torch.Tensor]]:
     """The tiny model loaded in 4 bit by the script, with LoRA on every projection, and the
     dequantized weights of its 4-bit layers."""
-    try:
-        import bitsandbytes as bnb
+    import bitsandbytes as bnb
 
-        training = training_config(
-            method="qlora",
-            quantization=QLORA,
-            modules_to_save=[],
-            target_modules=[*ATTENTION, "gate_proj", "up_proj", "down_proj"],
-        )
-        model = script.load_base_model(tiny_folder, training)
-    except Exception as error:  # no CPU 4-bit in this bitsandbytes build
-        pytest.skip(f"bitsandbytes 4-bit on CPU is unavailable: {type(error).__name__}: {error}")
+    unavailable = cpu_four_bit_unavailable()
+    if unavailable:
+        pytest.skip(f"bitsandbytes 4-bit on CPU is unavailable: {unavailable}")
+    training = training_settings(
+        method="qlora",
+        quantization=QLORA,
+        modules_to_save=[],
+        target_modules=[*ATTENTION, "gate_proj", "up_proj", "down_proj"],
+    )
+    model = script.load_base_model(tiny_folder, training)
     dequantized = {
         name: bnb.functional.dequantize_4bit(module.weight.data, module.weight.quant_state).float()
         for name, module in model.named_modules()

@@ -23,10 +23,11 @@ from rich.console import Console
 
 from runner.hub.client import HubClient
 from runner.report.progress import TrainProgress
-from runner.runs.location import ADAPTER_FILES, candidate_location
+from runner.runs.location import candidate_location
 from runner.runs.run_id import run_id
 from runner.space.sync import Limits, SpaceRun, Watch, watch_space
 from runner.specs import require_adapter
+from runner.train.train import ADAPTER_FILES, RunResult, to_json
 from runner.workspace import Workspace
 from tests.conftest import ADAPTER, TOKEN, RunCli, candidate_of
 
@@ -203,7 +204,10 @@ def test_a_stopped_run_keeps_the_adapter_it_had_trained_and_says_so(
     client = HubClient()
     client.ensure_repo(location.repo)
     kept = {name: f"{name} of the previous attempt".encode() for name in ADAPTER_FILES}
-    record = json.dumps({"run_id": location.run_id, "status": "trained"}).encode()
+    trained = RunResult(
+        location.run_id, bundle.dirname, "trained", None, "started", "finished", None
+    )
+    record = json.dumps(to_json(trained)).encode()
     client.commit(
         location.repo,
         {location.file(name): data for name, data in {**kept, "run.json": record}.items()},

@@ -17,7 +17,7 @@ from typing import Annotated
 import typer
 
 from runner.changes import affected_adapters
-from runner.cli.shared import AdapterArg, RepoOption, app, out, workspace_for
+from runner.cli.shared import AdapterArg, RepoOption, out, workspace_for
 from runner.errors import InputError
 from runner.github.comments import (
     BOT_LOGIN_ENV,
@@ -36,9 +36,6 @@ from runner.report.markdown import pr_code_banner
 from runner.report.reconcile import promotion_comment
 from runner.workspace import Workspace
 
-ci_app = typer.Typer(help="Steps of the GitHub workflows.", no_args_is_help=True)
-app.add_typer(ci_app, name="ci")
-
 # What the PR checks upload; eval reports come as `<adapter>.eval/eval_report.md` only, so
 # an artifact holds at most one file per adapter and kind.
 _COMMENT_FILE = re.compile(r"(?P<adapter>.+)\.(?P<kind>validation|plan)\.md")
@@ -48,7 +45,6 @@ COMMENT_FILE_BYTES = 16 << 20
 CommentKind = StrEnum("CommentKind", [(kind, kind) for kind in KINDS])
 
 
-@ci_app.command("changed")
 def ci_changed(repo: RepoOption = None) -> None:
     """The adapters a PR or push touches (all of them when there is no base to compare
     with); written to GITHUB_OUTPUT as `adapters` (a JSON list) and `any`.
@@ -85,7 +81,6 @@ def _adapters_named(paths: Iterable[str]) -> set[str]:
     return {p.split("/")[1] for p in paths if p.startswith("adapters/") and p.count("/") >= 2}
 
 
-@ci_app.command("comment-promotion")
 def ci_comment_promotion(
     result: Annotated[Path, typer.Argument(help="What `runner reconcile --result` wrote.")],
     repo: RepoOption = None,
@@ -141,7 +136,6 @@ def _pr(number: int | None) -> int:
     return found
 
 
-@ci_app.command("comment")
 def ci_comment(
     adapter: AdapterArg,
     kind: Annotated[CommentKind, typer.Option(help="Which of the adapter's comments.")],
@@ -159,7 +153,6 @@ def ci_comment(
     out.print(f"{kind.value} comment for {name}: {done}")
 
 
-@ci_app.command("post-comments")
 def ci_post_comments(
     folder: Annotated[Path, typer.Argument(help="Folder of <adapter>.<kind>.md and pr.json.")],
     repo: RepoOption = None,
@@ -246,7 +239,6 @@ def comment_files(folder: Path) -> list[tuple[str, str, str]]:
     return found
 
 
-@ci_app.command("pr-info")
 def ci_pr_info(
     folder: Annotated[Path, typer.Argument(help="Where pr.json goes.")],
 ) -> None:

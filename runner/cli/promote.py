@@ -1,15 +1,15 @@
-"""CLI verbs that converge the Hub to git: `doctor`, `reconcile` and `status`."""
+"""CLI verbs that converge the Hub to git: `doctor`, `status` and `reconcile`; and `demo`, the
+whole lifecycle offline."""
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
-from rich.table import Table
-from rich.text import Text
 
-from runner.cli.shared import RepoOption, app, err, out, workspace_for
+from runner.cli.shared import RepoOption, err, out, workspace_for
 from runner.errors import InputError
 from runner.findings import quote
 from runner.github.context import GitHubContext
@@ -19,15 +19,13 @@ from runner.policy.loading import load_policies
 from runner.policy.training import CostEstimate
 from runner.promote.reconcile import Action, AdapterState, observe
 from runner.promote.result import reconcile_result
+from runner.report.console import print_dry_run, print_outcomes, print_plain, print_states
 from runner.report.github import write_step_summary
 from runner.report.progress import TrainProgress
-from runner.report.reconcile import dry_run_line, nothing_to_do, reconcile_summary
+from runner.report.reconcile import reconcile_summary
 from runner.specs import require_adapter
 from runner.specs.bundle import AdapterBundle
 from runner.workspace import Workspace
-
-if TYPE_CHECKING:  # apply imports training and evaluation: only `reconcile` loads it
-    from runner.promote.apply import Outcome
 
 
 def _bundles(workspace: Workspace) -> list[AdapterBundle]:
@@ -51,36 +49,6 @@ def acted_on(states: list[AdapterState], adapter: str | None) -> list[AdapterSta
     if others:
         out.print(f"only {name} (--adapter); left alone: {', '.join(others)}", soft_wrap=True)
     return chosen
-
-
-def print_states(states: list[AdapterState]) -> None:
-    """A table of adapter, run id, state and action; the details (reasons, locations) after
-    it, one line each, so a narrow terminal or CI log keeps them whole."""
-    table = Table(show_lines=False)
-    for column in ("adapter", "run id", "state", "action"):
-        table.add_column(column, overflow="fold")  # never cut an id short
-    for state in states:
-        table.add_row(state.adapter, state.run_id or "—", state.state.value, state.action.value)
-    out.print(table)
-    for state in states:
-        if state.detail:
-            out.print(Text.assemble((state.adapter, "bold"), f": {state.detail}"), soft_wrap=True)
-
-
-def print_outcomes(outcomes: list[Outcome], states: list[AdapterState]) -> None:
-    for outcome in outcomes:
-        mark = Text("ok   ", style="green") if outcome.ok else Text("FAIL ", style="bold red")
-        out.print(
-            Text.assemble(mark, (outcome.adapter, "bold"), f": {outcome.result}"), soft_wrap=True
-        )
-    if not outcomes:
-        out.print(Text(nothing_to_do(states)), soft_wrap=True)
-
-
-def print_dry_run(states: list[AdapterState], workspace: Workspace) -> None:
-    """What --apply would do, with the GPU time and cost `runner plan` estimates for each
-    adapter it would train."""
-    out.print(Text(dry_run_line(states, training_estimates(states, workspace))), soft_wrap=True)
 
 
 def training_estimates(
@@ -109,7 +77,6 @@ def _chosen_bundles(workspace: Workspace, adapters: list[str] | None) -> list[Ad
     return [bundle for bundle in bundles if bundle.dirname in names]
 
 
-@app.command()
 def doctor(
     adapter: Annotated[
         list[str] | None,
@@ -127,23 +94,17 @@ def doctor(
     Example: runner doctor --repo . --adapter kwanzaa-mini-v2
     """
     from runner.doctor import run_doctor
-    from runner.report.doctor import doctor_markdown, mark
+    from runner.report.doctor import doctor_markdown, print_checks
 
     workspace = workspace_for(repo)
     bundles = _chosen_bundles(workspace, adapter)
     with err.status("checking the Hub account"):
         checks = run_doctor(bundles, load_policies(workspace), HubClient())
-    for check in checks:  # a line each, not a table: a CI log keeps ids and fixes whole
-        out.print(f"{mark(check)} {check.area} {check.subject}: {check.detail}")
-        if check.fix:
-            out.print(f"   fix: {check.fix}")
+    print_checks(out, checks)
     write_step_summary(doctor_markdown(checks))
-    failed = [check for check in checks if not check.passed]
-    out.print(f"{len(checks) - len(failed)} of {len(checks)} checks pass")
-    raise typer.Exit(1 if failed else 0)
+    raise typer.Exit(0 if all(check.passed for check in checks) else 1)
 
 
-@app.command()
 def status(repo: RepoOption = None) -> None:
     """The state of every adapter on the Hub and what reconcile would do about it: fast, no
     training, no weight downloads.
@@ -157,10 +118,9 @@ def status(repo: RepoOption = None) -> None:
     with err.status("reading the Hub"):
         client = HubClient().require_token("status")
         states = observe(_bundles(workspace), workspace.root, client)
-    print_states(states)
+    print_states(out, states)
 
 
-@app.command()
 def reconcile(
     apply: Annotated[
         bool, typer.Option("--apply", help="Converge: train, evaluate, promote.")
@@ -187,13 +147,14 @@ def reconcile(
     Example: runner reconcile --apply --adapter kwanzaa-mini-v2
     """
     from runner.promote.apply import Context, converge
+    from runner.report.eval_comment import eval_comment
 
     workspace = workspace_for(repo)
     client = HubClient().require_token("reconcile")
     with err.status("reading the Hub"):
         observed = observe(_bundles(workspace), workspace.root, client)
     states = acted_on(observed, adapter)
-    print_states(states)
+    print_states(out, states)
     outcomes = None
     if apply:
         with TrainProgress(err, "reconcile") as progress:
@@ -204,12 +165,13 @@ def reconcile(
                 pr,
                 repair_drift,
                 progress.update,
-                lambda line: err.print(Text(line), soft_wrap=True),  # ids and times stay whole
+                partial(print_plain, err),  # ids and times stay whole
+                eval_comment,
             )
             outcomes = converge(states, context)
-        print_outcomes(outcomes, states)
+        print_outcomes(out, outcomes, states)
     else:
-        print_dry_run(states, workspace)
+        print_dry_run(out, states, training_estimates(states, workspace))
     commit = head_commit(workspace.root)
     done = reconcile_result(
         states, outcomes, None if commit == "unknown" else commit, client.endpoint
@@ -220,7 +182,6 @@ def reconcile(
     raise typer.Exit(0 if done.ok else 1)
 
 
-@app.command()
 def demo(
     folder: Annotated[Path, typer.Option(help="Where every artifact goes.")] = Path(".demo"),
     repo: RepoOption = None,
@@ -239,5 +200,5 @@ def demo(
         workspace.root,
         folder.resolve(),
         DEFAULT_MODEL_CACHE,
-        lambda text: out.print(Text(text), soft_wrap=True),  # markdown and links stay whole
+        partial(print_plain, out),  # markdown and links stay whole
     )

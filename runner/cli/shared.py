@@ -1,4 +1,4 @@
-"""What every group of CLI verbs shares: the typer apps, the consoles, common arguments."""
+"""What every group of CLI verbs shares: the consoles, common arguments, help formatting."""
 
 from __future__ import annotations
 
@@ -10,34 +10,6 @@ import typer
 from rich.console import Console
 
 from runner.workspace import Workspace
-
-# One paragraph a string: typer prints a help text's line breaks as they are.
-ENVIRONMENT_HELP = "\n\n".join(
-    [
-        "Environment:",
-        "HF_ENDPOINT is the address of the Hub every verb talks to. Without HF_ENDPOINT the "
-        "real Hub, https://huggingface.co, is used. For the local Hub emulator, start "
-        "`runner hub serve` and set HF_ENDPOINT=http://127.0.0.1:8765.",
-        "HF_TOKEN is the Hub access token the runner sends (unset: the one `hf auth login` "
-        "saved); it never appears in its output. "
-        "validate, plan, smoke and reading public repos need none; status, reconcile, train, "
-        "eval, space sync and dataset push stop at once without one (candidate repos are "
-        "private), and writing needs write access to the repos adapter.yaml names.",
-    ]
-)
-
-app = typer.Typer(
-    name="runner",
-    help="GitOps for LoRA/QLoRA adapters: validate, train, evaluate and promote.",
-    epilog=ENVIRONMENT_HELP,
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-dataset_app = typer.Typer(help="Dataset files of an adapter.", no_args_is_help=True)
-app.add_typer(dataset_app, name="dataset")
-hub_app = typer.Typer(help="The local Hub emulator and its base models.", no_args_is_help=True)
-app.add_typer(hub_app, name="hub")
 
 DEFAULT_HUB_DIR = Path(".hub")
 DEFAULT_MODEL_CACHE = Path.home() / ".cache" / "adapter-gitops" / "models"

@@ -7,19 +7,16 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.text import Text
 
-from runner.cli.shared import AdapterArg, RepoOption, app, dataset_app, err, out, workspace_for
+from runner.backends import BACKENDS, training_repos
+from runner.cli.shared import AdapterArg, RepoOption, err, out, workspace_for
 from runner.errors import RunnerError
 from runner.hub.client import HubClient
 from runner.policy.access import require_base_access, require_writable
 from runner.policy.loading import load_policies
-from runner.report.console import print_decision
+from runner.report.console import print_candidate, print_decision
 from runner.report.progress import TrainProgress
 from runner.specs import require_adapter
-
-space_app = typer.Typer(help="The training Space of an adapter.", no_args_is_help=True)
-app.add_typer(space_app, name="space")
 
 TimeoutOption = Annotated[
     float | None,
@@ -32,12 +29,10 @@ TimeoutOption = Annotated[
 ]
 
 
-class BackendChoice(StrEnum):
-    local = "local"
-    space = "space"
+# One choice per backend module: a new backend needs no edit here.
+BackendChoice = StrEnum("BackendChoice", {name: name for name in BACKENDS})
 
 
-@dataset_app.command("push")
 def dataset_push(adapter: AdapterArg, repo: RepoOption = None) -> None:
     """Upload the adapter's dataset version to its Hub dataset repo and tag it (once).
 
@@ -48,31 +43,33 @@ def dataset_push(adapter: AdapterArg, repo: RepoOption = None) -> None:
     workspace = workspace_for(repo)
     bundle = require_adapter(workspace, adapter)
     client = HubClient().require_token("dataset push")
-    require_writable(load_policies(workspace).repos, client, bundle)
+    require_writable(load_policies(workspace).repos, client, bundle, training_repos(bundle))
     with err.status(f"pushing {bundle.dataset.name} {bundle.dataset.version}"):
         pushed = push_dataset(bundle.dataset, workspace.root, client)
     state = "pushed and tagged" if pushed.created else "already on the Hub"
     out.print(f"{pushed.repo_id}@{pushed.version} {state}: commit {pushed.commit}", soft_wrap=True)
 
 
-@space_app.command("sync")
 def space_sync(adapter: AdapterArg, timeout: TimeoutOption = None, repo: RepoOption = None) -> None:
     """Render the training Space, sync it (stray files deleted), set its secret and run
     config, request the hardware, and watch the run to its end; the Space ends paused.
 
     Example: runner space sync adapters/kwanzaa-mini-v2 --timeout-minutes 90
     """
+    from runner.backends.launch import run_config, watch_limits, what_was_kept
+    from runner.backends.space import run_in_space
+    from runner.engines import engine_for
     from runner.runs.location import candidate_location
     from runner.runs.record import read_run
     from runner.runs.run_id import run_id
     from runner.space.sync import describe_failure
-    from runner.train.launch import run_config, run_in_space, watch_limits, what_was_kept
 
     workspace = workspace_for(repo)
     bundle = require_adapter(workspace, adapter)
     client = HubClient().require_token("space sync")
     policies = load_policies(workspace)
-    require_writable(policies.repos, client, bundle)  # before the dataset push, the first write
+    # before the dataset push, the first write
+    require_writable(policies.repos, client, bundle, training_repos(bundle))
     require_base_access(client, bundle)
     rid = run_id(bundle, workspace.root)
     config = run_config(bundle, workspace.root, client, rid)
@@ -80,12 +77,12 @@ def space_sync(adapter: AdapterArg, timeout: TimeoutOption = None, repo: RepoOpt
     with TrainProgress(err, bundle.dirname) as progress:
         result = run_in_space(bundle, policies, client, config, limits, progress.update)
     if not result.finished:
-        kept = what_was_kept(read_run(client, candidate_location(bundle, rid)))
+        required = engine_for(bundle).required_files
+        kept = what_was_kept(read_run(client, candidate_location(bundle, rid), required=required))
         raise RunnerError(f"{describe_failure(result)}\n{kept}")
     out.print(f"Space {result.space_id}: {result.message}", soft_wrap=True)
 
 
-@app.command()
 def train(
     adapter: AdapterArg,
     backend: Annotated[
@@ -102,7 +99,7 @@ def train(
 
     Example: runner train adapters/kwanzaa-mini-v2 --backend local --timeout-minutes 60
     """
-    from runner.train.launch import train_candidate
+    from runner.backends.launch import train_candidate
 
     workspace = workspace_for(repo)
     bundle = require_adapter(workspace, adapter)
@@ -118,16 +115,9 @@ def train(
             timeout_s=timeout * 60 if timeout else None,
             on_event=progress.update,
         )
-    verb = "trained" if outcome.trained else "reused (already on the Hub; --force retrains)"
-    out.print(
-        Text.assemble(
-            ("candidate ", "bold"), (outcome.run_id, "bold green"), f" {verb}: {outcome.location}"
-        ),
-        soft_wrap=True,
-    )
+    print_candidate(out, outcome.run_id, outcome.trained, str(outcome.location))
 
 
-@app.command()
 def smoke(
     adapter: AdapterArg,
     steps: Annotated[int, typer.Option(help="Training steps.", min=1)] = 8,
@@ -146,7 +136,8 @@ def smoke(
 
     Example: runner smoke adapters/kwanzaa-mini-v2 --steps 8
     """
-    from runner.train.smoke import print_smoke, run_smoke
+    from runner.report.smoke import print_smoke
+    from runner.smoke.run import run_smoke
 
     workspace = workspace_for(repo)
     bundle = require_adapter(workspace, adapter)
@@ -165,7 +156,6 @@ def smoke(
     raise typer.Exit(0 if report.ok else 1)
 
 
-@app.command("eval")
 def evaluate(
     adapter: AdapterArg,
     run: Annotated[
@@ -190,34 +180,30 @@ def evaluate(
 
     Example: runner eval adapters/kwanzaa-mini-v2 --out .runs/eval
     """
-    from runner.evaluate.pipeline import evaluate_candidate, publish_report
+    from runner.evaluate.pipeline import evaluate_and_publish
     from runner.report.eval_comment import eval_comment
     from runner.report.github import write_step_summary
-    from runner.runs.location import candidate_location
     from runner.runs.run_id import run_id
 
     workspace = workspace_for(repo)
     bundle = require_adapter(workspace, adapter)
     client = HubClient().require_token("eval")
     if upload:  # it writes to the candidates repo: only one the allowlist gives this spec
-        require_writable(load_policies(workspace).repos, client, bundle)
+        require_writable(load_policies(workspace).repos, client, bundle, training_repos(bundle))
     rid = run or run_id(bundle, workspace.root)
     folder = out_dir or workspace.root / ".runs" / rid
     with err.status(f"evaluating {bundle.dirname} run {rid}"):
-        report = evaluate_candidate(
+        report, markdown = evaluate_and_publish(
             bundle,
             workspace.root,
             client,
+            eval_comment,
             run_id=rid,
-            generate_locally=generate_locally,
             out_dir=folder,
+            generate_locally=generate_locally,
+            publish=upload,
         )
-    markdown = eval_comment(report)
-    report.write(folder / "eval_report.json")
-    (folder / "eval_report.md").write_text(markdown, encoding="utf-8")
     write_step_summary(markdown)
-    if upload:
-        publish_report(client, candidate_location(bundle, rid), report, markdown)
     print_decision(out, report)
     out.print(f"report: {folder / 'eval_report.md'}", soft_wrap=True)
     raise typer.Exit(0 if report.passed else 1)

@@ -1,1 +1,1 @@
-"""Dataset files: streaming reads, fingerprints and (later) the data checks."""
+"""Dataset files: streaming reads, fingerprints and the data checks."""

@@ -2,28 +2,31 @@
 its eval outputs, apply the gate and build the report.
 
 The candidate's outputs were generated where the GPU was (inside the run); with
-`generate_locally` (or for an AutoTrain candidate, which brings none) they are generated
-here instead, with train.py's own generation code.
+`generate_locally` (or for an engine whose runs bring none, such as AutoTrain) they are
+generated here instead, with train.py's own generation code.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runner.data.jsonl import parse_json
-from runner.errors import InputError, RunnerError
+from runner.engines import engine_for
+from runner.errors import RunnerError
 from runner.evaluate import SCORERS, load_context, read_rows, score
 from runner.evaluate.gate import decide, serving_from
+from runner.evaluate.records import eval_records
 from runner.evaluate.report import EvalReport, loss_points, metric_rows, worst_items
 from runner.hashing import sha256_of
-from runner.hub.client import HubClient
-from runner.runs.location import ADAPTER_FILES, CandidateLocation, candidate_location
+from runner.hub.client import HubClient, NotFoundError
+from runner.runs.location import CandidateLocation, candidate_location
 from runner.runs.record import read_run
 from runner.runs.run_id import run_id as current_run_id
 from runner.specs.bundle import AdapterBundle
+from runner.train.train import ADAPTER_FILES, RunResult
 
 
 @dataclass(frozen=True)
@@ -31,12 +34,15 @@ class CandidateFiles:
     location: CandidateLocation
     folder: Path
     """A local folder holding the run's files (adapter, outputs, records)."""
-    record: dict[str, Any]
+    record: RunResult
     metrics: dict[str, Any]
 
 
-def fetch_candidate(client: HubClient, location: CandidateLocation) -> CandidateFiles:
-    run = read_run(client, location)
+def fetch_candidate(
+    client: HubClient, location: CandidateLocation, required: Sequence[str]
+) -> CandidateFiles:
+    """The candidate at `location`, holding at least `required` (its engine's files)."""
+    run = read_run(client, location, required=required)
     if run is None:
         raise RunnerError(
             f"no run {location.run_id} at {location}: train it first "
@@ -54,7 +60,7 @@ def fetch_candidate(client: HubClient, location: CandidateLocation) -> Candidate
 def verify_adapter(bundle: AdapterBundle, files: CandidateFiles) -> list[str]:
     """What was checked, one line each; a RunnerError listing every mismatch otherwise."""
     problems, checked = [], []
-    recorded = files.record.get("sha256") or {}
+    recorded = files.record.sha256
     for name in ADAPTER_FILES:
         path = files.folder / name
         if name in recorded:
@@ -91,24 +97,6 @@ def generation_peak_memory(metrics: dict[str, Any]) -> int | None:
     return (measured or {}).get("bytes")
 
 
-def eval_records(bundle: AdapterBundle, repo_root: Path) -> list[dict[str, Any]]:
-    """The evaluated records, in file order (the first `max_items` when set)."""
-    relative = bundle.dataset.files.eval.path
-    path = repo_root / relative
-    records = []
-    with path.open(encoding="utf-8") as stream:
-        for number, line in enumerate(stream, start=1):
-            if line.strip():
-                try:
-                    records.append(parse_json(line))
-                except ValueError as error:
-                    raise InputError(
-                        f"{bundle.dataset.files.eval.path}:{number}: {error}"
-                    ) from None
-    limit = bundle.evaluation.max_items
-    return records if limit is None else records[:limit]
-
-
 def evaluate_candidate(
     bundle: AdapterBundle,
     repo_root: Path,
@@ -119,12 +107,13 @@ def evaluate_candidate(
     out_dir: Path,
 ) -> EvalReport:
     rid = run_id or current_run_id(bundle, repo_root)
-    files = fetch_candidate(client, candidate_location(bundle, rid))
+    engine = engine_for(bundle)
+    files = fetch_candidate(client, candidate_location(bundle, rid), engine.required_files)
     verified = verify_adapter(bundle, files)
     outputs = files.folder / "eval_outputs.jsonl"
     serving_memory = generation_peak_memory(files.metrics)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if generate_locally or not outputs.is_file():
+    if generate_locally or not engine.makes_eval_outputs:
         from runner.evaluate.generate import generate_outputs
 
         generated = generate_outputs(bundle, repo_root, client, files.folder, out_dir)
@@ -182,6 +171,36 @@ def _tree_url(client: HubClient, location: CandidateLocation) -> str:
 REPORT_JSON, REPORT_MD = "eval_report.json", "eval_report.md"
 
 
+def evaluate_and_publish(
+    bundle: AdapterBundle,
+    repo_root: Path,
+    client: HubClient,
+    render: Callable[[EvalReport], str],
+    *,
+    run_id: str,
+    out_dir: Path,
+    generate_locally: bool = False,
+    publish: bool = True,
+) -> tuple[EvalReport, str]:
+    """Evaluate run `run_id`'s candidate and render its report with `render` (the PR comment;
+    passed in because the renderers sit above evaluation). Both go into `out_dir`, then with
+    `publish` next to the candidate on the Hub. The report and its markdown."""
+    report = evaluate_candidate(
+        bundle,
+        repo_root,
+        client,
+        run_id=run_id,
+        generate_locally=generate_locally,
+        out_dir=out_dir,
+    )
+    markdown = render(report)
+    report.write(out_dir / REPORT_JSON)
+    (out_dir / REPORT_MD).write_text(markdown, encoding="utf-8")
+    if publish:
+        publish_report(client, candidate_location(bundle, run_id), report, markdown)
+    return report, markdown
+
+
 def publish_report(
     client: HubClient, location: CandidateLocation, report: EvalReport, markdown: str
 ) -> None:
@@ -199,10 +218,7 @@ def publish_report(
 
 def read_report(client: HubClient, location: CandidateLocation) -> EvalReport | None:
     """The report published next to the candidate, or None when it was not evaluated."""
-    from runner.hub.client import NotFoundError
-    from runner.report.eval_comment import load_report
-
     try:
-        return load_report(client.download(location.repo, location.file(REPORT_JSON)))
+        return EvalReport.read(client.download(location.repo, location.file(REPORT_JSON)))
     except NotFoundError:
         return None

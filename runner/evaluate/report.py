@@ -1,14 +1,17 @@
 """The eval report: what `runner eval` writes (`eval_report.json`) and what the PR comment
-and the model card are rendered from. Plain data, so JSON round-trips it."""
+and the model card are rendered from. Plain data, written and read back by one pydantic
+`TypeAdapter`, so the JSON round-trips it exactly."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import ConfigDict, TypeAdapter, ValidationError
+
+from runner.errors import InputError
 from runner.evaluate.gate import Check, Serving, applicable
 from runner.evaluate.metrics import ItemScores, Metric, by_category
 from runner.evaluate.rows import Role
@@ -45,6 +48,10 @@ class FailingItem:
 
 @dataclass(frozen=True)
 class EvalReport:
+    # A diverged run logs a NaN or infinite loss: written as NaN/Infinity (as Python's json
+    # writes them), not pydantic's default null, so that reading it back gives the same value.
+    __pydantic_config__ = ConfigDict(ser_json_inf_nan="constants")
+
     adapter: str
     run_id: str
     task: str
@@ -62,10 +69,40 @@ class EvalReport:
     items: int = 0
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, ensure_ascii=False) + "\n"
+        return _JSON.dump_json(self, indent=2).decode("utf-8") + "\n"
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> EvalReport:
+        """The report `to_json` wrote. Strict: no value is coerced to a field's type, and a
+        ValidationError says what is wrong; the parser bounds depth and number length, so a
+        hostile file is refused quickly too."""
+        return _JSON.validate_json(text, strict=True)
 
     def write(self, path: Path) -> None:
         path.write_text(self.to_json(), encoding="utf-8")
+
+    @classmethod
+    def read(cls, path: Path) -> EvalReport:
+        """The report `write` wrote to `path`; an InputError naming the file otherwise."""
+        try:
+            text = path.read_bytes()
+        except OSError as error:
+            raise InputError(f"{path}: cannot read an eval report: {error}") from None
+        try:
+            return cls.from_json(text)
+        except ValidationError as error:
+            raise InputError(f"{path}: not an eval report: {_first_problem(error)}") from None
+
+
+_JSON = TypeAdapter(EvalReport)
+
+
+def _first_problem(error: ValidationError) -> str:
+    """One line for a terminal: where and what the first problem is, and how many follow."""
+    first = error.errors(include_url=False, include_input=False)[0]
+    where = ".".join(str(part) for part in first["loc"])
+    more = error.error_count() - 1
+    return (f"{where}: " if where else "") + first["msg"] + (f" (and {more} more)" if more else "")
 
 
 def metric_rows(

@@ -3,8 +3,6 @@ writes it, and its join with the eval records it was generated from."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +11,7 @@ from typing import Any, Literal, NamedTuple, get_args
 from runner.data.jsonl import json_object_of
 from runner.errors import InputError
 from runner.findings import quote
+from runner.train import train
 
 Role = Literal["candidate", "base", "incumbent"]
 ROLES: tuple[Role, ...] = get_args(Role)
@@ -79,13 +78,8 @@ def parse_row(raw: bytes, line: int | None = None) -> OutputRow:
 
 
 def prompt_sha256(record: dict[str, Any]) -> str:
-    """The prompt hash `train.py` writes into each row: canonical JSON of the messages before
-    the final assistant turn. Restated here because train.py only imports with torch."""
-    messages = [{"role": m["role"], "content": m["content"]} for m in record["messages"]]
-    if messages and messages[-1]["role"] == "assistant":
-        messages = messages[:-1]
-    canonical = json.dumps(messages, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    """The prompt hash `train.py` writes into each row, of the dataset record it came from."""
+    return train.prompt_sha256(train.prompt_messages(record))
 
 
 class Pair(NamedTuple):

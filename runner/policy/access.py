@@ -4,8 +4,10 @@ first upload after a GPU run. `runner doctor` shows the same checks, read-only."
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from runner.hub.client import Account, GatedError, HubClient, HubSetupError, RepoRef
-from runner.policy.repos import RepoPolicy, require_allowed_repos, space_id_of
+from runner.policy.repos import RepoPolicy, require_allowed_repos
 from runner.specs.bundle import AdapterBundle
 
 TOKENS_PAGE = "https://huggingface.co/settings/tokens"
@@ -16,17 +18,18 @@ class MissingRights(HubSetupError):
     the environment must change, so every verb (reconcile included) stops with exit 2."""
 
 
-def written_repos(bundle: AdapterBundle) -> list[tuple[str, str]]:
-    """(use, repo id) of every repo the runner writes for this adapter version."""
+def written_repos(
+    bundle: AdapterBundle, backend_repos: Sequence[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    """(use, repo id) of every repo the runner writes for this adapter version;
+    `backend_repos` are those of its training backend (`runner.backends.training_repos`)."""
     publish = bundle.adapter.publish
-    repos = [
+    return [
         ("publish", publish.repo_id),
         ("candidates", publish.candidates_repo_id),
         ("dataset", bundle.dataset.hub_repo),
+        *backend_repos,
     ]
-    if bundle.adapter.training.backend == "space":
-        repos.append(("Space", space_id_of(bundle.adapter)))
-    return repos
 
 
 def namespace_of(repo_id: str) -> str:
@@ -48,13 +51,15 @@ def write_fix(account: Account, namespace: str) -> str:
     )
 
 
-def require_write_access(client: HubClient, bundle: AdapterBundle) -> None:
+def require_write_access(
+    client: HubClient, bundle: AdapterBundle, backend_repos: Sequence[tuple[str, str]]
+) -> None:
     """Refuse, before anything is spent, when the token may not write a repo `bundle` makes
     the runner write."""
     account = client.account()
     blocked = [
         (use, repo_id)
-        for use, repo_id in written_repos(bundle)
+        for use, repo_id in written_repos(bundle, backend_repos)
         if not account.can_write(namespace_of(repo_id))
     ]
     if not blocked:
@@ -96,8 +101,13 @@ def require_base_access(client: HubClient, bundle: AdapterBundle) -> None:
         ) from None
 
 
-def require_writable(policy: RepoPolicy | None, client: HubClient, bundle: AdapterBundle) -> None:
+def require_writable(
+    policy: RepoPolicy | None,
+    client: HubClient,
+    bundle: AdapterBundle,
+    backend_repos: Sequence[tuple[str, str]],
+) -> None:
     """Before the first write of an operation: every repo `bundle` names is one the allowlist
     gives it and one the token may write."""
     require_allowed_repos(policy, bundle)
-    require_write_access(client, bundle)
+    require_write_access(client, bundle, backend_repos)

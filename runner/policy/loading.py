@@ -12,7 +12,7 @@ from runner.policy.promotion import PromotionPolicy
 from runner.policy.repos import RepoPolicy, load_repo_policy
 from runner.policy.space import SpacePolicy
 from runner.policy.training import TrainingPolicy
-from runner.specs.bundle import load_model_file
+from runner.specs.load import load_model_file
 from runner.workspace import Workspace
 
 

@@ -8,8 +8,9 @@ from typing import Literal
 from runner.findings import Finding
 from runner.gitutil import differs_from, exists_at
 from runner.specs.base import SpecModel
-from runner.specs.bundle import AdapterBundle, load_adapter
+from runner.specs.bundle import AdapterBundle
 from runner.specs.evaluation import EvalSpec
+from runner.specs.load import load_adapter
 from runner.workspace import Workspace, split_adapter_dirname
 
 

@@ -21,7 +21,8 @@ from runner.findings import Finding, quote
 from runner.repofiles import read_regular_bytes
 from runner.specs.adapter import AdapterSpec, candidates_repo
 from runner.specs.base import SpecModel, spec_error
-from runner.specs.bundle import AdapterBundle, load_model_file
+from runner.specs.bundle import AdapterBundle
+from runner.specs.load import load_model_file
 from runner.specs.yamlio import Loc, load_yaml_text
 from runner.workspace import Workspace
 

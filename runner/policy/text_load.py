@@ -11,7 +11,7 @@ from runner.policy.text_build import compile_rules
 from runner.policy.text_format import SCHEMA_HINT, TextPolicyFile
 from runner.policy.text_rules import CompiledRule
 from runner.repofiles import UnsafePathError, read_regular_bytes
-from runner.specs.bundle import load_model_file
+from runner.specs.load import load_model_file
 from runner.specs.yamlio import YamlDoc
 
 # Decided on the raw text, so that a text policy with broken YAML is still recognised as

@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runner import __version__
+from runner.backends import training_repos
+from runner.backends.base import EventSink
+from runner.backends.launch import train_candidate
+from runner.engines import engine_for
 from runner.errors import RunnerError
-from runner.evaluate.pipeline import (
-    evaluate_candidate,
-    fetch_candidate,
-    publish_report,
-    read_report,
-)
+from runner.evaluate.pipeline import evaluate_and_publish, fetch_candidate, read_report
+from runner.evaluate.report import EvalReport
 from runner.gitutil import head_commit
 from runner.hub.client import HubClient, HubSetupError, NotFoundError, RepoRef
 from runner.policy.access import require_writable
@@ -29,11 +29,9 @@ from runner.promote.card import Provenance, withdrawn_card
 from runner.promote.lock import HubLock, LockRecord, default_owner
 from runner.promote.promote import Promotion, promote, read_record
 from runner.promote.reconcile import Action, AdapterState, State, version_order
-from runner.report.eval_comment import eval_comment
 from runner.runs.location import candidate_location
 from runner.runs.versions import tag_version, version_tag
 from runner.specs.bundle import AdapterBundle
-from runner.train.launch import EventSink, train_candidate
 
 
 @dataclass(frozen=True)
@@ -55,6 +53,7 @@ class Context:
     repair_drift: bool
     on_event: EventSink
     notify: Callable[[str], None]  # a line for the log: waiting for a lock, and whose
+    render: Callable[[EvalReport], str]  # the eval report's markdown, published beside it
 
 
 LOCK_TTL_S = 600.0
@@ -97,7 +96,8 @@ def _carry_out(state: AdapterState, ctx: Context) -> Outcome | None:
     bundle = state.bundle
     assert bundle is not None
     assert state.run_id is not None
-    require_writable(ctx.policies.repos, ctx.client, bundle)  # a spec that skipped validate too
+    # a spec that skipped validate too
+    require_writable(ctx.policies.repos, ctx.client, bundle, training_repos(bundle))
     if state.action is Action.REPAIR:
         if not ctx.repair_drift:
             return done("left alone: --repair-drift restores what was promoted")
@@ -121,10 +121,14 @@ def _carry_out(state: AdapterState, ctx: Context) -> Outcome | None:
 
 def evaluate(bundle: AdapterBundle, rid: str, ctx: Context) -> tuple[bool, str]:
     ctx.on_event({"stage": f"evaluating {bundle.dirname}"})
-    report = evaluate_candidate(
-        bundle, ctx.repo_root, ctx.client, run_id=rid, out_dir=ctx.repo_root / ".runs" / rid
+    report, _ = evaluate_and_publish(
+        bundle,
+        ctx.repo_root,
+        ctx.client,
+        ctx.render,
+        run_id=rid,
+        out_dir=ctx.repo_root / ".runs" / rid,
     )
-    publish_report(ctx.client, candidate_location(bundle, rid), report, eval_comment(report))
     failed = [f"{c.name}: {c.detail}" for c in report.checks if not c.passed]
     return report.passed, "failed its gate: " + "; ".join(failed)
 
@@ -136,7 +140,7 @@ def promote_candidate(bundle: AdapterBundle, rid: str, ctx: Context) -> tuple[st
     report = read_report(ctx.client, location)
     if report is None:
         raise RunnerError(f"run {rid} has no eval report at {location}; run reconcile again")
-    files = fetch_candidate(ctx.client, location)
+    files = fetch_candidate(ctx.client, location, engine_for(bundle).required_files)
     provenance = Provenance(head_commit(ctx.repo_root), ctx.pr_number, rid, __version__)
     lock = promotion_lock(bundle, rid, ctx.client)
 
@@ -146,6 +150,7 @@ def promote_candidate(bundle: AdapterBundle, rid: str, ctx: Context) -> tuple[st
             f"(at most {LOCK_WAIT_S:.0f} s), then reporting what it did"
         )
 
+    run_config = files.record.config
     try:
         with lock.held(LOCK_WAIT_S, waiting):
             done = promote(
@@ -154,7 +159,7 @@ def promote_candidate(bundle: AdapterBundle, rid: str, ctx: Context) -> tuple[st
                 files.folder,
                 report,
                 provenance,
-                dataset_commit=files.record.get("config", {}).get("dataset", {}).get("revision"),
+                dataset_commit=run_config.dataset.revision if run_config else None,
             )
     except RunnerError:
         # A lock whose promotion commit had landed was taken over, so its holder and we may

@@ -23,9 +23,9 @@ from runner.errors import RunnerError
 from runner.evaluate.report import EvalReport
 from runner.hub.client import HubClient, NotFoundError, RepoRef
 from runner.promote.card import Provenance, render_model_card
-from runner.runs.location import ADAPTER_FILES
 from runner.runs.versions import newest_version_tag, version_tag
 from runner.specs.bundle import AdapterBundle
+from runner.train.train import ADAPTER_FILES
 from runner.workspace import split_adapter_dirname
 
 RECORD = "promotion.json"

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import yaml
 
+from runner.engines import engine_for
 from runner.evaluate.pipeline import read_report
 from runner.gitutil import removed_files
 from runner.hub.client import HubClient, NotFoundError, Refs, RepoRef
@@ -125,7 +126,7 @@ def observe_one(
     if newer is not None:
         return state(State.SUPERSEDED, superseded_message(newer))
     location = candidate_location(bundle, rid)
-    run = read_run(client, location)
+    run = read_run(client, location, required=engine_for(bundle).required_files)
     if run is None:
         return state(State.NEEDS_TRAINING)
     if not run.is_candidate:

@@ -10,14 +10,33 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from runner.errors import RunnerError, SpecError
 from runner.findings import Finding, Severity
+from runner.report.reconcile import dry_run_line, nothing_to_do
 from runner.report.values import show_count, show_value
 from runner.specs.diff import SpecDiff
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # types only: promote.apply imports training and evaluation
     from runner.evaluate.report import EvalReport
+    from runner.policy.training import CostEstimate
+    from runner.promote.apply import Outcome
+    from runner.promote.reconcile import AdapterState
 
 _STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
+
+
+def print_plain(console: Console, text: str, end: str = "\n") -> None:
+    """Print `text` as written: no markup read into it, and each long line kept whole (ids,
+    times, links and markdown stay intact in a CI log)."""
+    console.print(Text(text), end=end, soft_wrap=True)
+
+
+def print_error(console: Console, error: RunnerError) -> None:
+    """A user's mistake: every finding behind it (for specs that did not load), then what
+    went wrong."""
+    if isinstance(error, SpecError):
+        print_findings(console, error.findings)
+    console.print(Text(f"error: {error}", style="bold red"), soft_wrap=True)
 
 
 def finding_text(finding: Finding) -> Text:
@@ -87,3 +106,45 @@ def print_decision(console: Console, report: EvalReport) -> None:
         console.print(Text.assemble("  ", mark, (check.name, "bold"), f": {check.detail}"))
         if check.warning:
             console.print(Text(f"       warning: {check.warning}", style="yellow"))
+
+
+def print_candidate(console: Console, run_id: str, trained: bool, location: str) -> None:
+    verb = "trained" if trained else "reused (already on the Hub; --force retrains)"
+    console.print(
+        Text.assemble(("candidate ", "bold"), (run_id, "bold green"), f" {verb}: {location}"),
+        soft_wrap=True,
+    )
+
+
+def print_states(console: Console, states: list[AdapterState]) -> None:
+    """A table of adapter, run id, state and action; the details (reasons, locations) after
+    it, one line each, so a narrow terminal or CI log keeps them whole."""
+    table = Table(show_lines=False)
+    for column in ("adapter", "run id", "state", "action"):
+        table.add_column(column, overflow="fold")  # never cut an id short
+    for state in states:
+        table.add_row(state.adapter, state.run_id or "—", state.state.value, state.action.value)
+    console.print(table)
+    for state in states:
+        if state.detail:
+            console.print(
+                Text.assemble((state.adapter, "bold"), f": {state.detail}"), soft_wrap=True
+            )
+
+
+def print_outcomes(console: Console, outcomes: list[Outcome], states: list[AdapterState]) -> None:
+    for outcome in outcomes:
+        mark = Text("ok   ", style="green") if outcome.ok else Text("FAIL ", style="bold red")
+        console.print(
+            Text.assemble(mark, (outcome.adapter, "bold"), f": {outcome.result}"), soft_wrap=True
+        )
+    if not outcomes:
+        print_plain(console, nothing_to_do(states))
+
+
+def print_dry_run(
+    console: Console, states: list[AdapterState], estimates: list[CostEstimate | None]
+) -> None:
+    """What --apply would do, with the GPU time and cost `runner plan` estimates for each
+    adapter it would train."""
+    print_plain(console, dry_run_line(states, estimates))

@@ -12,23 +12,15 @@ Everything is deterministic: the same report gives the same bytes.
 
 from __future__ import annotations
 
-import json
 import math
 import re
-import types
-import typing
 from collections.abc import Mapping, Sequence
-from dataclasses import fields, is_dataclass
-from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-from runner.errors import InputError
 from runner.evaluate.gate import Check
 from runner.evaluate.report import EvalReport, FailingItem, MetricRow
-from runner.report.markdown import cell, comment_marker, marker_name
+from runner.report.markdown import cell, comment_marker
 
-MARKER_PREFIX = "<!-- adapter-gitops:eval "
-MARKER_SUFFIX = " -->"
 MISSING = "—"
 LOSS_CHART_POINTS = 60
 """The loss curve is thinned to at most this many points (evenly spaced, last kept)."""
@@ -52,20 +44,6 @@ _SERVING = (("p95 latency", "p95 latency (ms)", "ms"), ("peak memory", "peak mem
 def marker(adapter: str) -> str:
     """The hidden first line of `adapter`'s eval comment: the sticky comment's key."""
     return comment_marker("eval", adapter)
-
-
-_MARKER_RE = re.compile(re.escape(MARKER_PREFIX) + r"adapter=(\S+)" + re.escape(MARKER_SUFFIX))
-
-
-def marked_adapter(body: str) -> str | None:
-    """The adapter whose eval comment `body` is (by its marker), None for any other comment."""
-    match = _MARKER_RE.match(body.lstrip())
-    return match.group(1) if match else None
-
-
-def is_eval_comment(body: str, adapter: str) -> bool:
-    """Whether `body` is the eval comment of `adapter`: the one to update, not duplicate."""
-    return marked_adapter(body) == marker_name(adapter)
 
 
 # -- escaping and formatting --------------------------------------------------------------
@@ -469,74 +447,3 @@ def _links(links: Mapping[str, str]) -> list[str]:
         target = f"[{url}]({url})" if _SAFE_URL.fullmatch(url) else _code(url)
         lines.append(f"- {title}: {target}")
     return lines
-
-
-# -- the job summary ----------------------------------------------------------------------
-
-
-# -- loading a report ---------------------------------------------------------------------
-
-
-def load_report(path: Path) -> EvalReport:
-    """An `EvalReport` from the JSON `EvalReport.write` wrote (tuples come back as tuples)."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise InputError(f"{path}: cannot read an eval report: {error}") from None
-    try:
-        return typing.cast(EvalReport, _build(EvalReport, data))
-    except (TypeError, ValueError, KeyError) as error:
-        raise InputError(f"{path}: not an eval report: {error}") from None
-
-
-def _build(kind: Any, data: Any) -> Any:
-    """`data` (parsed JSON) as an instance of the type `kind`, nested dataclasses included."""
-    origin = typing.get_origin(kind)
-    args = typing.get_args(kind)
-    if kind is Any:
-        return data
-    if origin in (typing.Union, types.UnionType):
-        if data is None and type(None) in args:
-            return None
-        options = [a for a in args if a is not type(None)]
-        if len(options) != 1:
-            raise TypeError(f"cannot rebuild a value of {kind}")
-        return _build(options[0], data)
-    if origin is Literal:
-        if data not in args:
-            raise ValueError(f"{data!r} is not one of {', '.join(map(repr, args))}")
-        return data
-    if is_dataclass(kind) and isinstance(kind, type):
-        if not isinstance(data, dict):
-            raise TypeError(f"{kind.__name__}: expected an object, got {type(data).__name__}")
-        hints = typing.get_type_hints(kind)
-        known = {f.name for f in fields(kind) if f.init}
-        return kind(**{k: _build(hints[k], v) for k, v in data.items() if k in known})
-    if origin is list:
-        return [_build(args[0], v) for v in _sequence(data)]
-    if origin is tuple:
-        values = _sequence(data)
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_build(args[0], v) for v in values)
-        if len(values) != len(args):
-            raise ValueError(f"expected {len(args)} values, got {len(values)}")
-        return tuple(_build(a, v) for a, v in zip(args, values, strict=True))
-    if origin is dict:
-        if not isinstance(data, dict):
-            raise TypeError(f"expected an object, got {type(data).__name__}")
-        return {_build(args[0], k): _build(args[1], v) for k, v in data.items()}
-    if kind is float:
-        if isinstance(data, bool) or not isinstance(data, int | float):
-            raise TypeError(f"expected a number, got {data!r}")
-        return float(data)
-    if kind in (int, str, bool):
-        if not isinstance(data, kind) or (kind is int and isinstance(data, bool)):
-            raise TypeError(f"expected {kind.__name__}, got {data!r}")
-        return data
-    raise TypeError(f"cannot rebuild a value of {kind}")
-
-
-def _sequence(data: Any) -> list[Any]:
-    if not isinstance(data, list):
-        raise TypeError(f"expected a list, got {type(data).__name__}")
-    return data

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from runner.data.publish import PushedDataset
 from runner.runs.location import candidate_location
 from runner.runs.run_id import generation_settings
 from runner.specs.bundle import AdapterBundle
+from runner.train.train import (
+    DatasetRef,
+    GenerationSettings,
+    ModelRef,
+    OutputRef,
+    RunConfig,
+    TrainingSettings,
+    parse,
+    to_json,
+)
 
 
 def render_run_config(
@@ -16,36 +25,39 @@ def render_run_config(
     *,
     run_id: str,
     dataset: PushedDataset,
-    incumbent: dict[str, str] | None,
-) -> dict[str, Any]:
-    """The JSON object `train.py` reads (see its CONFIG_KEYS)."""
+    incumbent: ModelRef | None,
+) -> RunConfig:
+    """The run config `train.py` reads."""
     files = bundle.dataset.files
     location = candidate_location(bundle, run_id)
-    return {
-        "run_id": run_id,
-        "adapter": bundle.dirname,
-        "task": bundle.adapter.task,
-        "base_model": {
-            "repo_id": bundle.adapter.base_model.id,
-            "revision": bundle.adapter.base_model.revision,
-        },
-        "dataset": {
-            "repo_id": dataset.repo_id,
-            "revision": dataset.commit,
-            "train_file": dataset.path_of(files.train.path),
-            "eval_file": dataset.path_of(files.eval.path),
-        },
-        "training": bundle.training.model_dump(mode="json"),
-        "generation": generation_settings(bundle),
-        "incumbent": incumbent,
-        "output": {
-            "repo_id": location.repo_id,
-            "repo_type": "model",
-            "path_in_repo": location.path,
-        },
-    }
+    return RunConfig(
+        run_id=run_id,
+        adapter=bundle.dirname,
+        task=bundle.adapter.task,
+        base_model=ModelRef(bundle.adapter.base_model.id, bundle.adapter.base_model.revision),
+        dataset=DatasetRef(
+            repo_id=dataset.repo_id,
+            revision=dataset.commit,
+            train_file=dataset.path_of(files.train.path),
+            eval_file=dataset.path_of(files.eval.path),
+        ),
+        training=training_settings(bundle),
+        generation=run_generation_settings(bundle),
+        incumbent=incumbent,
+        output=OutputRef(location.repo_id, "model", location.path),
+    )
 
 
-def dumps(config: dict[str, Any]) -> str:
+def training_settings(bundle: AdapterBundle) -> TrainingSettings:
+    """The resolved qlora.yaml, as train.py's functions take it."""
+    return parse(TrainingSettings, bundle.training.model_dump(mode="json"))
+
+
+def run_generation_settings(bundle: AdapterBundle) -> GenerationSettings:
+    """The generation settings of the run id, as train.py's functions take them."""
+    return parse(GenerationSettings, generation_settings(bundle))
+
+
+def dumps(config: RunConfig) -> str:
     """Canonical JSON text of a run config (what the Space gets as `RUN_CONFIG`)."""
-    return json.dumps(config, sort_keys=True, separators=(",", ":"))
+    return json.dumps(to_json(config), sort_keys=True, separators=(",", ":"))

@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from runner.hub.client import RepoRef
 from runner.specs.bundle import AdapterBundle
 
-ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
-
 
 @dataclass(frozen=True)
 class CandidateLocation:

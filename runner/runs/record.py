@@ -9,15 +9,12 @@ train.py run of the same run id reuses the adapter and only generates."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from runner.hub.client import HubClient, NotFoundError
-from runner.runs.location import ADAPTER_FILES, CandidateLocation
-
-REQUIRED_FILES = (*ADAPTER_FILES, "eval_outputs.jsonl", "metrics.json", "run.json")
-# AutoTrain trains only: its candidates' eval outputs are generated at evaluation time.
-AUTOTRAIN_FILES = (*ADAPTER_FILES, "run.json")
+from runner.runs.location import CandidateLocation
+from runner.train.train import ADAPTER_FILES, RunResult, parse
 
 
 @dataclass(frozen=True)
@@ -25,17 +22,18 @@ class RunRecord:
     location: CandidateLocation
     files: frozenset[str]
     """File names under the run's folder."""
-    record: dict[str, Any]
-    """The run's `run.json`."""
+    record: RunResult | None
+    """The run's `run.json`; None when it is not one (broken JSON, or not its shape)."""
+    required: tuple[str, ...]
+    """The files a candidate holds: its engine's `required_files`."""
 
     @property
     def status(self) -> str:
-        return str(self.record.get("status", "unknown"))
+        return self.record.status if self.record else "unreadable"
 
     @property
     def missing(self) -> list[str]:
-        required = AUTOTRAIN_FILES if self.record.get("engine") == "autotrain" else REQUIRED_FILES
-        return [name for name in required if name not in self.files]
+        return [name for name in self.required if name not in self.files]
 
     @property
     def is_candidate(self) -> bool:
@@ -51,11 +49,10 @@ class RunRecord:
         """Why it is not a candidate, in one line; None when it is one."""
         if self.is_candidate:
             return None
-        error = self.record.get("error")
+        error = self.record.error if self.record else None
         failure = None
-        if isinstance(error, dict):
-            stage, kind, message = (error.get(k) for k in ("stage", "type", "message"))
-            failure = f"failed in stage {stage}: {kind}: {message}"
+        if error:
+            failure = f"failed in stage {error.stage}: {error.type}: {error.message}"
         if self.is_trained:
             kept = "trained, eval outputs not made yet (the adapter is kept: a rerun generates)"
             return f"{kept}; last attempt {failure}" if failure else kept
@@ -66,8 +63,11 @@ class RunRecord:
         return f"status {self.status}"
 
 
-def read_run(client: HubClient, location: CandidateLocation) -> RunRecord | None:
-    """The run at `location`, or None when nothing (no `run.json`) is there."""
+def read_run(
+    client: HubClient, location: CandidateLocation, *, required: Sequence[str]
+) -> RunRecord | None:
+    """The run at `location`, or None when nothing (no `run.json`) is there. `required`: the
+    files that make it a candidate (its engine's `required_files`)."""
     try:
         oids = client.file_oids(location.repo)
     except NotFoundError:
@@ -78,10 +78,10 @@ def read_run(client: HubClient, location: CandidateLocation) -> RunRecord | None
         return None
     path = client.download(location.repo, location.file("run.json"))
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError:
-        record = {"status": "unreadable"}
-    return RunRecord(location, files, record if isinstance(record, dict) else {})
+        record = parse(RunResult, json.loads(path.read_text(encoding="utf-8")))
+    except (ValueError, RecursionError):  # not JSON, not run.json's shape, or nested to crash
+        record = None
+    return RunRecord(location, files, record, tuple(required))
 
 
 def clear_run(client: HubClient, run: RunRecord, reason: str) -> None:

@@ -2,9 +2,9 @@
 Dockerfile, app.py and train.py. The run config reaches the Space as a variable, so the
 files (and the image built from them) are the same for every run of a runner version.
 
-Engine `trl` runs train.py. Engine `autotrain` runs AutoTrain Advanced from its own pinned
-image, started by a different app.py; train.py still ships (unused) so that every Space
-holds the same five files and one policy checks both.
+What runs in the Space is the engine's (`SpaceApp`: its app, its image, a line for the
+README); train.py always ships, used or not, so that every Space holds the same five files
+and one policy checks them all.
 
 Every rendered README.md carries the tag `adapter-gitops-trainer` in its front matter: the
 mark that a Space is the runner's, which a sync may wipe and configure (see sync.py)."""
@@ -12,15 +12,15 @@ mark that a Space is the runner's, which a sync may wipe and configure (see sync
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import yaml
 
+from runner.runs.run_id import TRAIN_SCRIPT
 from runner.space import image
 
 HERE = Path(__file__).parent
-TRAIN_SCRIPT = HERE.parent / "train" / "train.py"
 
 GITATTRIBUTES = """\
 *.safetensors filter=lfs diff=lfs merge=lfs -text
@@ -33,28 +33,29 @@ RUNNER_TAG = "adapter-gitops-trainer"
 # Where the Hub reads a card's metadata: a `---` block at the very start of README.md.
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", re.DOTALL)
 
-Engine = Literal["trl", "autotrain"]
-APP_TEMPLATES: dict[Engine, str] = {
-    "trl": "app_template.py",
-    "autotrain": "autotrain_app_template.py",
-}
+
+@dataclass(frozen=True)
+class SpaceApp:
+    """What an engine runs in the Space."""
+
+    template: str
+    """The app.py template, a file beside this module."""
+    dockerfile: str
+    about: str = ""
+    """A line the README adds on how the Space trains; empty for none."""
 
 
-def render_space(adapter: str, engine: Engine = "trl") -> dict[str, str]:
-    dockerfile = _autotrain_dockerfile() if engine == "autotrain" else _dockerfile()
+def render_space(adapter: str, app: SpaceApp) -> dict[str, str]:
     return {
         ".gitattributes": GITATTRIBUTES,
-        "README.md": _readme(adapter, engine),
-        "Dockerfile": dockerfile,
-        "app.py": (HERE / APP_TEMPLATES[engine]).read_text(encoding="utf-8"),
+        "README.md": _readme(adapter, app.about),
+        "Dockerfile": app.dockerfile,
+        "app.py": (HERE / app.template).read_text(encoding="utf-8"),
         "train.py": TRAIN_SCRIPT.read_text(encoding="utf-8"),
     }
 
 
-def _readme(adapter: str, engine: Engine) -> str:
-    runs = ""
-    if engine == "autotrain":
-        runs = f"It trains with AutoTrain Advanced {image.AUTOTRAIN_VERSION} (`llm-sft`).\n"
+def _readme(adapter: str, about: str) -> str:
     return (
         "---\n"
         f"title: trainer for {adapter}\n"
@@ -64,7 +65,7 @@ def _readme(adapter: str, engine: Engine) -> str:
         f"tags:\n- {RUNNER_TAG}\n"
         "---\n\n"
         f"Training Space for `adapters/{adapter}`, rendered by the adapters repository's runner.\n"
-        f"{runs}"
+        f"{about}"
         "Do not edit it by hand: every sync restores exactly these five files.\n"
     )
 
@@ -82,28 +83,14 @@ def made_by_runner(readme: str) -> bool:
     return isinstance(tags, list) and RUNNER_TAG in tags
 
 
-def _dockerfile() -> str:
+def dockerfile(base_image: str, *installs: str) -> str:
+    """An image FROM `base_image` with one `pip install` layer per entry of `installs`."""
     # Models and data are downloaded when the run starts, never baked into the image.
     return (
-        f"FROM {image.BASE_IMAGE}\n"
+        f"FROM {base_image}\n"
         "ENV PYTHONUNBUFFERED=1 HF_HUB_DISABLE_TELEMETRY=1 HF_HOME=/tmp/hf\n"
-        f"RUN pip install --no-cache-dir {image.TORCH} --index-url {image.TORCH_INDEX}\n"
-        f"RUN pip install --no-cache-dir {' '.join(image.PACKAGES)}\n"
-        "WORKDIR /app\n"
-        "COPY app.py train.py /app/\n"
-        f"EXPOSE {image.APP_PORT}\n"
-        'CMD ["python", "app.py"]\n'
-    )
-
-
-def _autotrain_dockerfile() -> str:
-    # AutoTrain brings its own pinned stack (transformers, trl, peft, bitsandbytes,
-    # huggingface_hub); installing ours next to it would break one or the other.
-    return (
-        f"FROM {image.AUTOTRAIN_BASE_IMAGE}\n"
-        "ENV PYTHONUNBUFFERED=1 HF_HUB_DISABLE_TELEMETRY=1 HF_HOME=/tmp/hf\n"
-        f"RUN pip install --no-cache-dir {image.AUTOTRAIN_PACKAGE}\n"
-        "WORKDIR /app\n"
+        + "".join(f"RUN pip install --no-cache-dir {packages}\n" for packages in installs)
+        + "WORKDIR /app\n"
         "COPY app.py train.py /app/\n"
         f"EXPOSE {image.APP_PORT}\n"
         'CMD ["python", "app.py"]\n'

@@ -25,7 +25,7 @@ from runner.policy.loading import Policies
 from runner.policy.repos import space_id_of
 from runner.policy.space import check_space
 from runner.runs.progress import parse_progress
-from runner.space.render import RUNNER_TAG, made_by_runner, render_space
+from runner.space.render import RUNNER_TAG, SpaceApp, made_by_runner, render_space
 from runner.specs.bundle import AdapterBundle
 
 # A commit to a running Space passes RUNNING_BUILDING and RUNNING_APP_STARTING on the Hub.
@@ -51,10 +51,6 @@ MAX_FILES_SHOWN = 8
 
 class ForeignSpaceError(InputError):
     """The Space exists and is not the runner's: syncing would wipe someone else's files."""
-
-
-class SpaceRunError(RunnerError):
-    """The Space run ended without the app finishing: build or runtime error, or timeout."""
 
 
 @dataclass(frozen=True)
@@ -100,10 +96,12 @@ def space_id_for(bundle: AdapterBundle) -> str:
     return space_id_of(bundle.adapter)
 
 
-def checked_render(bundle: AdapterBundle, policies: Policies, space_id: str) -> dict[str, str]:
-    """The Space's files, or a SpecError when they break `policies/space.yaml`: a failing
-    render is never synced."""
-    files = render_space(bundle.dirname, bundle.adapter.training.engine)
+def checked_render(
+    bundle: AdapterBundle, policies: Policies, space_id: str, app: SpaceApp
+) -> dict[str, str]:
+    """The Space's files running `app`, or a SpecError when they break `policies/space.yaml`:
+    a failing render is never synced."""
+    files = render_space(bundle.dirname, app)
     if policies.space is None:
         raise RunnerError("policies/space.yaml is missing or invalid; it guards every sync")
     found = check_space(files, policies.space, policies.text, where=f"space:{space_id}")

@@ -9,9 +9,10 @@ One file, two homes:
 
 So it is self-contained: it imports only the standard library, torch, transformers, peft,
 trl, datasets and huggingface_hub (with its httpx2; and bitsandbytes, through transformers, for
-QLoRA), never
-the `runner` package. The Hub endpoint and token come from the environment (`HF_ENDPOINT`,
-`HF_TOKEN`), read by huggingface_hub itself.
+QLoRA), never the `runner` package. Those libraries load in the functions that use them, so the
+run contract (the classes of the run config and run.json) imports with the standard library
+alone: the runner renders and reads the same classes. The Hub endpoint and token come from the
+environment (`HF_ENDPOINT`, `HF_TOKEN`), read by huggingface_hub itself.
 
 Stages: config, resume (a trained adapter this run id kept earlier, in the output folder or on
 the Hub), download (base model, dataset and incumbent at pinned revisions, one file at a time),
@@ -32,6 +33,7 @@ connections, with the runner's policy (runner/hub/retry.py, restated here).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import fnmatch
 import hashlib
 import json
@@ -48,14 +50,15 @@ import sys
 import tempfile
 import threading
 import time
+import types
 import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 
 # huggingface_hub reads these at import time.
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
@@ -88,88 +91,35 @@ def quiet_kernels_notice() -> None:
     logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(drop_kernels_notice)
 
 
-# Before the imports below: transformers' trainer and peft import bitsandbytes.
+# Before anything imports bitsandbytes: transformers' trainer and peft do, in the functions
+# below that import them.
 quiet_kernels_notice()
 
-import httpx2  # noqa: E402  (huggingface_hub's HTTP stack: what a flaky Hub raises)
-import torch  # noqa: E402
-from huggingface_hub import (  # noqa: E402
-    CommitOperationAdd,
-    HfApi,
-    get_session,
-    hf_hub_download,
-    set_client_factory,
-)
-from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError  # noqa: E402
-from huggingface_hub.utils import parse_ratelimit_headers  # noqa: E402
-from peft import (  # noqa: E402
-    LoraConfig,
-    PeftModel,
-    get_peft_model,
-    prepare_model_for_kbit_training,
-)
-from transformers import (  # noqa: E402
-    AutoModelForCausalLM,
-    AutoTokenizer,
-    BitsAndBytesConfig,
-    GenerationConfig,
-    PreTrainedModel,
-    PreTrainedTokenizerBase,
-    PrinterCallback,
-    TrainerCallback,
-    TrainerControl,
-    TrainerState,
-    TrainingArguments,
-    set_seed,
-)
-from trl import SFTConfig, SFTTrainer  # noqa: E402
+if TYPE_CHECKING:
+    import httpx2
+    import torch
+    from peft import PeftModel
+    from transformers import (
+        BitsAndBytesConfig,
+        GenerationConfig,
+        PreTrainedModel,
+        PreTrainedTokenizerBase,
+        TrainerCallback,
+        TrainerControl,
+        TrainerState,
+        TrainingArguments,
+    )
+    from trl import SFTConfig
 
-# The PyPI `datasets` (ruff files it as first-party because of the repo's datasets/ folder).
-from datasets import Dataset  # noqa: E402
+    # The PyPI `datasets` (ruff files it as first-party because of the repo's datasets/ folder).
+    from datasets import Dataset
 
 LOG = logging.getLogger("train")
 
-CONFIG_KEYS = {
-    "run_id",
-    "adapter",
-    "task",
-    "base_model",
-    "dataset",
-    "training",
-    "generation",
-    "incumbent",
-    "output",
-}
-TRAINING_KEYS = {
-    "method",
-    "r",
-    "lora_alpha",
-    "lora_dropout",
-    "target_modules",
-    "modules_to_save",
-    "quantization",
-    "num_train_epochs",
-    "max_steps",
-    "learning_rate",
-    "lr_scheduler_type",
-    "warmup_ratio",
-    "per_device_train_batch_size",
-    "gradient_accumulation_steps",
-    "optim",
-    "weight_decay",
-    "max_grad_norm",
-    "max_seq_length",
-    "packing",
-    "assistant_only_loss",
-    "gradient_checkpointing",
-    "seed",
-}
-TASKS = {"citation_grounded_chat", "code_assistant"}
 # Weights, configs and tokenizers; not .bin/.gguf/.onnx duplicates of the same weights.
 MODEL_FILES = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken"]
-ADAPTER_FILES = ["adapter_config.json", "adapter_model.safetensors"]
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 CUDA_ONLY_OPTIMIZERS = {"paged_adamw_8bit", "paged_adamw_32bit", "adamw_8bit"}
-DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 LIBRARIES = (
     "torch",
     "transformers",
@@ -186,6 +136,223 @@ _TOKEN_PATTERN = re.compile(r"hf_[A-Za-z0-9]{8,}")
 # Lines starting with this on stdout are progress events for the runner's progress view
 # (read from the subprocess locally, from the Space's run log remotely).
 PROGRESS_MARKER = "@@progress "
+
+
+# -- the run contract -------------------------------------------------------------------------
+# What the runner hands this script (the run config) and what the script leaves beside the
+# adapter (run.json). The runner renders and reads the same classes; JSON is checked against
+# their fields, so a field added here is checked without a key list to keep in step.
+
+Task = Literal["citation_grounded_chat", "code_assistant"]
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A model repo at a pinned revision: the base model, or the incumbent adapter."""
+
+    repo_id: str
+    revision: str
+
+
+@dataclass(frozen=True)
+class DatasetRef:
+    repo_id: str
+    revision: str
+    train_file: str
+    eval_file: str
+
+
+@dataclass(frozen=True)
+class Quantization:
+    load_in_4bit: bool
+    bnb_4bit_quant_type: str
+    bnb_4bit_use_double_quant: bool
+    bnb_4bit_compute_dtype: str
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """The resolved qlora.yaml."""
+
+    method: str
+    r: int
+    lora_alpha: int
+    lora_dropout: float
+    target_modules: list[str]
+    modules_to_save: list[str]
+    quantization: Quantization | None
+    num_train_epochs: float
+    max_steps: int | None
+    learning_rate: float
+    lr_scheduler_type: str
+    warmup_ratio: float
+    per_device_train_batch_size: int
+    gradient_accumulation_steps: int
+    optim: str
+    weight_decay: float
+    max_grad_norm: float
+    max_seq_length: int
+    packing: bool
+    assistant_only_loss: bool
+    gradient_checkpointing: bool
+    seed: int
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    max_new_tokens: int
+    batch_size: int
+    max_items: int | None
+
+
+@dataclass(frozen=True)
+class OutputRef:
+    """Where the run's files go: a folder in a repo (the candidate location)."""
+
+    repo_id: str
+    repo_type: str
+    path_in_repo: str
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """What `RUN_CONFIG` or `--config` holds."""
+
+    run_id: str
+    adapter: str
+    task: Task
+    base_model: ModelRef
+    dataset: DatasetRef
+    training: TrainingSettings
+    generation: GenerationSettings
+    incumbent: ModelRef | None
+    output: OutputRef
+
+
+@dataclass(frozen=True)
+class RunError:
+    stage: str
+    type: str
+    message: str
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What run.json holds. `engine` and `autotrain_repo` are the AutoTrain app's additions
+    (its run.json has no `sha256`); `config` is None when the run config did not parse."""
+
+    run_id: str | None
+    adapter: str | None
+    status: str
+    error: RunError | None
+    started_at: str
+    finished_at: str
+    config: RunConfig | None
+    sha256: dict[str, str] = field(default_factory=dict)
+    engine: str = "trl"
+    autotrain_repo: str | None = None
+
+
+C = TypeVar("C")
+
+
+class ContractError(ValueError):
+    """JSON that does not fit a contract class; one problem per key path."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def parse(cls: type[C], value: Any) -> C:
+    """`value` (parsed JSON) as an instance of the dataclass `cls`, or ContractError naming
+    every missing, unknown and wrongly typed key by its path."""
+    problems: list[str] = []
+    parsed = _parse_value(cls, value, "", problems)
+    if problems:
+        raise ContractError(problems)
+    return parsed
+
+
+def to_json(value: Any) -> Any:
+    """A contract object as the JSON value it parses from."""
+    return dataclasses.asdict(value)
+
+
+def parse_run_config(value: Any) -> RunConfig:
+    """The run config, or ValueError naming every missing or unknown key and bad value."""
+    problems: list[str] = []
+    config = _parse_value(RunConfig, value, "", problems)
+    run_id = value.get("run_id") if isinstance(value, dict) else None
+    if not isinstance(run_id, str) or not re.fullmatch(r"[0-9a-f]{16}", run_id):
+        problems.append("run_id: expected 16 lowercase hex characters")
+    if problems:
+        raise ValueError("invalid run config: " + "; ".join(problems))
+    return config
+
+
+def _parse_value(hint: Any, value: Any, path: str, problems: list[str]) -> Any:
+    origin, args = get_origin(hint), get_args(hint)
+    if dataclasses.is_dataclass(hint):
+        return _parse_object(hint, value, path, problems)
+    if origin is types.UnionType:
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [arg for arg in args if arg is not type(None)]
+        return _parse_value(inner, value, path, problems)
+    if origin is Literal:
+        if value not in args:
+            problems.append(f"{path}: expected one of {sorted(args)}")
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            return _wrong_type(path, "a list", value, problems)
+        return [
+            _parse_value(args[0], item, f"{path}[{i}]", problems) for i, item in enumerate(value)
+        ]
+    if origin is dict:
+        if not isinstance(value, dict) or not all(isinstance(key, str) for key in value):
+            return _wrong_type(path, "an object", value, problems)
+        return {
+            key: _parse_value(args[1], item, f"{path}.{key}", problems)
+            for key, item in value.items()
+        }
+    return _parse_scalar(hint, value, path, problems)
+
+
+def _parse_scalar(hint: Any, value: Any, path: str, problems: list[str]) -> Any:
+    if hint is Any:
+        return value
+    # JSON has one number type: an integer is a fine float; a boolean is neither.
+    accepted = (int, float) if hint is float else (hint,)
+    if (isinstance(value, bool) and hint is not bool) or not isinstance(value, accepted):
+        return _wrong_type(path, hint.__name__, value, problems)
+    return value
+
+
+def _wrong_type(path: str, expected: str, value: Any, problems: list[str]) -> None:
+    problems.append(f"{path or 'config'}: expected {expected}, got {type(value).__name__}")
+
+
+def _parse_object(cls: Any, value: Any, path: str, problems: list[str]) -> Any:
+    if not isinstance(value, dict):
+        return _wrong_type(path, "an object", value, problems)
+    prefix = f"{path}." if path else ""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    optional = {name for name, f in fields.items() if _has_default(f)}
+    problems += [f"{prefix}{k}: missing" for k in sorted(set(fields) - set(value) - optional)]
+    problems += [f"{prefix}{k}: unknown key" for k in sorted(set(value) - set(fields))]
+    hints = get_type_hints(cls)
+    known = {
+        k: _parse_value(hints[k], v, prefix + k, problems) for k, v in value.items() if k in fields
+    }
+    return None if problems else cls(**known)
+
+
+def _has_default(spec: dataclasses.Field[Any]) -> bool:
+    return (
+        spec.default is not dataclasses.MISSING or spec.default_factory is not dataclasses.MISSING
+    )
 
 
 # -- stages and errors ------------------------------------------------------------------------
@@ -221,21 +388,25 @@ def emit_progress(**event: Any) -> None:
     print(PROGRESS_MARKER + json.dumps(event), flush=True)
 
 
-class ProgressCallback(TrainerCallback):
+def progress_callback() -> TrainerCallback:
     """One progress event per logged step: step, total steps and loss."""
+    from transformers import TrainerCallback
 
-    def on_log(
-        self,
-        args: TrainingArguments,
-        state: TrainerState,
-        control: TrainerControl,
-        logs: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        if logs and "loss" in logs:
-            emit_progress(
-                stage="train", step=state.global_step, total=state.max_steps, loss=logs["loss"]
-            )
+    class ProgressCallback(TrainerCallback):
+        def on_log(
+            self,
+            args: TrainingArguments,
+            state: TrainerState,
+            control: TrainerControl,
+            logs: dict[str, Any] | None = None,
+            **kwargs: Any,
+        ) -> None:
+            if logs and "loss" in logs:
+                emit_progress(
+                    stage="train", step=state.global_step, total=state.max_steps, loss=logs["loss"]
+                )
+
+    return ProgressCallback()
 
 
 def redact(text: str) -> str:
@@ -246,55 +417,21 @@ def redact(text: str) -> str:
     return _TOKEN_PATTERN.sub("hf_***", text)
 
 
-def error_record(failure: StageFailed) -> dict[str, str]:
-    return {
-        "stage": failure.stage,
-        "type": type(failure.error).__name__,
-        "message": redact(str(failure.error))[:2000],
-    }
+def error_record(failure: StageFailed) -> RunError:
+    return RunError(failure.stage, type(failure.error).__name__, redact(str(failure.error))[:2000])
 
 
 # -- config -----------------------------------------------------------------------------------
 
 
-def read_config(config_path: str | None) -> dict[str, Any]:
-    """The run config from `--config PATH`, else the JSON text in `RUN_CONFIG`."""
+def read_config(config_path: str | None) -> Any:
+    """The run config's JSON value from `--config PATH`, else from the text in `RUN_CONFIG`."""
     if config_path:
         return json.loads(Path(config_path).read_text(encoding="utf-8"))
     text = os.environ.get("RUN_CONFIG")
     if not text:
         raise ValueError("no run config: pass --config run.json or set RUN_CONFIG to its JSON")
     return json.loads(text)
-
-
-def check_config(config: dict[str, Any]) -> None:
-    """Raise ValueError naming every missing or unknown key and bad value."""
-    problems = _key_problems("", config, CONFIG_KEYS)
-    if isinstance(config.get("training"), dict):
-        problems += _key_problems("training.", config["training"], TRAINING_KEYS)
-    if not re.fullmatch(r"[0-9a-f]{16}", str(config.get("run_id", ""))):
-        problems.append("run_id: expected 16 lowercase hex characters")
-    if config.get("task") not in TASKS:
-        problems.append(f"task: expected one of {sorted(TASKS)}")
-    for key, inner in {
-        "base_model": ("repo_id", "revision"),
-        "dataset": ("repo_id", "revision", "train_file", "eval_file"),
-        "output": ("repo_id", "repo_type", "path_in_repo"),
-        "generation": ("max_new_tokens", "batch_size", "max_items"),
-    }.items():
-        value = config.get(key)
-        missing = [k for k in inner if not isinstance(value, dict) or k not in value]
-        problems += [f"{key}.{k}: missing" for k in missing]
-    if problems:
-        raise ValueError("invalid run config: " + "; ".join(problems))
-
-
-def _key_problems(prefix: str, value: Any, expected: set[str]) -> list[str]:
-    if not isinstance(value, dict):
-        return [f"{prefix or 'config'}: expected an object"]
-    missing = [f"{prefix}{k}: missing" for k in sorted(expected - set(value))]
-    unknown = [f"{prefix}{k}: unknown key" for k in sorted(set(value) - expected)]
-    return missing + unknown
 
 
 # -- the Hub: retries, timeouts, one file at a time ---------------------------------------------
@@ -363,34 +500,40 @@ class TransientHubError(Exception):
         super().__init__(f"{request.method} {request.url.path}: {what}")
 
 
-class HubSession(httpx2.Client):
+def hub_session_class() -> type[httpx2.Client]:
     """huggingface_hub's client (same hooks, same redirects) whose requests end: a timeout on
     every silence where huggingface_hub set none, and transient failures raised for
     `with_retries`."""
+    import httpx2
 
-    def send(self, request: httpx2.Request, **kwargs: Any) -> httpx2.Response:
-        timeout = _policy["active"].timeout
-        asked = request.extensions.get("timeout") or {}
-        bounded = {
-            kind: asked.get(kind) or timeout for kind in ("connect", "read", "write", "pool")
-        }
-        request.extensions = {**request.extensions, "timeout": bounded}
-        try:
-            response = super().send(request, **kwargs)
-        except httpx2.TransportError as error:
-            raise TransientHubError(request, type(error).__name__, None, None) from error
-        status = response.status_code
-        if status in RETRY_STATUS:
-            response.close()
-            wait = wait_hint(status, response.headers)
-            raise TransientHubError(request, f"HTTP {status}", status, wait)
-        return response
+    class HubSession(httpx2.Client):
+        def send(self, request: httpx2.Request, **kwargs: Any) -> httpx2.Response:
+            timeout = _policy["active"].timeout
+            asked = request.extensions.get("timeout") or {}
+            bounded = {
+                kind: asked.get(kind) or timeout for kind in ("connect", "read", "write", "pool")
+            }
+            request.extensions = {**request.extensions, "timeout": bounded}
+            try:
+                response = super().send(request, **kwargs)
+            except httpx2.TransportError as error:
+                raise TransientHubError(request, type(error).__name__, None, None) from error
+            status = response.status_code
+            if status in RETRY_STATUS:
+                response.close()
+                wait = wait_hint(status, response.headers)
+                raise TransientHubError(request, f"HTTP {status}", status, wait)
+            return response
+
+    return HubSession
 
 
 def install_hub_session(policy: RetryPolicy) -> None:
     """Send every huggingface_hub request of this process through a HubSession timed by
     `policy` (huggingface_hub recreates its client after some errors: the factory, not one
     client, carries it)."""
+    from huggingface_hub import get_session, set_client_factory
+
     _policy["active"] = policy
     hf_default = get_session()
     # Its timeout is none: without passing it on, httpx's 5 s default would fill every
@@ -400,13 +543,16 @@ def install_hub_session(policy: RetryPolicy) -> None:
         "follow_redirects": hf_default.follow_redirects,
         "timeout": hf_default.timeout,
     }
-    set_client_factory(lambda: HubSession(**settings))
+    session = hub_session_class()
+    set_client_factory(lambda: session(**settings))
 
 
 def wait_hint(status: int, headers: httpx2.Headers) -> float | None:
     """Seconds the Hub asks us to wait: until the window a 429's `RateLimit` says is spent
     (`"api";r=0;t=55`) resets, plus a second (it counts whole seconds), read first as
     huggingface_hub does; else `Retry-After`."""
+    from huggingface_hub.utils import parse_ratelimit_headers
+
     window = parse_ratelimit_headers(headers) if status == 429 else None
     if window is not None and window.remaining == 0:
         return window.reset_in_seconds + WINDOW_MARGIN
@@ -421,6 +567,9 @@ def wait_hint(status: int, headers: httpx2.Headers) -> float | None:
 
 def is_transient(error: BaseException) -> bool:
     """Worth retrying: a TransientHubError, or the same failures reaching us another way."""
+    import httpx2
+    from huggingface_hub.errors import HfHubHTTPError
+
     for cause in _chain(error):
         if isinstance(cause, TransientHubError | httpx2.TransportError):
             return True
@@ -474,6 +623,8 @@ def _brief(error: BaseException) -> str:
 
 def download_file(repo_id: str, filename: str, *, revision: str, repo_type: str = "model") -> Path:
     """One file at `revision`, retried on its own."""
+    from huggingface_hub import hf_hub_download
+
     return Path(
         with_retries(
             f"download {repo_id}/{filename}",
@@ -489,6 +640,8 @@ def download_folder(
     """The files of `repo_id` at `revision` that match `patterns`, one file at a time (a
     failure costs that file's retry, never the files already fetched); returns the local
     snapshot folder they are in."""
+    from huggingface_hub import HfApi
+
     info = with_retries(
         f"read {repo_id}@{revision}",
         lambda: HfApi().repo_info(repo_id, repo_type=repo_type, revision=revision),
@@ -520,17 +673,17 @@ class Inputs:
     incumbent_dir: Path | None
 
 
-def download_inputs(config: dict[str, Any]) -> Inputs:
+def download_inputs(config: RunConfig) -> Inputs:
     """Base model, dataset files and incumbent adapter, each at its pinned revision."""
-    base, data, incumbent = config["base_model"], config["dataset"], config["incumbent"]
-    model_dir = download_folder(base["repo_id"], base["revision"], MODEL_FILES)
+    base, data, incumbent = config.base_model, config.dataset, config.incumbent
+    model_dir = download_folder(base.repo_id, base.revision, MODEL_FILES)
     train_file, eval_file = (
-        download_file(data["repo_id"], data[key], revision=data["revision"], repo_type="dataset")
-        for key in ("train_file", "eval_file")
+        download_file(data.repo_id, name, revision=data.revision, repo_type="dataset")
+        for name in (data.train_file, data.eval_file)
     )
     incumbent_dir = None
     if incumbent:
-        incumbent_dir = download_folder(incumbent["repo_id"], incumbent["revision"], ADAPTER_FILES)
+        incumbent_dir = download_folder(incumbent.repo_id, incumbent.revision, ADAPTER_FILES)
     return Inputs(model_dir, train_file, eval_file, incumbent_dir)
 
 
@@ -543,42 +696,52 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 
 def device_type() -> str:
+    import torch
+
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def compute_dtype(training: dict[str, Any]) -> torch.dtype:
+def compute_dtype(training: TrainingSettings) -> torch.dtype:
     """fp32 on a CPU; on a GPU the configured 4-bit compute dtype, or bf16 for plain LoRA."""
+    import torch
+
     if device_type() == "cpu":
         return torch.float32
-    quantization = training.get("quantization") or {}
-    name = quantization.get("bnb_4bit_compute_dtype", "bfloat16")
+    quantization = training.quantization
+    name = quantization.bnb_4bit_compute_dtype if quantization else "bfloat16"
     if name == "bfloat16" and not torch.cuda.is_bf16_supported():
         return torch.float16
-    return DTYPES[name]
+    return getattr(torch, name)
 
 
-def quantization_config(training: dict[str, Any]) -> BitsAndBytesConfig | None:
+def quantization_config(training: TrainingSettings) -> BitsAndBytesConfig | None:
     """NF4 (or FP4) 4-bit loading through bitsandbytes for `method: qlora`, else None."""
-    if training["method"] != "qlora":
+    from transformers import BitsAndBytesConfig
+
+    if training.method != "qlora":
         return None
-    settings = training.get("quantization") or {}
+    settings = training.quantization
     return BitsAndBytesConfig(
         load_in_4bit=True,
-        bnb_4bit_quant_type=settings.get("bnb_4bit_quant_type", "nf4"),
-        bnb_4bit_use_double_quant=settings.get("bnb_4bit_use_double_quant", True),
+        bnb_4bit_quant_type=settings.bnb_4bit_quant_type if settings else "nf4",
+        bnb_4bit_use_double_quant=settings.bnb_4bit_use_double_quant if settings else True,
         bnb_4bit_compute_dtype=compute_dtype(training),
     )
 
 
 def load_tokenizer(model_dir: Path) -> PreTrainedTokenizerBase:
+    from transformers import AutoTokenizer
+
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
 
 
-def load_base_model(model_dir: Path, training: dict[str, Any]) -> PreTrainedModel:
+def load_base_model(model_dir: Path, training: TrainingSettings) -> PreTrainedModel:
     """The base model: 4-bit for QLoRA, full precision for LoRA, on the GPU when there is one."""
+    from transformers import AutoModelForCausalLM
+
     quantization = quantization_config(training)
     model = AutoModelForCausalLM.from_pretrained(
         model_dir,
@@ -604,21 +767,24 @@ def disable_cpu_weight_repacking(model: torch.nn.Module) -> int:
 # -- train ------------------------------------------------------------------------------------
 
 
-def attach_lora(model: PreTrainedModel, training: dict[str, Any]) -> PeftModel:
+def attach_lora(model: PreTrainedModel, training: TrainingSettings) -> PeftModel:
     """Wrap `model` in a fresh, trainable LoRA adapter (seeded by `training.seed`)."""
-    set_seed(training["seed"])
-    if training["method"] == "qlora":
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+    from transformers import set_seed
+
+    set_seed(training.seed)
+    if training.method == "qlora":
         model = prepare_model_for_kbit_training(
             model,
-            use_gradient_checkpointing=training["gradient_checkpointing"],
+            use_gradient_checkpointing=training.gradient_checkpointing,
             gradient_checkpointing_kwargs={"use_reentrant": False},
         )
     config = LoraConfig(
-        r=training["r"],
-        lora_alpha=training["lora_alpha"],
-        lora_dropout=training["lora_dropout"],
-        target_modules=list(training["target_modules"]),
-        modules_to_save=list(training["modules_to_save"]) or None,
+        r=training.r,
+        lora_alpha=training.lora_alpha,
+        lora_dropout=training.lora_dropout,
+        target_modules=list(training.target_modules),
+        modules_to_save=list(training.modules_to_save) or None,
         bias="none",
         task_type="CAUSAL_LM",
     )
@@ -631,6 +797,8 @@ def chat_dataset(records: list[dict[str, Any]], assistant_only_loss: bool) -> Da
 
     Prompt/completion works with any chat template; TRL's own `assistant_only_loss` needs
     `{% generation %}` markers that most base models' templates lack."""
+    from datasets import Dataset
+
     rows = []
     for record in records:
         messages = [{"role": m["role"], "content": m["content"]} for m in record["messages"]]
@@ -650,32 +818,35 @@ def resolve_optimizer(requested: str) -> tuple[str, str | None]:
     return requested, None
 
 
-def sft_config(training: dict[str, Any], output_dir: Path, optim: str) -> SFTConfig:
+def sft_config(training: TrainingSettings, output_dir: Path, optim: str) -> SFTConfig:
     """TRL's config from the resolved qlora.yaml. Packing is BFD packing, which is padding-free
     with per-example position ids (no attention across examples)."""
+    import torch
+    from trl import SFTConfig
+
     dtype = compute_dtype(training)
     on_cpu = device_type() == "cpu"
     return SFTConfig(
         output_dir=str(output_dir),
-        num_train_epochs=training["num_train_epochs"],
-        max_steps=training["max_steps"] or -1,
-        learning_rate=training["learning_rate"],
-        lr_scheduler_type=training["lr_scheduler_type"],
-        warmup_steps=training["warmup_ratio"],  # a float below 1 is a ratio in transformers 5
-        per_device_train_batch_size=training["per_device_train_batch_size"],
-        gradient_accumulation_steps=training["gradient_accumulation_steps"],
+        num_train_epochs=training.num_train_epochs,
+        max_steps=training.max_steps or -1,
+        learning_rate=training.learning_rate,
+        lr_scheduler_type=training.lr_scheduler_type,
+        warmup_steps=training.warmup_ratio,  # a float below 1 is a ratio in transformers 5
+        per_device_train_batch_size=training.per_device_train_batch_size,
+        gradient_accumulation_steps=training.gradient_accumulation_steps,
         optim=optim,
-        weight_decay=training["weight_decay"],
-        max_grad_norm=training["max_grad_norm"],
-        max_length=training["max_seq_length"],
-        packing=training["packing"],
+        weight_decay=training.weight_decay,
+        max_grad_norm=training.max_grad_norm,
+        max_length=training.max_seq_length,
+        packing=training.packing,
         packing_strategy="bfd",
-        completion_only_loss=training["assistant_only_loss"],
+        completion_only_loss=training.assistant_only_loss,
         assistant_only_loss=False,
-        activation_checkpointing=training["gradient_checkpointing"],
+        activation_checkpointing=training.gradient_checkpointing,
         activation_checkpointing_kwargs={"use_reentrant": False},
-        seed=training["seed"],
-        data_seed=training["seed"],
+        seed=training.seed,
+        data_seed=training.seed,
         bf16=not on_cpu and dtype == torch.bfloat16,
         fp16=not on_cpu and dtype == torch.float16,
         use_cpu=on_cpu,
@@ -692,22 +863,25 @@ def train_adapter(
     model: PeftModel,
     tokenizer: PreTrainedTokenizerBase,
     records: list[dict[str, Any]],
-    training: dict[str, Any],
+    training: TrainingSettings,
     output_dir: Path,
     callbacks: Sequence[TrainerCallback] | None = None,
 ) -> dict[str, Any]:
     """Train the LoRA weights of `model` in place; returns the training metrics. Each logged
     step goes to `callbacks` (default: progress events on stdout for the runner)."""
-    optim, optim_note = resolve_optimizer(training["optim"])
+    from transformers import PrinterCallback
+    from trl import SFTTrainer
+
+    optim, optim_note = resolve_optimizer(training.optim)
     # A cache in the forward turns off transformers' packed-sequence masks: examples leak.
     model.config.use_cache = False
     shaped = one_packed_sequence_per_forward(training, model.config._attn_implementation)
     trainer = SFTTrainer(
         model=model,
         args=sft_config(shaped, output_dir, optim),
-        train_dataset=chat_dataset(records, training["assistant_only_loss"]),
+        train_dataset=chat_dataset(records, training.assistant_only_loss),
         processing_class=tokenizer,
-        callbacks=list(callbacks) if callbacks is not None else [ProgressCallback()],
+        callbacks=list(callbacks) if callbacks is not None else [progress_callback()],
     )
     trainer.remove_callback(PrinterCallback)  # the callbacks report steps; no raw log dicts
     if device_type() == "cpu":
@@ -716,29 +890,32 @@ def train_adapter(
     model.config.use_cache = True
     return {
         **training_metrics(trainer.state.log_history, result.metrics),
-        "optimizer": {"requested": training["optim"], "used": optim, "note": optim_note},
+        "optimizer": {"requested": training.optim, "used": optim, "note": optim_note},
     }
 
 
 def one_packed_sequence_per_forward(
-    training: dict[str, Any], attention: str | None
-) -> dict[str, Any]:
+    training: TrainingSettings, attention: str | None
+) -> TrainingSettings:
     """Padding-free packing joins a batch's packed sequences into one row. Flash attention
     keeps them apart cheaply; any other attention builds and runs the full square mask over
     the joined row (measured: 1.8x the step time of the same tokens padded). So without flash
     attention, feed one packed sequence per forward and accumulate: every optimizer step
     still sees the same sequences."""
-    if not training["packing"] or (attention or "").startswith("flash_attention"):
+    if not training.packing or (attention or "").startswith("flash_attention"):
         return training
-    batch = training["per_device_train_batch_size"]
-    return training | {
-        "per_device_train_batch_size": 1,
-        "gradient_accumulation_steps": training["gradient_accumulation_steps"] * batch,
-    }
+    return dataclasses.replace(
+        training,
+        per_device_train_batch_size=1,
+        gradient_accumulation_steps=training.gradient_accumulation_steps
+        * training.per_device_train_batch_size,
+    )
 
 
 def keep_trainable_weights_fp32(model: torch.nn.Module) -> None:
     """Undo TRL's bf16 cast of QLoRA adapter weights: a CPU computes in fp32."""
+    import torch
+
     for param in model.parameters():
         if param.requires_grad and param.dtype != torch.float32:
             param.data = param.data.float()
@@ -770,7 +947,7 @@ def training_metrics(log_history: list[dict[str, Any]], summary: dict[str, Any])
 # -- save -------------------------------------------------------------------------------------
 
 
-def save_adapter(model: PeftModel, adapter_dir: Path, base_model: dict[str, str]) -> list[Path]:
+def save_adapter(model: PeftModel, adapter_dir: Path, base_model: ModelRef) -> list[Path]:
     """Write adapter_config.json + adapter_model.safetensors. The config then names the Hub
     base model and revision instead of the local snapshot (patched after saving, so peft's
     vocabulary check reads the local config and never the network). The model card comes
@@ -778,8 +955,8 @@ def save_adapter(model: PeftModel, adapter_dir: Path, base_model: dict[str, str]
     model.save_pretrained(adapter_dir)
     config_path = adapter_dir / "adapter_config.json"
     config = json.loads(config_path.read_text(encoding="utf-8"))
-    config["base_model_name_or_path"] = base_model["repo_id"]
-    config["revision"] = base_model["revision"]
+    config["base_model_name_or_path"] = base_model.repo_id
+    config["revision"] = base_model.revision
     write_json(config_path, config)
     (adapter_dir / "README.md").unlink(missing_ok=True)
     return sorted(p for p in adapter_dir.iterdir() if p.is_file())
@@ -815,6 +992,8 @@ def eval_items(records: list[dict[str, Any]], max_items: int | None) -> list[dic
 def greedy_config(
     model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, max_new_tokens: int
 ) -> GenerationConfig:
+    from transformers import GenerationConfig
+
     eos = getattr(model.generation_config, "eos_token_id", None) or tokenizer.eos_token_id
     return GenerationConfig(
         max_new_tokens=max_new_tokens,
@@ -830,7 +1009,7 @@ def generate_rows(
     model: torch.nn.Module,
     tokenizer: PreTrainedTokenizerBase,
     items: list[dict[str, Any]],
-    generation: dict[str, Any],
+    generation: GenerationSettings,
     role: str,
     report: bool = False,
 ) -> list[dict[str, Any]]:
@@ -838,10 +1017,10 @@ def generate_rows(
     `report`, a progress event per batch (the run's, not smoke's in-process generation)."""
     model.eval()
     tokenizer.padding_side = "left"
-    config = greedy_config(model, tokenizer, generation["max_new_tokens"])
+    config = greedy_config(model, tokenizer, generation.max_new_tokens)
     eos_ids = _as_set(config.eos_token_id)
     rows: list[dict[str, Any]] = []
-    size = generation["batch_size"]
+    size = generation.batch_size
     for start in range(0, len(items), size):
         batch = items[start : start + size]
         rows += _generate_batch(model, tokenizer, batch, config, eos_ids, role)
@@ -858,6 +1037,8 @@ def _generate_batch(
     eos_ids: set[int],
     role: str,
 ) -> list[dict[str, Any]]:
+    import torch
+
     texts = [
         tokenizer.apply_chat_template(item["messages"], add_generation_prompt=True, tokenize=False)
         for item in batch
@@ -911,7 +1092,7 @@ def generate_all_roles(
     model: PeftModel,
     tokenizer: PreTrainedTokenizerBase,
     items: list[dict[str, Any]],
-    generation: dict[str, Any],
+    generation: GenerationSettings,
     incumbent_dir: Path | None,
 ) -> list[dict[str, Any]]:
     """Candidate (trained adapter), base (adapter disabled) and incumbent, same items."""
@@ -946,6 +1127,8 @@ def library_versions() -> dict[str, str | None]:
 def peak_memory() -> dict[str, Any]:
     """Peak GPU memory allocated by torch on a GPU, else the process's peak RSS."""
     if device_type() == "cuda":
+        import torch
+
         return {"kind": "cuda_max_allocated", "bytes": int(torch.cuda.max_memory_allocated())}
     kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     return {"kind": "rss", "bytes": int(kib) * 1024}
@@ -961,6 +1144,8 @@ class PeakMemory:
         self._stop = threading.Event()
         self._rss = _rss_bytes()
         if device_type() == "cuda":
+            import torch
+
             torch.cuda.reset_peak_memory_stats()
         else:
             self._sampler = threading.Thread(target=self._sample, daemon=True)
@@ -974,6 +1159,8 @@ class PeakMemory:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         if device_type() == "cuda":
+            import torch
+
             self.peak = {
                 "kind": "cuda_max_allocated",
                 "bytes": int(torch.cuda.max_memory_allocated()),
@@ -993,6 +1180,8 @@ def _rss_bytes() -> int:
 
 def device_name() -> str:
     if device_type() == "cuda":
+        import torch
+
         return torch.cuda.get_device_name(0)
     return f"cpu ({platform.machine()}, {os.cpu_count()} cores)"
 
@@ -1007,16 +1196,18 @@ def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
             stream.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
-def upload_files(output: dict[str, str], files: dict[str, Path], message: str) -> str:
+def upload_files(output: OutputRef, files: dict[str, Path], message: str) -> str:
     """All `files` (name in the folder -> local path) in one commit, each request retried;
     returns the commit id."""
+    from huggingface_hub import CommitOperationAdd, HfApi
+
     api = HfApi()
-    repo_id, repo_type = output["repo_id"], output["repo_type"]
+    repo_id, repo_type = output.repo_id, output.repo_type
     with_retries(
         f"create {repo_id}",
         lambda: api.create_repo(repo_id, repo_type=repo_type, exist_ok=True),
     )
-    prefix = output["path_in_repo"].strip("/")
+    prefix = output.path_in_repo.strip("/")
     operations = [
         CommitOperationAdd(path_in_repo=f"{prefix}/{name}", path_or_fileobj=str(path))
         for name, path in sorted(files.items())
@@ -1065,14 +1256,14 @@ class Kept:
     "trained", with their sha256) and metrics.json (with the training metrics)."""
 
     folder: Path
-    record: dict[str, Any]
+    record: RunResult
     metrics: dict[str, Any]
     source: str
     """Where it was found: "this run", "local" (an earlier attempt's output folder) or "hub"."""
 
     @property
     def hashes(self) -> dict[str, str]:
-        return dict(self.record["sha256"])
+        return dict(self.record.sha256)
 
     def adapter_files(self) -> dict[str, Path]:
         return {name: self.folder / name for name in sorted(self.hashes)}
@@ -1084,10 +1275,11 @@ class Kept:
 def read_kept(folder: Path, run_id: str, source: str) -> Kept | None:
     """The adapter kept in `folder` for `run_id`, or None when there is none or its files do
     not match their hashes (then the run trains again)."""
-    record, metrics = (_read_json_object(folder / name) for name in RECORD_FILES)
-    if record is None or metrics is None or not _is_trained_record(record, run_id):
+    record = _read_trained_record(folder / "run.json", run_id)
+    metrics = _read_json_object(folder / "metrics.json")
+    if record is None or metrics is None:
         return None
-    expected = record["sha256"]
+    expected = record.sha256
     found = {name: file_sha256(folder / name) for name in expected if (folder / name).is_file()}
     if found != expected:
         LOG.warning("the trained adapter in %s does not match its run.json: training again", folder)
@@ -1095,19 +1287,16 @@ def read_kept(folder: Path, run_id: str, source: str) -> Kept | None:
     return Kept(folder, record, metrics, source)
 
 
-def _is_trained_record(record: dict[str, Any], run_id: str) -> bool:
-    hashes = record.get("sha256")
-    return (
-        record.get("status") == "trained"
-        and record.get("run_id") == run_id
-        and isinstance(hashes, dict)
-        and bool(hashes)
-        # Names become local paths: plain file names only, never run.json or metrics.json.
-        and all(
-            isinstance(name, str) and _PLAIN_NAME.fullmatch(name) and name not in RECORD_FILES
-            for name in hashes
-        )
-    )
+def _read_trained_record(path: Path, run_id: str) -> RunResult | None:
+    """The run.json at `path` when it records a trained adapter of `run_id`, else None."""
+    try:
+        record = parse(RunResult, _read_json_object(path))
+    except ContractError:
+        return None
+    trained = record.status == "trained" and record.run_id == run_id and bool(record.sha256)
+    # Names become local paths: plain file names only, never run.json or metrics.json.
+    plain = all(_PLAIN_NAME.fullmatch(name) and name not in RECORD_FILES for name in record.sha256)
+    return record if trained and plain else None
 
 
 def _read_json_object(path: Path) -> dict[str, Any] | None:
@@ -1118,19 +1307,22 @@ def _read_json_object(path: Path) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def find_kept(state: RunState) -> Kept | None:
+def find_kept(state: RunState, config: RunConfig) -> Kept | None:
     """This run id's adapter from an earlier attempt: in the output folder (a local retry),
     else at the candidate location (a Space restarts with nothing local)."""
     folder = state.out_dir / KEPT_DIR
-    return read_kept(folder, state.config["run_id"], "local") or fetch_kept(state, folder)
+    return read_kept(folder, config.run_id, "local") or fetch_kept(state, config, folder)
 
 
-def fetch_kept(state: RunState, folder: Path) -> Kept | None:
+def fetch_kept(state: RunState, config: RunConfig, folder: Path) -> Kept | None:
     """The kept adapter at the candidate location, copied into `folder`, or None. Notes in
     `state.hub_trained` that the Hub holds one as soon as its run.json says so."""
-    output, run_id = state.config["output"], state.config["run_id"]
-    repo_id, repo_type = output["repo_id"], output["repo_type"]
-    prefix = output["path_in_repo"].strip("/") + "/"
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    output, run_id = config.output, config.run_id
+    repo_id, repo_type = output.repo_id, output.repo_type
+    prefix = output.path_in_repo.strip("/") + "/"
     try:
         info = with_retries(
             f"read {repo_id}", lambda: HfApi().repo_info(repo_id, repo_type=repo_type)
@@ -1148,10 +1340,10 @@ def fetch_kept(state: RunState, folder: Path) -> Kept | None:
 
     if "run.json" not in present:
         return None
-    record = _read_json_object(fetch("run.json"))
-    if record is None or not _is_trained_record(record, run_id):
+    record = _read_trained_record(fetch("run.json"), run_id)
+    if record is None:
         return None
-    names = [*sorted(record["sha256"]), *RECORD_FILES]
+    names = [*sorted(record.sha256), *RECORD_FILES]
     if not set(names) <= present:
         return None
     state.hub_trained = True
@@ -1162,13 +1354,13 @@ def fetch_kept(state: RunState, folder: Path) -> Kept | None:
     return read_kept(folder, run_id, "hub")
 
 
-def keep_on_hub(config: dict[str, Any], kept: Kept, metrics: dict[str, Any]) -> None:
+def keep_on_hub(config: RunConfig, kept: Kept, metrics: dict[str, Any]) -> None:
     """Upload the trained adapter now, before generating. Not fatal: when it fails, the
     adapter stays in the output folder and goes up again with the results."""
-    message = f"Trained adapter of run {config['run_id']} ({config['adapter']}): eval to follow"
+    message = f"Trained adapter of run {config.run_id} ({config.adapter}): eval to follow"
     try:
         with stage("keep", metrics):
-            upload_files(config["output"], kept.files(), message)
+            upload_files(config.output, kept.files(), message)
     except StageFailed as failure:
         LOG.warning(
             "could not keep the trained adapter on the Hub yet (%s); it stays in %s",
@@ -1184,27 +1376,46 @@ def keep_on_hub(config: dict[str, Any], kept: Kept, metrics: dict[str, Any]) -> 
 class RunState:
     """One attempt at a run: its config, output folder, metrics so far and trained adapter."""
 
-    config: dict[str, Any]
+    given: dict[str, Any]
+    """The run config's JSON object, as given."""
     out_dir: Path
     metrics: dict[str, Any]
     started: str
     retrain: bool = False
+    config: RunConfig | None = None
+    """`given`, once the config stage has parsed it."""
     kept: Kept | None = None
     hub_trained: bool = False
     """The candidate location holds a trained adapter of this run id (seen by `fetch_kept`)."""
 
+    @property
+    def run_id(self) -> str | None:
+        return _given_text(self.given, "run_id")
 
-def train_and_generate(state: RunState) -> None:
+    @property
+    def adapter(self) -> str | None:
+        return _given_text(self.given, "adapter")
+
+
+def _given_text(given: dict[str, Any], key: str) -> str | None:
+    """A text field of a run config that may not have parsed (for the records of its failure)."""
+    value = given.get(key)
+    return value if isinstance(value, str) else None
+
+
+def train_and_generate(state: RunState, config: RunConfig) -> None:
     """Every stage up to the files in the output folder; raises StageFailed. A kept adapter of
     this run id replaces the training."""
-    config, metrics, training = state.config, state.metrics, state.config["training"]
+    from peft import PeftModel
+
+    metrics, training = state.metrics, config.training
     if not state.retrain:  # first: a failure from here on keeps what it finds
         with stage("resume", metrics):
-            state.kept = find_kept(state)
+            state.kept = find_kept(state, config)
     with stage("download", metrics):
         inputs = download_inputs(config)
         train_records = read_jsonl(inputs.train_file)
-        items = eval_items(read_jsonl(inputs.eval_file), config["generation"]["max_items"])
+        items = eval_items(read_jsonl(inputs.eval_file), config.generation.max_items)
     with stage("load", metrics):
         tokenizer = load_tokenizer(inputs.model_dir)
         base = load_base_model(inputs.model_dir, training)
@@ -1213,57 +1424,57 @@ def train_and_generate(state: RunState) -> None:
         else:
             model = PeftModel.from_pretrained(base, str(state.kept.folder))
     if state.kept is None:
-        state.kept = train_and_keep(state, model, tokenizer, train_records)
+        state.kept = train_and_keep(state, config, model, tokenizer, train_records)
     else:
         LOG.info(
-            "run %s was trained before (%s): training skipped", config["run_id"], state.kept.source
+            "run %s was trained before (%s): training skipped", config.run_id, state.kept.source
         )
         metrics["training"] = state.kept.metrics.get("training")
         metrics["resumed"] = {"from": state.kept.source}
     with stage("generate", metrics), PeakMemory() as memory:
-        rows = generate_all_roles(
-            model, tokenizer, items, config["generation"], inputs.incumbent_dir
-        )
+        rows = generate_all_roles(model, tokenizer, items, config.generation, inputs.incumbent_dir)
         write_jsonl(state.out_dir / "eval_outputs.jsonl", rows)
     metrics["generation"] = {"items": len(items), "rows": len(rows), "peak_memory": memory.peak}
 
 
 def train_and_keep(
     state: RunState,
+    config: RunConfig,
     model: PeftModel,
     tokenizer: PreTrainedTokenizerBase,
     records: list[dict[str, Any]],
 ) -> Kept:
     """Train, save the adapter with its "trained" record in the output folder, and keep it on
     the Hub."""
-    config, metrics = state.config, state.metrics
+    metrics = state.metrics
     with stage("train", metrics):
         metrics["training"] = train_adapter(
-            model, tokenizer, records, config["training"], state.out_dir / "trainer"
+            model, tokenizer, records, config.training, state.out_dir / "trainer"
         )
     folder = state.out_dir / KEPT_DIR
     with stage("save", metrics):
         shutil.rmtree(folder, ignore_errors=True)
-        save_adapter(model, folder, config["base_model"])
+        save_adapter(model, folder, config.base_model)
         record = run_record(state, "trained", None, adapter_hashes(folder))
-        write_json(folder / "run.json", record)
+        write_json(folder / "run.json", to_json(record))
         write_json(folder / "metrics.json", metrics)
     kept = Kept(folder, record, dict(metrics), "this run")
     keep_on_hub(config, kept, metrics)
     return kept
 
 
-def run(config: dict[str, Any], out_dir: Path, *, retrain: bool = False) -> int:
-    """The whole run; uploads run.json in every case. Returns the exit code."""
+def run(given: dict[str, Any], out_dir: Path, *, retrain: bool = False) -> int:
+    """The whole run of the run config `given` (its JSON object); uploads run.json in every
+    case. Returns the exit code."""
     out_dir.mkdir(parents=True, exist_ok=True)
     metrics: dict[str, Any] = {"durations_s": {}, "device": device_name()}
     metrics["versions"] = library_versions()
-    state = RunState(config, out_dir, metrics, now_iso(), retrain)
-    error: dict[str, str] | None = None
+    state = RunState(given, out_dir, metrics, now_iso(), retrain)
+    error: RunError | None = None
     try:
         with stage("config", metrics):
-            check_config(config)
-        train_and_generate(state)
+            state.config = parse_run_config(given)
+        train_and_generate(state, state.config)
     except StageFailed as failure:
         LOG.error("run failed: %s", redact(str(failure)))
         error = error_record(failure)
@@ -1271,18 +1482,18 @@ def run(config: dict[str, Any], out_dir: Path, *, retrain: bool = False) -> int:
     return finish(state, error)
 
 
-def finish(state: RunState, error: dict[str, str] | None) -> int:
+def finish(state: RunState, error: RunError | None) -> int:
     """Write metrics.json and run.json and upload them with the adapter and eval outputs when
     the run succeeded. After a failure, only the records go up, with the kept adapter when
     there is one (status "trained": the next attempt skips training)."""
-    if error is None and state.kept is not None:
+    if error is None and state.kept is not None and state.config is not None:
         try:
             with stage("upload", state.metrics):
                 _write_records(state, "succeeded", None)
                 upload_files(
-                    state.config["output"],
+                    state.config.output,
                     _result_files(state, state.kept),
-                    _message(state.config, None),
+                    _message(state, None),
                 )
             return 0
         except StageFailed as failure:
@@ -1290,7 +1501,7 @@ def finish(state: RunState, error: dict[str, str] | None) -> int:
             error = error_record(failure)
     assert error is not None, "a run without a trained adapter has failed"
     _write_records(state, "trained" if state.kept else "failed", error)
-    if state.kept is None and (state.hub_trained or error["stage"] == "resume"):
+    if state.kept is None and (state.hub_trained or error.stage == "resume"):
         # The Hub may hold a trained adapter this attempt could not fetch: "failed" over its
         # run.json would have it cleared. Leave it for the next attempt.
         LOG.error("the candidate location is left as it was; run.json stays in %s", state.out_dir)
@@ -1300,24 +1511,24 @@ def finish(state: RunState, error: dict[str, str] | None) -> int:
 
 
 def run_record(
-    state: RunState, status: str, error: dict[str, str] | None, hashes: dict[str, str]
-) -> dict[str, Any]:
-    return {
-        "run_id": state.config.get("run_id"),
-        "adapter": state.config.get("adapter"),
-        "status": status,
-        "error": error,
-        "started_at": state.started,
-        "finished_at": now_iso(),
-        "config": state.config,
-        "sha256": hashes,
-    }
+    state: RunState, status: str, error: RunError | None, hashes: dict[str, str]
+) -> RunResult:
+    return RunResult(
+        run_id=state.run_id,
+        adapter=state.adapter,
+        status=status,
+        error=error,
+        started_at=state.started,
+        finished_at=now_iso(),
+        config=state.config,
+        sha256=hashes,
+    )
 
 
-def _write_records(state: RunState, status: str, error: dict[str, str] | None) -> None:
+def _write_records(state: RunState, status: str, error: RunError | None) -> None:
     hashes = state.kept.hashes if state.kept else {}
     write_json(state.out_dir / "metrics.json", state.metrics)
-    write_json(state.out_dir / "run.json", run_record(state, status, error, hashes))
+    write_json(state.out_dir / "run.json", to_json(run_record(state, status, error, hashes)))
 
 
 def _result_files(state: RunState, kept: Kept) -> dict[str, Path]:
@@ -1327,26 +1538,36 @@ def _result_files(state: RunState, kept: Kept) -> dict[str, Path]:
     return files
 
 
-def _upload_failure(state: RunState, error: dict[str, str]) -> None:
-    config, out_dir = state.config, state.out_dir
-    output = config.get("output")
-    if not isinstance(output, dict) or not {"repo_id", "repo_type", "path_in_repo"} <= set(output):
-        LOG.error("no usable `output` in the config: run.json stays in %s", out_dir)
+def _upload_failure(state: RunState, error: RunError) -> None:
+    output = _failure_output(state)
+    if output is None:
+        LOG.error("no usable `output` in the config: run.json stays in %s", state.out_dir)
         return
-    files = {name: out_dir / name for name in RECORD_FILES}
+    files = {name: state.out_dir / name for name in RECORD_FILES}
     if state.kept is not None:
         files = state.kept.adapter_files() | files
     try:
-        upload_files(output, files, _message(config, error))
+        upload_files(output, files, _message(state, error))
     except Exception as upload_error:
         LOG.error("could not upload run.json: %s", redact(str(upload_error)))
         if state.kept is not None:
             LOG.error("the trained adapter stays in %s for the next attempt", state.kept.folder)
 
 
-def _message(config: dict[str, Any], error: dict[str, str] | None) -> str:
-    outcome = f"failed in {error['stage']}" if error else "succeeded"
-    return f"Candidate {config.get('run_id')} of {config.get('adapter')}: {outcome}"
+def _failure_output(state: RunState) -> OutputRef | None:
+    """Where the records of a failure go: the config's output, even when the rest of the
+    config did not parse."""
+    if state.config is not None:
+        return state.config.output
+    try:
+        return parse(OutputRef, state.given.get("output"))
+    except ContractError:
+        return None
+
+
+def _message(state: RunState, error: RunError | None) -> str:
+    outcome = f"failed in {error.stage}" if error else "succeeded"
+    return f"Candidate {state.run_id} of {state.adapter}: {outcome}"
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

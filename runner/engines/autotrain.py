@@ -34,9 +34,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from runner.errors import SpecError
 from runner.findings import Finding, Severity
+from runner.space import image
 from runner.space.image import AUTOTRAIN_VERSION
-from runner.specs.bundle import AdapterBundle, require_adapter
+from runner.space.render import SpaceApp, dockerfile
+from runner.specs.bundle import AdapterBundle
+from runner.specs.load import require_adapter
 from runner.specs.training import TrainingSpec
+from runner.train.train import ADAPTER_FILES, RunConfig
 from runner.workspace import Workspace
 
 TOKEN_REFERENCE = "${HF_TOKEN}"
@@ -409,12 +413,49 @@ def autotrain_config_yaml(config: dict[str, Any]) -> str:
     return yaml.safe_dump(config, sort_keys=False, default_flow_style=False)
 
 
-# -- `python -m runner.train.autotrain render ADAPTER` ------------------------------------------
+# -- the engine -------------------------------------------------------------------------------
+
+
+class AutoTrainEngine:
+    name = "autotrain"
+    # AutoTrain brings its own pinned stack (transformers, trl, peft, bitsandbytes,
+    # huggingface_hub); installing ours next to it would break one or the other.
+    space_app = SpaceApp(
+        template="autotrain_app_template.py",
+        dockerfile=dockerfile(image.AUTOTRAIN_BASE_IMAGE, image.AUTOTRAIN_PACKAGE),
+        about=f"It trains with AutoTrain Advanced {AUTOTRAIN_VERSION} (`llm-sft`).\n",
+    )
+    # AutoTrain trains only: its candidates' eval outputs are generated at evaluation time.
+    required_files = (*ADAPTER_FILES, "run.json")
+    makes_eval_outputs = False
+
+    def space_variables(
+        self, bundle: AdapterBundle, config: RunConfig, space_id: str
+    ) -> dict[str, str]:
+        """The AutoTrain config rendered from the run config (AutoTrain pushes to the Space
+        owner's namespace)."""
+        autotrain = render_autotrain_config(
+            bundle,
+            run_id=config.run_id,
+            username=space_id.split("/")[0],
+            dataset_repo=config.dataset.repo_id,
+            dataset_revision=config.dataset.revision,
+        )
+        return {"AUTOTRAIN_CONFIG": autotrain_config_yaml(autotrain)}
+
+    def spec_findings(self, bundle: AdapterBundle) -> list[Finding]:
+        return autotrain_findings(bundle)
+
+
+AUTOTRAIN = AutoTrainEngine()
+
+
+# -- `python -m runner.engines.autotrain render ADAPTER` ------------------------------------------
 
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m runner.train.autotrain",
+        prog="python -m runner.engines.autotrain",
         description="Print the AutoTrain config of an adapter as YAML.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
