@@ -23,6 +23,7 @@ from runner.runs.record import read_run
 from runner.specs import require_adapter
 from runner.train import train as script
 from runner.workspace import Workspace
+from tests.test_train_script import training_config
 
 TOKEN = "hf_emulatorSecretToken1234"
 OUTPUT_REPO = "ainative/contract-candidates"
@@ -41,30 +42,7 @@ def config_json(**changes: Any) -> dict[str, Any]:
             "train_file": "t",
             "eval_file": "e",
         },
-        "training": {
-            "method": "lora",
-            "r": 8,
-            "lora_alpha": 16,
-            "lora_dropout": 0.0,
-            "target_modules": ["q_proj"],
-            "modules_to_save": [],
-            "quantization": None,
-            "num_train_epochs": 1,
-            "max_steps": None,
-            "learning_rate": 1e-4,
-            "lr_scheduler_type": "constant",
-            "warmup_ratio": 0.0,
-            "per_device_train_batch_size": 2,
-            "gradient_accumulation_steps": 1,
-            "optim": "adamw_torch",
-            "weight_decay": 0.0,
-            "max_grad_norm": 1.0,
-            "max_seq_length": 256,
-            "packing": False,
-            "assistant_only_loss": True,
-            "gradient_checkpointing": False,
-            "seed": 0,
-        },
+        "training": training_config(),
         "generation": {"max_new_tokens": 8, "batch_size": 2, "max_items": None},
         "incumbent": None,
         "output": {"repo_id": OUTPUT_REPO, "repo_type": "model", "path_in_repo": "runs/x"},
@@ -236,3 +214,18 @@ def test_any_run_json_reads_as_a_status_and_never_a_traceback(hub: Any) -> None:
         run = read(f"hostile-{i}")
         assert (run.status, run.record, run.is_candidate) == ("unreadable", None, False), name
         assert str(run.error).startswith("status unreadable"), name
+
+
+def test_a_failure_recorded_in_run_json_never_carries_a_token_under_either_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Not shaped like hf_...: found by value. Both names set, as a user's environment may.
+    secrets = {"HF_TOKEN": "first-secret-0123", "HUGGING_FACE_HUB_TOKEN": "second-secret-4567"}
+    for name, secret in secrets.items():
+        monkeypatch.setenv(name, secret)
+    failure = script.StageFailed(
+        "download", RuntimeError("401 for first-secret-0123 then second-secret-4567")
+    )
+    error = script.error_record(failure)
+    assert not any(secret in json.dumps(script.to_json(error)) for secret in secrets.values())
+    assert error.message == "401 for *** then ***"

@@ -3,7 +3,7 @@ app (train.py's constants, stages, redaction, records and upload), the trl Space
 AutoTrain app (each other's Hub timeouts, status server and pause), and runs/progress.py
 (train.py's progress marker: the runner reads what train.py prints). Each copy is pinned to
 its original here, by value for constants and by syntax tree for code, so that one cannot
-change without the other. The files are parsed, never imported: train.py needs torch.
+change without the other. The files are parsed, never imported.
 
 A copy may differ from its original only where this file says so, and each such difference is
 checked to still exist, so that a stale exception fails too."""
@@ -58,20 +58,7 @@ CONSTANTS = [
 DEFINITIONS = [
     Copy(AUTOTRAIN_APP, "StageFailed", TRAIN),
     Copy(AUTOTRAIN_APP, "now_iso", TRAIN),
-    Copy(
-        AUTOTRAIN_APP,
-        "redact",
-        TRAIN,
-        renames={"_TOKEN_PATTERN": "TOKEN_PATTERN"},
-        # The app reads only HF_TOKEN, the Space secret it is given; train.py also runs where
-        # a user's environment may hold the token under its older name.
-        replaced=(
-            (
-                "os.environ.get('HF_TOKEN') or os.environ.get('HUGGING_FACE_HUB_TOKEN')",
-                "os.environ.get('HF_TOKEN')",
-            ),
-        ),
-    ),
+    Copy(AUTOTRAIN_APP, "redact", TRAIN, renames={"_TOKEN_PATTERN": "TOKEN_PATTERN"}),
     Copy(AUTOTRAIN_APP, "fill_timeouts", TRL_APP),
     Copy(AUTOTRAIN_APP, "Handler", TRL_APP),
     # AutoTrain's image pins huggingface_hub 0.x, which has no client factory to set.

@@ -28,6 +28,7 @@ from runner.runs.record import RunRecord, clear_run, read_run
 from runner.runs.run_id import run_id
 from runner.space.sync import Limits
 from runner.specs.bundle import AdapterBundle
+from runner.train.train import RunConfig
 from runner.workspace import Workspace
 
 # Past its timeout a run goes on while it progresses: this long without a new step stops it.
@@ -105,9 +106,7 @@ def what_was_kept(run: RunRecord | None) -> str:
     return "kept: nothing (no trained adapter was uploaded); the next `runner train` starts over"
 
 
-def run_config(
-    bundle: AdapterBundle, repo_root: Path, client: HubClient, rid: str
-) -> dict[str, Any]:
+def run_config(bundle: AdapterBundle, repo_root: Path, client: HubClient, rid: str) -> RunConfig:
     """Push the dataset version (once) and render the run config against its commit."""
     dataset = push_dataset(bundle.dataset, repo_root, client)
     incumbent = find_incumbent(bundle, client)

@@ -73,9 +73,10 @@ def stage(name: str) -> Iterator[None]:
 
 
 def redact(text: str) -> str:
-    token = os.environ.get("HF_TOKEN")
-    if token:
-        text = text.replace(token, "***")
+    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
+        token = os.environ.get(name)
+        if token:
+            text = text.replace(token, "***")
     return TOKEN_PATTERN.sub("hf_***", text)
 
 

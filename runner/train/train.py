@@ -165,16 +165,16 @@ class DatasetRef:
 @dataclass(frozen=True)
 class Quantization:
     load_in_4bit: bool
-    bnb_4bit_quant_type: str
+    bnb_4bit_quant_type: Literal["nf4", "fp4"]
     bnb_4bit_use_double_quant: bool
-    bnb_4bit_compute_dtype: str
+    bnb_4bit_compute_dtype: Literal["bfloat16", "float16", "float32"]
 
 
 @dataclass(frozen=True)
 class TrainingSettings:
     """The resolved qlora.yaml."""
 
-    method: str
+    method: Literal["qlora", "lora"]
     r: int
     lora_alpha: int
     lora_dropout: float
@@ -410,10 +410,12 @@ def progress_callback() -> TrainerCallback:
 
 
 def redact(text: str) -> str:
-    """`text` without the Hub token of this environment or anything shaped like a token."""
-    token = os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN")
-    if token:
-        text = text.replace(token, "***")
+    """`text` without the Hub tokens of this environment (either name huggingface_hub reads)
+    or anything shaped like a token."""
+    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
+        token = os.environ.get(name)
+        if token:
+            text = text.replace(token, "***")
     return _TOKEN_PATTERN.sub("hf_***", text)
 
 
