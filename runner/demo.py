@@ -161,7 +161,7 @@ class _Demo:
         self._comment("1-validation.md", "validate", adapter, "--changed-since", "main")
         self._step("smoke", adapter)
         self._comment("2-plan.md", "plan", adapter)
-        self._step("train", adapter, "--backend", "space")
+        self._step("train", adapter, "--remote")  # as the PR workflow does
         reports = self.folder / "pr"
         passed = self._step("eval", adapter, "--upload", "--out", str(reports), allow=(0, 1))
         report = reports / "eval_report.md"

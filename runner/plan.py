@@ -9,9 +9,13 @@ from typing import Any
 
 from runner.errors import SpecError
 from runner.findings import Severity
+from runner.hub.client import DEFAULT_ENDPOINT, HubClient
 from runner.policy.loading import Policies
+from runner.policy.memory import MemoryPlan
 from runner.policy.promotion import predecessor
 from runner.policy.training import CostEstimate
+from runner.runs.cost import PriceList, read_prices, with_prices
+from runner.specs.bundle import AdapterBundle
 from runner.specs.diff import FieldChange, SpecDiff, diff_bundles, is_missing
 from runner.specs.evaluation import Waiver
 from runner.validation import AdapterValidation, validate_adapter
@@ -29,6 +33,7 @@ class Plan:
     previous: str | None
     diff: SpecDiff | None
     estimate: CostEstimate | None
+    memory: MemoryPlan | None
     tokens_exact: bool
     waivers: list[Waiver]
     errors: int
@@ -42,6 +47,7 @@ class Plan:
             **{field.name: getattr(self, field.name) for field in fields(self)},
             "diff": None if self.diff is None else _diff_dict(self.diff),
             "estimate": None if self.estimate is None else asdict(self.estimate),
+            "memory": None if self.memory is None else _memory_dict(self.memory),
             "waivers": [waiver.model_dump(mode="json") for waiver in self.waivers],
         }
 
@@ -55,19 +61,36 @@ def _diff_dict(diff: SpecDiff) -> dict[str, Any]:
     }
 
 
+def _memory_dict(memory: MemoryPlan) -> dict[str, Any]:
+    """GB per GPU; `needed` is null for a base the planner has no architecture for, and
+    `gb_per_gpu` for a flavor whose memory it does not know."""
+    needed = memory.needed
+    return {
+        "flavor": memory.flavor,
+        "gpus": None if memory.capacity is None else memory.capacity.devices,
+        "gb_per_gpu": None if memory.capacity is None else memory.capacity.gb_per_device,
+        "needed": None if needed is None else {**asdict(needed), "total_gb": needed.total_gb},
+        "fits": memory.fits,
+    }
+
+
 def _change_dict(change: FieldChange) -> dict[str, Any]:
     """A side where the field is absent has no key: null is a value a spec can hold."""
     sides = {"old": change.old, "new": change.new}
     return {"key": change.key, **{side: v for side, v in sides.items() if not is_missing(v)}}
 
 
-def make_plan(workspace: Workspace, directory: Path, policies: Policies) -> Plan:
+def make_plan(
+    workspace: Workspace, directory: Path, policies: Policies, client: HubClient | None = None
+) -> Plan:
+    """`client`: the Hub to read a Jobs adapter's flavor prices from (else the policy's)."""
     checked: AdapterValidation = validate_adapter(workspace, directory, policies)
     bundle = checked.bundle
     if bundle is None:
         raise SpecError(
             f"{checked.path}: the specs do not load; run `runner validate`", checked.findings
         )
+    prices = job_prices(bundle, client)
     previous = predecessor(bundle, workspace)
     return Plan(
         adapter=bundle.dirname,
@@ -75,9 +98,20 @@ def make_plan(workspace: Workspace, directory: Path, policies: Policies) -> Plan
         publish_repo=bundle.adapter.publish.repo_id,
         previous=previous.dirname if previous else None,
         diff=diff_bundles(previous, bundle) if previous else None,
-        estimate=checked.estimate,
+        estimate=with_prices(checked.estimate, prices, policies.training),
+        memory=checked.memory,
         tokens_exact=bool(checked.data and checked.data.tokens_exact),
         waivers=list(bundle.evaluation.waivers),
         errors=sum(f.severity is Severity.ERROR for f in checked.findings),
         warnings=sum(f.severity is Severity.WARNING for f in checked.findings),
     )
+
+
+def job_prices(bundle: AdapterBundle, client: HubClient | None) -> PriceList:
+    """The Hub's prices for a Jobs adapter, when there is a Hub to ask: one named by
+    HF_ENDPOINT or reached with a token. Other backends keep the policy's Space rates."""
+    if bundle.adapter.training.flavor is None:  # not a Job: no Jobs price applies
+        return PriceList()
+    if client is None or not (client.has_token or client.endpoint != DEFAULT_ENDPOINT):
+        return PriceList(problem="no HF_TOKEN or HF_ENDPOINT to read the Hub's prices with")
+    return read_prices(client)

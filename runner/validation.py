@@ -9,6 +9,7 @@ from runner.data.checks import DatasetReport, check_dataset
 from runner.engines import engine_for
 from runner.findings import Finding, has_errors, sort_findings
 from runner.policy.loading import Policies
+from runner.policy.memory import MemoryPlan, check_memory, plan_memory
 from runner.policy.promotion import check_promotion_rules
 from runner.policy.repos import check_publish_claims, check_repo_owners
 from runner.policy.training import (
@@ -32,6 +33,7 @@ class AdapterValidation:
     """None when the specs did not load: nothing else could be checked."""
     data: DatasetReport | None
     estimate: CostEstimate | None
+    memory: MemoryPlan | None = None
 
     @property
     def ok(self) -> bool:
@@ -58,6 +60,8 @@ def validate_adapter(
         findings += check_repo_owners(policies.repos, bundle)
     findings += check_publish_claims(bundle, workspace)
     findings += readme_findings(bundle)
+    memory = plan_memory(bundle)
+    findings += check_memory(bundle, memory)
     data = check_dataset(bundle, workspace, policies.text)
     findings += data.findings
     estimate = None
@@ -65,7 +69,7 @@ def validate_adapter(
         findings += check_training_limits(policies.training, bundle)
         estimate = estimate_cost(policies.training, bundle, data.stats["train"].tokens)
         findings += check_gpu_hours(policies.training, bundle, estimate, exact=data.tokens_exact)
-    return AdapterValidation(path, sort_findings(findings), bundle, data, estimate)
+    return AdapterValidation(path, sort_findings(findings), bundle, data, estimate, memory)
 
 
 def exit_code(results: list[AdapterValidation], policies: Policies) -> int:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from huggingface_hub import HfApi
 
+from runner.cli import main
 from runner.hub.seed import SMOLLM2_REPO_ID, seed_emulator
 from tests.conftest import ADAPTER, TOKEN, RunCli, candidate_of, copy_repo, edit, shorten
 
@@ -264,3 +265,11 @@ def test_settings_autotrain_cannot_honour_fail_validation_at_their_key(
     code, out, _ = run_cli("validate", f"adapters/{ADAPTER}", "--repo", root)
     assert code == 2
     assert "engine autotrain runs AutoTrain's own image inside a Space" in out
+
+
+def test_remote_and_backend_together_are_refused_before_anything_runs(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = main(["train", "kwanzaa-mini-v1", "--backend", "local", "--remote"])
+    assert code == 2
+    assert "give only one" in capsys.readouterr().err

@@ -211,7 +211,7 @@ def planted(tmp_path_factory) -> tuple[Path, set[tuple[str, int, str]], dict[str
             "    python_parse_rate: 0.95": "    python_parse_rate: 0.9",
             "  tests: 0.9": "  tests: 0.5",
             "  type_hints: 0.9": "  type_hints: 0.5",
-            "hardware: a10g-small": "hardware: cpu-basic",
+            "flavor: a10g-small": "flavor: cpu-basic",
             "num_train_epochs: 3": "num_train_epochs: 100",
             "  error_handling: 0.8": "  error_handling: 1.0",
         },
@@ -301,6 +301,11 @@ def planted(tmp_path_factory) -> tuple[Path, set[tuple[str, int, str]], dict[str
             f"{chat}/adapter.yaml",
             line_of(root / chat / "adapter.yaml", "a100-large"),
             "training.hardware",
+        ),
+        (  # LoRA on a bf16 70B: 141 GB of weights on one 80 GB GPU
+            f"{chat}/adapter.yaml",
+            line_of(root / chat / "adapter.yaml", "a100-large"),
+            "training.memory",
         ),
         (
             f"{chat}/adapter.yaml",

@@ -249,7 +249,8 @@ def test_candidate_training_is_label_gated_and_same_repo_only():
         SAME_REPO,
     } <= terms
     runs = [s["run"] for s in job["steps"] if "run" in s]
-    assert any(r.startswith(f"{RUNNER} train ") and "--backend space" in r for r in runs)
+    # the spec's backend, never this runner (tests/test_train_backends.py: --remote)
+    assert any(r.startswith(f"{RUNNER} train ") and r.endswith(" --remote") for r in runs)
     assert any(r.startswith(f"{RUNNER} eval ") and "--upload" in r for r in runs)
     uploads = [s for s in job["steps"] if s.get("uses", "").startswith("actions/upload-artifact@")]
     assert uploads, "the eval report goes to the comment job as an artifact"

@@ -5,11 +5,12 @@ its name."""
 from __future__ import annotations
 
 from runner.backends.base import Backend
+from runner.backends.jobs import JOBS
 from runner.backends.local import LOCAL
 from runner.backends.space import SPACE
 from runner.specs.bundle import AdapterBundle
 
-BACKENDS: dict[str, Backend] = {backend.name: backend for backend in (LOCAL, SPACE)}
+BACKENDS: dict[str, Backend] = {backend.name: backend for backend in (LOCAL, SPACE, JOBS)}
 
 
 def backend_for(name: str) -> Backend:

@@ -30,6 +30,8 @@ class Launch:
     on_event: EventSink
     retrain: bool
     """Train even when a trained adapter of this run id is kept."""
+    pr: int | None = None
+    """The PR this run trains for, when the GitHub event names one (a backend labels with it)."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,8 @@ class Ended:
 
 class Backend(Protocol):
     name: str
+    on_this_machine: bool
+    """Whether it trains on the machine the runner runs on (CI asks for one that does not)."""
 
     def written_repos(self, bundle: AdapterBundle) -> list[tuple[str, str]]:
         """(use, repo id) of the repos this backend writes beyond the candidate's own."""

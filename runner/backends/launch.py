@@ -66,6 +66,7 @@ def train_candidate(
     force: bool = False,
     timeout_s: float | None = None,
     on_event: EventSink = _ignore,
+    pr: int | None = None,
 ) -> TrainOutcome:
     # also for a spec that skipped validate
     require_writable(policies.repos, client, bundle, training_repos(bundle))
@@ -83,7 +84,7 @@ def train_candidate(
     on_event({"stage": "start", "run_id": rid, "backend": backend})
     limits = watch_limits(bundle, repo_root, policies, timeout_s)
     ended = backend_for(backend).launch(
-        Launch(bundle, repo_root, client, policies, config, limits, on_event, retrain=force)
+        Launch(bundle, repo_root, client, policies, config, limits, on_event, retrain=force, pr=pr)
     )
     run = read_run(client, location, required=required)
     if ended.failure is not None or run is None or not run.is_candidate:

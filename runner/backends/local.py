@@ -30,6 +30,7 @@ LOG_DRAIN_S = 10.0
 
 class LocalBackend:
     name = "local"
+    on_this_machine = True
 
     def written_repos(self, bundle: AdapterBundle) -> list[tuple[str, str]]:
         return []

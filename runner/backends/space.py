@@ -28,6 +28,7 @@ from runner.train.train import RunConfig
 
 class SpaceBackend:
     name = "space"
+    on_this_machine = False
 
     def written_repos(self, bundle: AdapterBundle) -> list[tuple[str, str]]:
         return [("Space", space_id_for(bundle))]

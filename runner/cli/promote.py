@@ -20,9 +20,11 @@ from runner.policy.training import CostEstimate
 from runner.promote.reconcile import Action, AdapterState, observe
 from runner.promote.result import reconcile_result
 from runner.report.console import print_dry_run, print_outcomes, print_plain, print_states
+from runner.report.cost import print_spend
 from runner.report.github import write_step_summary
 from runner.report.progress import TrainProgress
 from runner.report.reconcile import reconcile_summary
+from runner.runs.cost import read_prices, spend_by_adapter
 from runner.specs import require_adapter
 from runner.specs.bundle import AdapterBundle
 from runner.workspace import Workspace
@@ -52,7 +54,7 @@ def acted_on(states: list[AdapterState], adapter: str | None) -> list[AdapterSta
 
 
 def training_estimates(
-    states: list[AdapterState], workspace: Workspace
+    states: list[AdapterState], workspace: Workspace, client: HubClient
 ) -> list[CostEstimate | None]:
     """`runner plan`'s estimate of each adapter --apply would train; no work when none."""
     from runner.plan import make_plan
@@ -61,7 +63,9 @@ def training_estimates(
     if not training:
         return []
     policies = load_policies(workspace)
-    return [make_plan(workspace, bundle.directory, policies).estimate for bundle in training]
+    return [
+        make_plan(workspace, bundle.directory, policies, client).estimate for bundle in training
+    ]
 
 
 def _chosen_bundles(workspace: Workspace, adapters: list[str] | None) -> list[AdapterBundle]:
@@ -105,20 +109,35 @@ def doctor(
     raise typer.Exit(0 if all(check.passed for check in checks) else 1)
 
 
-def status(repo: RepoOption = None) -> None:
+def status(
+    spend: Annotated[
+        bool,
+        typer.Option(
+            "--spend",
+            help="Also sum what each adapter's Hugging Face Jobs runs cost, from their run.json.",
+        ),
+    ] = False,
+    repo: RepoOption = None,
+) -> None:
     """The state of every adapter on the Hub and what reconcile would do about it: fast, no
     training, no weight downloads.
 
     States: promoted, superseded (a newer version is promoted), candidate passed or failed, not
     evaluated, needs training, training failed, drifted, withdrawn.
 
-    Example: runner status
+    Example: runner status --spend
     """
     workspace = workspace_for(repo)
+    bundles = _bundles(workspace)
     with err.status("reading the Hub"):
         client = HubClient().require_token("status")
-        states = observe(_bundles(workspace), workspace.root, client)
+        states = observe(bundles, workspace.root, client)
     print_states(out, states)
+    if spend:
+        with err.status("reading run records"):
+            prices, policy = read_prices(client), load_policies(workspace).training
+            spends = spend_by_adapter(client, bundles, prices, policy)
+        print_spend(out, spends)
 
 
 def reconcile(
@@ -171,7 +190,7 @@ def reconcile(
             outcomes = converge(states, context)
         print_outcomes(out, outcomes, states)
     else:
-        print_dry_run(out, states, training_estimates(states, workspace))
+        print_dry_run(out, states, training_estimates(states, workspace, client))
     commit = head_commit(workspace.root)
     done = reconcile_result(
         states, outcomes, None if commit == "unknown" else commit, client.endpoint

@@ -1,5 +1,5 @@
 """CLI verbs on the specs in git, no Hub needed: `validate`, `plan`, `show`, `diff`, `new`,
-`schema` and `dataset lock`."""
+`schema` and `dataset lock` (`plan` asks a Hub it is given for a Jobs flavor's price)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import typer
 from runner.changes import affected_adapters
 from runner.cli.shared import AdapterArg, RepoOption, err, out, workspace_for
 from runner.gitutil import changed_paths
+from runner.hub.client import HubClient
 from runner.plan import make_plan
 from runner.policy.loading import load_policies
 from runner.report.console import print_diff, print_plain
@@ -85,11 +86,16 @@ def plan(
 ) -> None:
     """What merging would do: changes against the previous version, estimated GPU hours and cost.
 
+    A Jobs adapter is priced from the Hub's hardware list when HF_TOKEN or HF_ENDPOINT is set,
+    else from policies/training.yaml; the plan says which.
+
     Example: runner plan adapters/kwanzaa-mini-v2 --format markdown
     """
     workspace = workspace_for(repo)
     with err.status(f"planning {adapter}"):
-        result = make_plan(workspace, workspace.adapter_dir(adapter), load_policies(workspace))
+        result = make_plan(
+            workspace, workspace.adapter_dir(adapter), load_policies(workspace), HubClient()
+        )
     if output is PlanFormat.json:
         out.print_json(json.dumps(result.to_dict()))
     elif output is PlanFormat.markdown:

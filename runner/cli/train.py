@@ -8,9 +8,10 @@ from typing import Annotated
 
 import typer
 
-from runner.backends import BACKENDS, training_repos
+from runner.backends import BACKENDS, backend_for, training_repos
 from runner.cli.shared import AdapterArg, RepoOption, err, out, workspace_for
-from runner.errors import RunnerError
+from runner.errors import InputError, RunnerError
+from runner.github.context import GitHubContext
 from runner.hub.client import HubClient
 from runner.policy.access import require_base_access, require_writable
 from runner.policy.loading import load_policies
@@ -31,6 +32,8 @@ TimeoutOption = Annotated[
 
 # One choice per backend module: a new backend needs no edit here.
 BackendChoice = StrEnum("BackendChoice", {name: name for name in BACKENDS})
+# Where `--remote` trains a spec whose backend trains on this machine: the seeds' Space.
+REMOTE_FALLBACK = "space"
 
 
 def dataset_push(adapter: AdapterArg, repo: RepoOption = None) -> None:
@@ -89,6 +92,14 @@ def train(
         BackendChoice | None,
         typer.Option(help="Where to train (default: adapter.yaml's training.backend)."),
     ] = None,
+    remote: Annotated[
+        bool,
+        typer.Option(
+            "--remote",
+            help="Never train on this machine: adapter.yaml's backend, or `space` when it is "
+            "`local` (what CI asks for).",
+        ),
+    ] = False,
     force: Annotated[
         bool, typer.Option("--force", help="Train even if this run id has a candidate.")
     ] = False,
@@ -101,9 +112,13 @@ def train(
     """
     from runner.backends.launch import train_candidate
 
+    if backend and remote:
+        raise InputError("--backend names the backend and --remote picks one: give only one")
     workspace = workspace_for(repo)
     bundle = require_adapter(workspace, adapter)
     chosen = backend.value if backend else bundle.adapter.training.backend
+    if remote and backend_for(chosen).on_this_machine:
+        chosen = REMOTE_FALLBACK
     with TrainProgress(err, f"{bundle.dirname} ({chosen})") as progress:
         outcome = train_candidate(
             bundle,
@@ -114,6 +129,7 @@ def train(
             force=force,
             timeout_s=timeout * 60 if timeout else None,
             on_event=progress.update,
+            pr=GitHubContext.from_env().pr_number(),
         )
     print_candidate(out, outcome.run_id, outcome.trained, str(outcome.location))
 

@@ -17,6 +17,7 @@ from typing import Any
 from runner.engines import engine_for
 from runner.errors import RunnerError
 from runner.evaluate import SCORERS, load_context, read_rows, score
+from runner.evaluate.cost import run_ledger
 from runner.evaluate.gate import decide, serving_from
 from runner.evaluate.records import eval_records
 from runner.evaluate.report import EvalReport, loss_points, metric_rows, worst_items
@@ -161,6 +162,7 @@ def build_report(
         links={"candidate": _tree_url(client, files.location)},
         verification=verified,
         items=len(records),
+        cost=run_ledger(bundle, repo_root, files.record, client),
     )
 
 

@@ -16,6 +16,7 @@ from runner.evaluate.gate import Check, Serving, applicable
 from runner.evaluate.metrics import ItemScores, Metric, by_category
 from runner.evaluate.rows import Role
 from runner.evaluate.stats import wilson_interval
+from runner.runs.cost import CostLedger
 
 WORST_ITEMS = 5
 
@@ -67,6 +68,8 @@ class EvalReport:
     verification: list[str] = field(default_factory=list)
     """What was verified about the adapter files (hashes, config against the spec)."""
     items: int = 0
+    cost: CostLedger | None = None
+    """Estimated against actual cost, for a run on Hugging Face Jobs."""
 
     def to_json(self) -> str:
         return _JSON.dump_json(self, indent=2).decode("utf-8") + "\n"

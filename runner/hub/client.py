@@ -14,27 +14,32 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
+import httpx2
 from huggingface_hub import (
     CommitInfo,
     CommitOperationAdd,
     CommitOperationDelete,
     HfApi,
     SpaceRuntime,
+    Volume,
     constants,
+    get_session,
     hf_hub_download,
 )
 from huggingface_hub.errors import (
     GatedRepoError,
+    HfHubHTTPError,
     RemoteEntryNotFoundError,
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
 from huggingface_hub.hf_api import RepoFile
-from huggingface_hub.utils import filter_repo_objects
+from huggingface_hub.utils import build_hf_headers, filter_repo_objects, hf_raise_for_status
 
 from runner.errors import InputError, RunnerError
 from runner.hashing import git_blob_id, sha256_of
 from runner.hub import session
+from runner.hub.jobs import Job, JobFlavor, JobVolume, log_lines, sse_events
 from runner.hub.redact import install_log_redaction, redact, register_secret
 from runner.hub.retry import (
     ENV_TIMEOUT,
@@ -58,6 +63,13 @@ DEFAULT_ENDPOINT = "https://huggingface.co"
 # A trailer in each commit's description, unique to one call: how a retry recognises the
 # commit an earlier attempt made when the Hub's answer to it was lost.
 COMMIT_MARKER = "Runner-Commit-Id"
+
+# The label by which a retried `run_job` finds the job an earlier attempt started.
+LAUNCH_LABEL = "runner-launch"
+# The Hub sends a keep-alive every 30 s on a job's streams: a longer silence is a dead stream.
+JOB_STREAM_TIMEOUT_S = 120.0
+# The Hub's answer to a metrics stream of a job that has finished.
+JOB_OVER = 406
 
 _WHAT_TO_DO = {
     403: "the token may not do this; use a token with write access to the repo's owner",
@@ -220,10 +232,14 @@ class HubClient:
             host = urlsplit(self.endpoint).hostname
             return with_retries(call, self.retry, transfer=transfer, host=host)
         except Exception as error:
-            setup = _setup_error(operation, str(repo), error, path, self)
-            if setup is not None:
-                raise setup from None
-            raise _hub_error(operation, str(repo), error, path, self.retry) from None
+            raise self._failure(operation, repo, error, path) from None
+
+    def _failure(
+        self, operation: str, repo: RepoRef | str, error: Exception, path: str | None = None
+    ) -> RunnerError:
+        """The one error an operation that failed with `error` ends with."""
+        setup = _setup_error(operation, str(repo), error, path, self)
+        return setup or _hub_error(operation, str(repo), error, path, self.retry)
 
     @property
     def has_token(self) -> bool:
@@ -585,6 +601,143 @@ class HubClient:
         with independent_requests():
             for line in self._api.fetch_space_logs(space, follow=True):
                 yield redact(line.rstrip("\n"))
+
+    # -- Jobs ---------------------------------------------------------------------------------
+
+    def run_job(
+        self,
+        namespace: str,
+        *,
+        image: str,
+        command: list[str],
+        env: Mapping[str, str],
+        secrets: Mapping[str, str],
+        flavor: str,
+        timeout_s: int,
+        labels: Mapping[str, str],
+        volumes: Iterable[JobVolume] = (),
+    ) -> Job:
+        """Start one job, once even when the Hub's answer is lost: each call labels its job
+        with a launch id of its own, and a retry first looks for a job carrying it."""
+        for value in secrets.values():
+            register_secret(value)
+        launch = {LAUNCH_LABEL: uuid.uuid4().hex}
+        mounts = [
+            Volume(type=kind, source=repo_id, revision=revision, mount_path=mount)
+            for kind, repo_id, revision, mount in volumes
+        ]
+        attempts = 0
+
+        def attempt() -> Job:
+            nonlocal attempts
+            attempts += 1
+            landed = self._jobs_labelled(namespace, launch) if attempts > 1 else []
+            if landed:
+                return landed[0]
+            info = self._api.run_job(
+                image=image,
+                command=command,
+                env=dict(env),
+                secrets=dict(secrets) or None,
+                flavor=flavor,
+                timeout=timeout_s,
+                labels={**labels, **launch},
+                volumes=mounts or None,
+                namespace=namespace,
+            )
+            return Job.from_info(info)
+
+        try:
+            return self._run("run a job in", namespace, attempt)
+        except HubError:
+            landed = self._landed_job(namespace, launch)
+            if landed is None:
+                raise
+            return landed
+
+    def _jobs_labelled(self, namespace: str, labels: Mapping[str, str]) -> list[Job]:
+        jobs = (
+            Job.from_info(i) for i in self._api.list_jobs(labels=dict(labels), namespace=namespace)
+        )
+        # The Hub filters by label; checked again here because a launch depends on it.
+        return [job for job in jobs if job.has_labels(dict(labels))]
+
+    def _landed_job(self, namespace: str, launch: Mapping[str, str]) -> Job | None:
+        """The job a failed `run_job` started after all; None when there is none, or the Hub
+        cannot say."""
+        try:
+            landed = self._run(
+                "look for the job in", namespace, lambda: self._jobs_labelled(namespace, launch)
+            )
+        except (HubError, HubSetupError):
+            return None
+        return landed[0] if landed else None
+
+    def find_jobs(self, namespace: str, labels: Mapping[str, str]) -> list[Job]:
+        """The namespace's jobs whose labels include all of `labels`, in any stage."""
+        return self._run("list jobs in", namespace, lambda: self._jobs_labelled(namespace, labels))
+
+    def job(self, namespace: str, job_id: str) -> Job:
+        info = self._run(
+            "inspect job",
+            f"{namespace}/{job_id}",
+            lambda: self._api.inspect_job(job_id=job_id, namespace=namespace),
+        )
+        return Job.from_info(info)
+
+    def cancel_job(self, namespace: str, job_id: str) -> None:
+        self._run(
+            "cancel job",
+            f"{namespace}/{job_id}",
+            lambda: self._api.cancel_job(job_id=job_id, namespace=namespace),
+        )
+
+    def job_flavors(self) -> list[JobFlavor]:
+        hardware = self._run("list job hardware of", self.endpoint, self._api.list_jobs_hardware)
+        return [JobFlavor.from_hardware(info) for info in hardware]
+
+    def job_log_lines(
+        self, namespace: str, job_id: str, *, read_timeout_s: float = JOB_STREAM_TIMEOUT_S
+    ) -> Iterator[str]:
+        """The job's log from its first line, following new lines until the stream ends: the
+        job finished, or the stream dropped (long runs drop it) or stayed silent past
+        `read_timeout_s`. The caller reconnects while the job runs; lines come back from
+        the start, so it skips those it has. Redacted."""
+        events = self._job_stream(namespace, job_id, "logs", read_timeout_s)
+        for line in log_lines(events):
+            yield redact(line)
+
+    def job_metrics(
+        self, namespace: str, job_id: str, *, read_timeout_s: float = JOB_STREAM_TIMEOUT_S
+    ) -> Iterator[dict[str, Any]]:
+        """Samples of the job's CPU, memory and GPU use (one a second while it runs), until
+        the stream ends or drops, as `job_log_lines`; nothing once the job has finished."""
+        return self._job_stream(namespace, job_id, "metrics", read_timeout_s)
+
+    def _job_stream(
+        self, namespace: str, job_id: str, route: str, read_timeout_s: float
+    ) -> Iterator[dict[str, Any]]:
+        """One connection to a job's event stream. Not retried: it lasts as long as the job,
+        so no operation's deadline applies; each of its silences is timed."""
+        url = f"{self.endpoint}/api/jobs/{namespace}/{job_id}/{route}"
+        headers = build_hf_headers(token=self._token or False)
+        with independent_requests():
+            try:
+                with get_session().stream(
+                    "GET", url, headers=headers, timeout=read_timeout_s
+                ) as response:
+                    if response.status_code == JOB_OVER:
+                        return
+                    if response.status_code >= 400:
+                        response.read()
+                        hf_raise_for_status(response)
+                    yield from sse_events(response.iter_lines())
+            except HfHubHTTPError as error:
+                raise self._failure(
+                    f"read {route} of job", f"{namespace}/{job_id}", error
+                ) from None
+            except (httpx2.TransportError, httpx2.DecodingError):
+                return  # dropped, or silent too long: the caller decides whether to reconnect
 
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from pydantic import Field
@@ -29,20 +29,40 @@ class TrainingPolicy(SpecModel):
     hardware: dict[str, HardwareRate]
 
 
+POLICY_PRICES = "policies/training.yaml"
+
+
+@dataclass(frozen=True)
+class UnitPrice:
+    usd_per_hour: float
+    source: str
+    """Where the price comes from, said beside every amount computed from it."""
+
+
 @dataclass(frozen=True)
 class CostEstimate:
     hardware: str
+    """The hardware billed: the Space hardware, or a Jobs adapter's flavor."""
     train_tokens: int
     """Tokens in one epoch of the training split."""
     trained_tokens: int
     """Tokens the run processes: one epoch times the epochs (or the step budget)."""
     gpu_hours: float | None
     usd: float | None
+    price_source: str | None = None
+
+
+def billed_hardware(bundle: AdapterBundle) -> str:
+    """What a run is billed for: a Jobs adapter's flavor, else the Space hardware."""
+    target = bundle.adapter.training
+    return target.flavor or target.hardware
 
 
 def estimate_cost(policy: TrainingPolicy, bundle: AdapterBundle, train_tokens: int) -> CostEstimate:
+    """GPU hours from the token count and the policy's throughput, at the policy's price (see
+    `priced` for another)."""
     spec = bundle.training
-    hardware = bundle.adapter.training.hardware
+    hardware = billed_hardware(bundle)
     trained = math.ceil(train_tokens * spec.num_train_epochs)
     if spec.max_steps is not None and train_tokens:
         per_step = spec.per_device_train_batch_size * spec.gradient_accumulation_steps
@@ -52,7 +72,16 @@ def estimate_cost(policy: TrainingPolicy, bundle: AdapterBundle, train_tokens: i
     if rate is None:
         return CostEstimate(hardware, train_tokens, trained, None, None)
     hours = trained / rate.tokens_per_second / 3600 + policy.startup_minutes / 60
-    return CostEstimate(hardware, train_tokens, trained, hours, hours * rate.usd_per_hour)
+    usd = hours * rate.usd_per_hour
+    return CostEstimate(hardware, train_tokens, trained, hours, usd, POLICY_PRICES)
+
+
+def priced(estimate: CostEstimate, price: UnitPrice) -> CostEstimate:
+    """The same GPU time at another price (the Hub's own, when it could be read)."""
+    if estimate.gpu_hours is None:
+        return estimate
+    usd = estimate.gpu_hours * price.usd_per_hour
+    return replace(estimate, usd=usd, price_source=price.source)
 
 
 def check_training_limits(policy: TrainingPolicy, bundle: AdapterBundle) -> list[Finding]:

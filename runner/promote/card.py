@@ -1,9 +1,10 @@
 """The promoted model card: `README.md` in the publish repo.
 
 The card is the version's own `README.md` (its front matter dropped) followed by generated
-sections: base model, dataset and its hashes, training config, evaluation, provenance and
-usage. Its YAML metadata is built with huggingface_hub's own `ModelCardData` and
-`EvalResult`, so the `model-index` reads back through `ModelCard` to the same numbers.
+sections: base model, dataset and its hashes, training config, evaluation, training cost (a
+Hugging Face Jobs run's estimate against actual), provenance and usage. Its YAML metadata is
+built with huggingface_hub's own `ModelCardData` and `EvalResult`, so the `model-index` reads
+back through `ModelCard` to the same numbers.
 Output is deterministic: the same inputs give the same bytes.
 """
 
@@ -18,6 +19,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from runner.evaluate.report import EvalReport, MetricRow
 from runner.repofiles import read_regular_bytes
+from runner.runs.cost import CostLedger, ledger_rows
 from runner.runs.versions import version_tag
 from runner.specs.bundle import AdapterBundle
 from runner.specs.dataset import DatasetFile, DatasetManifest
@@ -58,6 +60,7 @@ def render_model_card(
         dataset_section(bundle, dataset_commit),
         training_section(bundle.training),
         evaluation_section(report),
+        cost_section(report.cost),
         provenance_section(provenance),
         usage_section(bundle),
     ]
@@ -252,6 +255,17 @@ def _value(row: MetricRow) -> str:
         return f"{row.candidate:.3f}"
     low, high = row.interval
     return f"{row.candidate:.3f} ({low:.3f}\u2013{high:.3f})"
+
+
+def cost_section(ledger: CostLedger | None) -> str:
+    """What training this version cost on Hugging Face Jobs; nothing for other backends."""
+    if ledger is None:
+        return ""
+    rows = [[what, estimated, actual] for what, estimated, actual in ledger_rows(ledger)]
+    return (
+        f"## Training cost\n\nOn Hugging Face Jobs, flavor `{ledger.actual.flavor}`.\n\n"
+        f"{table(['', 'Estimated', 'Actual'], rows)}"
+    )
 
 
 def provenance_section(provenance: Provenance) -> str:

@@ -1,8 +1,9 @@
 """The PR eval comment: one sticky comment per adapter, found by a hidden marker.
 
 Decision first, then the checks, the metric tables (overall and per category), Mermaid
-`xychart-beta` charts (GitHub renders them), serving limits, the worst failing items
-collapsed, and links. The same markdown goes to `$GITHUB_STEP_SUMMARY` when it is set.
+`xychart-beta` charts (GitHub renders them), serving limits, a Jobs run's cost (estimated
+against actual), the worst failing items collapsed, and links. The same markdown goes to
+`$GITHUB_STEP_SUMMARY` when it is set.
 
 Model outputs and anything derived from them are untrusted: outside code they are escaped
 (no HTML, no table breaks); inside code they sit in a fence longer than any backtick run
@@ -20,6 +21,7 @@ from typing import Literal
 from runner.evaluate.gate import Check
 from runner.evaluate.report import EvalReport, FailingItem, MetricRow
 from runner.report.markdown import cell, comment_marker
+from runner.runs.cost import CostLedger, ledger_rows
 
 MISSING = "—"
 LOSS_CHART_POINTS = 60
@@ -105,6 +107,7 @@ def eval_comment(report: EvalReport) -> str:
     lines += _section(_categories(report))
     lines += _section(_charts(report))
     lines += _section(_serving(report))
+    lines += _section(_cost(report.cost))
     lines += _section(_worst(report.worst_items, report.items))
     lines += _section(_verification(report.verification))
     lines += _section(_links(report.links))
@@ -390,6 +393,21 @@ def _serving(report: EvalReport) -> list[str]:
         value_text = "not measured" if value is None else f"{value:,.0f} {unit}"
         lines.append(f"| {shown} | {value_text} | {limit} | {result} |")
     return lines
+
+
+def _cost(ledger: CostLedger | None) -> list[str]:
+    """Estimated against actual, for a run on Hugging Face Jobs; nothing for other backends."""
+    if ledger is None:
+        return []
+    lines = [
+        f"### Cost on Hugging Face Jobs ({_code(ledger.actual.flavor)})",
+        "",
+        "| | estimated | actual |",
+        "|---|---|---|",
+    ]
+    return lines + [
+        f"| {what} | {_text(est)} | {_text(act)} |" for what, est, act in ledger_rows(ledger)
+    ]
 
 
 def _clip(output: str) -> tuple[str, bool]:

@@ -26,9 +26,28 @@ def cost_lines(plan: Plan) -> list[str]:
     else:
         lines.append(
             f"- GPU time: about {estimate.gpu_hours:.2f} h on `{estimate.hardware}`, "
-            f"about ${estimate.usd:.2f}"
+            f"about ${estimate.usd:.2f} (price: {estimate.price_source})"
         )
     return lines
+
+
+def memory_lines(plan: Plan) -> list[str]:
+    memory = plan.memory
+    if memory is None:
+        return []
+    if memory.needed is None:
+        return ["- memory: no estimate (the base model is not in the memory planner's table)"]
+    needed, capacity = memory.needed, memory.capacity
+    per_gpu = "" if needed.devices == 1 else " per GPU"
+    kind = "memory" if capacity is not None and not capacity.gpu else "GPU memory"
+    available = (
+        f"of {capacity.gb_per_device:g} GB{per_gpu}" if capacity else "(flavor's memory unknown)"
+    )
+    verdict = "" if memory.fits else " ❌ does not fit"
+    return [
+        f"- {kind}: about {needed.total_gb:.1f} GB{per_gpu} {available} on `{memory.flavor}`"
+        f"{verdict} ({needed.parts()})"
+    ]
 
 
 def plan_heading(plan: Plan) -> str:
@@ -56,6 +75,7 @@ def plan_markdown(plan: Plan) -> str:
         "",
         "### Estimated cost",
         *cost_lines(plan),
+        *memory_lines(plan),
         "",
     ]
     if plan.diff is None:
@@ -87,7 +107,7 @@ def plan_markdown(plan: Plan) -> str:
 def print_plan(console: Console, plan: Plan) -> None:
     """The plan for a terminal: the same content, changes one per line."""
     console.print(Text(f"Plan: {plan.adapter}", style="bold"))
-    for line in [plan_heading(plan), *cost_lines(plan)]:
+    for line in [plan_heading(plan), *cost_lines(plan), *memory_lines(plan)]:
         console.print(Text(line.replace("`", "")), soft_wrap=True)
     if plan.diff is None:
         console.print("First version of this adapter: no previous version to compare with.")

@@ -24,3 +24,10 @@ APP_PORT = 7860
 AUTOTRAIN_BASE_IMAGE = "pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime"
 AUTOTRAIN_VERSION = "0.8.36"
 AUTOTRAIN_PACKAGE = f"autotrain-advanced=={AUTOTRAIN_VERSION}"
+
+# The `jobs` backend's image: a Job runs an image as it is (no build step), pinned by digest so
+# a retag upstream cannot change what trains: the PyTorch runtime image of TORCH's release.
+JOB_IMAGE = (
+    "pytorch/pytorch:2.13.0-cuda12.6-cudnn9-runtime"
+    "@sha256:6acf597eeb8e376a96580dde4952f37cc017fef732bb40bfc73f28f25e3f64b4"
+)

@@ -13,6 +13,37 @@ from runner.specs.tasks import TaskKind
 
 _COMMIT_RE = re.compile(r"[0-9a-f]{40}")
 
+# The flavors of huggingface_hub 2.4's JobHardware (what `run_job` accepts).
+JobFlavor = Literal[
+    "cpu-basic",
+    "cpu-upgrade",
+    "cpu-performance",
+    "cpu-xl",
+    "t4-small",
+    "t4-medium",
+    "l4x1",
+    "l4x4",
+    "l40sx1",
+    "l40sx4",
+    "l40sx8",
+    "a10g-small",
+    "a10g-large",
+    "a10g-largex2",
+    "a10g-largex4",
+    "a100-large",
+    "a100x4",
+    "a100x8",
+    "h200",
+    "h200x2",
+    "h200x4",
+    "h200x8",
+    "rtx-pro-6000",
+    "rtx-pro-6000x2",
+    "rtx-pro-6000x4",
+    "rtx-pro-6000x8",
+]
+
+
 SpaceHardware = Literal[
     "cpu-basic",
     "cpu-upgrade",
@@ -67,8 +98,9 @@ class PublishTarget(SpecModel):
 
 
 class TrainingTarget(SpecModel):
-    backend: Literal["space", "local"] = "space"
-    """`space`: a Hugging Face Space we own (production). `local`: this machine."""
+    backend: Literal["space", "local", "jobs"] = "space"
+    """`jobs`: a Hugging Face Job on a GPU flavor (production, recommended). `space`: a
+    Hugging Face Space we own (the seeds' way). `local`: this machine."""
     engine: Literal["trl", "autotrain"] = "trl"
     """`trl`: TRL SFTTrainer + peft (default). `autotrain`: AutoTrain llm-sft in the Space."""
     hardware: SpaceHardware = "a10g-small"
@@ -76,7 +108,11 @@ class TrainingTarget(SpecModel):
     space_id: HubRepoId | None = None
     """The Space that runs training; defaults to `<publish owner>/adapter-trainer`."""
     timeout_minutes: PositiveInt = 180
-    """Give up on a run (and pause the Space) after this long."""
+    """Give up on a run (and pause the Space, or cancel the Job) after this long."""
+    flavor: JobFlavor | None = None
+    """The Hugging Face Jobs flavor (e.g. `a10g-small`, `h100x8`); required by `backend: jobs`."""
+    scheduling_deadline_minutes: float = Field(default=30.0, gt=0)
+    """Cancel a Job still waiting for a machine of its flavor after this long."""
 
     @model_validator(mode="after")
     def _autotrain_runs_in_a_space(self) -> TrainingTarget:
@@ -86,6 +122,24 @@ class TrainingTarget(SpecModel):
                 "engine autotrain runs AutoTrain's own image inside a Space; set "
                 "`backend: space`, or use `engine: trl` to train locally",
                 at="engine",
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _flavor_only_for_jobs(self) -> TrainingTarget:
+        if self.backend == "jobs" and self.flavor is None:
+            raise spec_error(
+                "jobs_need_flavor",
+                "backend jobs runs on a Hugging Face Jobs flavor: set `flavor`, e.g. "
+                "`flavor: a10g-small`",
+                at="flavor",
+            )
+        if self.backend != "jobs" and self.flavor is not None:
+            raise spec_error(
+                "flavor_without_jobs",
+                f"`flavor` picks the machine of a Hugging Face Job; backend {self.backend} "
+                "does not run one: remove `flavor`, or set `backend: jobs`",
+                at="flavor",
             )
         return self
 

@@ -237,9 +237,25 @@ class RunError:
 
 
 @dataclass(frozen=True)
+class JobUsage:
+    """What a Hugging Face Job spent on a run: the runner adds it to run.json once the job
+    completes (train.py inside the job cannot know its own queue time)."""
+
+    job_id: str
+    flavor: str
+    scheduling_s: float
+    running_s: float
+    peak_gpu_memory_bytes: int | None
+    """The most any one GPU held, from the job's metrics; None when none were read."""
+    gpu_utilization_pct: float | None
+    """The mean GPU utilisation over the metrics read; None when none were read."""
+
+
+@dataclass(frozen=True)
 class RunResult:
     """What run.json holds. `engine` and `autotrain_repo` are the AutoTrain app's additions
-    (its run.json has no `sha256`); `config` is None when the run config did not parse."""
+    (its run.json has no `sha256`); `config` is None when the run config did not parse; `job`
+    is the `jobs` backend's addition."""
 
     run_id: str | None
     adapter: str | None
@@ -251,6 +267,7 @@ class RunResult:
     sha256: dict[str, str] = field(default_factory=dict)
     engine: str = "trl"
     autotrain_repo: str | None = None
+    job: JobUsage | None = None
 
 
 C = TypeVar("C")

@@ -15,7 +15,7 @@ from runner.hub.emulator.blobs import now_iso
 from runner.hub.emulator.errors import Forbidden, Unauthorized
 from runner.hub.redact import is_user_token
 
-__all__ = ["Identity", "caller", "check_namespace", "require_user", "whoami_payload"]
+__all__ = ["Identity", "caller", "check_namespace", "object_id", "require_user", "whoami_payload"]
 
 # The real Hub's messages (X-Error-Message and the JSON `error`): huggingface_hub reports the
 # first as a bad token, never as a missing repo; the second is its answer to no token at all.
@@ -75,7 +75,7 @@ def whoami_payload(identity: Identity, accounts: Accounts) -> dict[str, Any]:
         }
     return {
         "type": "user",
-        "id": _object_id(identity.name),
+        "id": object_id(identity.name),
         "name": identity.name,
         "fullname": identity.fullname,
         "email": f"{identity.name}@example.invalid",
@@ -87,7 +87,7 @@ def whoami_payload(identity: Identity, accounts: Accounts) -> dict[str, Any]:
         "orgs": [
             {
                 "type": "org",
-                "id": _object_id(org),
+                "id": object_id(org),
                 "name": org,
                 "fullname": accounts.org(org).fullname or org,
                 "email": None,
@@ -105,9 +105,9 @@ def whoami_payload(identity: Identity, accounts: Accounts) -> dict[str, Any]:
 
 def _entity(identity: Identity, name: str) -> dict[str, str]:
     kind = "user" if name.lower() == identity.name.lower() else "org"
-    return {"_id": _object_id(name), "type": kind, "name": name}
+    return {"_id": object_id(name), "type": kind, "name": name}
 
 
-def _object_id(name: str) -> str:
+def object_id(name: str) -> str:
     """A stable 24-hex id per name, shaped like the Hub's object ids."""
     return hashlib.sha1(name.encode()).hexdigest()[:24]

@@ -1,4 +1,5 @@
-"""What every route needs: the store, the Space runtimes, and access checks on repos."""
+"""What every route needs: the store, the Space runtimes, the jobs, and access checks on
+repos."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from runner.hub.emulator.accounts import Accounts
 from runner.hub.emulator.auth import Identity, caller, check_namespace, require_user
 from runner.hub.emulator.errors import BadRequest, RepoMoved, RepoNotFound
 from runner.hub.emulator.faults import FaultInjector, RequestLog
+from runner.hub.emulator.jobs import JobManager
 from runner.hub.emulator.spaces import SpaceManager
 from runner.hub.emulator.storage import Repo, Store
 
@@ -29,6 +31,7 @@ class Context:
     spaces: SpaceManager
     faults: FaultInjector
     log: RequestLog
+    jobs: JobManager
 
 
 def get_context(request: Request) -> Context:

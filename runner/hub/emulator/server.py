@@ -26,6 +26,7 @@ from runner.hub.emulator import (
     routes_control,
     routes_discussions,
     routes_files,
+    routes_jobs,
     routes_legacy_ids,
     routes_repos,
     routes_spaces,
@@ -43,6 +44,7 @@ from runner.hub.emulator.errors import (
     request_id_for,
 )
 from runner.hub.emulator.faults import FaultInjector, FaultMiddleware, FaultMode, RequestLog
+from runner.hub.emulator.jobs import JobManager, ScriptedOutcome
 from runner.hub.emulator.limits import BodyLimitMiddleware
 from runner.hub.emulator.space_settings import default_settings
 from runner.hub.emulator.spaces import Outcome, SpaceManager
@@ -60,6 +62,7 @@ def build_context(data_dir: Path) -> Context:
         spaces=SpaceManager(store, data_dir / "spaces"),
         faults=FaultInjector(),
         log=RequestLog(),
+        jobs=JobManager(data_dir / "jobs"),
     )
 
 
@@ -112,6 +115,7 @@ def build_app(ctx: Context) -> ASGIApp:
     for module in (
         routes_control,
         routes_unsupported,
+        routes_jobs,
         routes_repos,
         access,
         routes_spaces,
@@ -190,7 +194,7 @@ class EmulatorServer:
         ctx = build_context(self.data_dir)
         self._socket = _bind(self.port)
         self.port = int(self._socket.getsockname()[1])
-        ctx.spaces.endpoint = self.endpoint
+        ctx.spaces.endpoint = ctx.jobs.endpoint = self.endpoint
         self._ctx = ctx
         self._server = _server(build_app(ctx), self.port)
         self._thread = threading.Thread(
@@ -208,6 +212,7 @@ class EmulatorServer:
     def stop(self) -> None:
         if self._ctx is not None:
             self._ctx.spaces.stop_all()
+            self._ctx.jobs.stop_all()
         if self._server is not None and self._thread is not None:
             self._server.should_exit = True
             self._thread.join(timeout=10)
@@ -287,6 +292,24 @@ class EmulatorServer:
         start until the emulator stops."""
         self.ctx.spaces.script(repo_id, outcome, stage, times)
 
+    def script_jobs(
+        self,
+        outcome: ScriptedOutcome,
+        *,
+        namespace: str = "",
+        label: str | None = None,
+        times: int | None = 1,
+        lines: int = 1,
+    ) -> None:
+        """How the next `times` jobs of `namespace` (or with the `key=value` label) go:
+        "scheduling" (never start), "error" (ERROR at start) or "drop_logs" (their first log
+        stream closes after `lines` lines while the job goes on). `times=None`: every one."""
+        self.ctx.jobs.script(namespace, outcome, label=label, times=times, lines=lines)
+
+    def job_launches(self) -> list[dict[str, Any]]:
+        """Every job created so far: id, namespace, labels, flavor, createdAt."""
+        return self.ctx.jobs.launches()
+
     def requests(self) -> list[dict[str, Any]]:
         """Every request so far: method, path, query, status, fault, and headers with any
         Authorization value redacted."""
@@ -346,7 +369,7 @@ def serve(data_dir: Path, port: int) -> None:
     ctx = build_context(Path(data_dir))
     sock = _bind(port)
     endpoint = f"http://{HOST}:{sock.getsockname()[1]}"
-    ctx.spaces.endpoint = endpoint
+    ctx.spaces.endpoint = ctx.jobs.endpoint = endpoint
     server = _server(build_app(ctx), int(sock.getsockname()[1]))
     sys.stderr.write(f"Hub emulator on {endpoint} (data: {data_dir}); HF_ENDPOINT={endpoint}\n")
     # uvicorn shuts down cleanly on SIGINT/SIGTERM, then re-raises the signal to the handler
@@ -360,6 +383,7 @@ def serve(data_dir: Path, port: int) -> None:
         pass  # the way serve() is meant to end
     finally:
         ctx.spaces.stop_all()
+        ctx.jobs.stop_all()
         sock.close()
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

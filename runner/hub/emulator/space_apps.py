@@ -7,11 +7,13 @@ from __future__ import annotations
 import http.client
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from runner.hub.emulator.space_logs import RunLog
@@ -79,6 +81,30 @@ class AppConfig:
             )
         seconds = int(match.group(1)) * _SECONDS_PER[match.group(2)]
         return cls(port, timeout.strip(), float(seconds))
+
+
+def inherited_environment() -> dict[str, str]:
+    return {k: os.environ[k] for k in PASSTHROUGH_ENV if k in os.environ}
+
+
+def container_environment(folder: Path, endpoint: str) -> dict[str, str]:
+    """What a process run for a container (a Space's app, a job) gets over its own settings:
+    a HOME of its own and an empty /tmp under `folder`, as a fresh container has (the host's
+    /tmp would hand what one run left there to the next), and the emulator as its Hub."""
+    home = folder / "home"
+    home.mkdir(parents=True, exist_ok=True)
+    scratch = folder / "tmp"
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    return {
+        "HOME": str(home),
+        "TMPDIR": str(scratch),
+        "HF_HOME": str(home / ".cache" / "huggingface"),
+        "PYTHONUNBUFFERED": "1",
+        "HF_ENDPOINT": endpoint,
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "HF_HUB_DISABLE_XET": "1",  # no Xet storage here: the client takes LFS
+    }
 
 
 def pump_run_log(process: subprocess.Popen[str], logs: RunLog) -> None:

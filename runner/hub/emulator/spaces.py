@@ -34,12 +34,13 @@ from typing import Any, Literal
 from runner.hub.emulator.blobs import now_iso
 from runner.hub.emulator.cards import CardError, front_matter
 from runner.hub.emulator.space_apps import (
-    PASSTHROUGH_ENV,
     PORT_MAP_SHIM,
     AppConfig,
     AppConfigError,
     answers_http,
+    container_environment,
     free_port,
+    inherited_environment,
     pump_run_log,
     terminate,
 )
@@ -425,29 +426,16 @@ class SpaceManager:
     ) -> dict[str, str]:
         settings = repo.space or {}
         namespace, name = split_repo_id(repo.id)
-        home = workdir.parent / "home"
-        home.mkdir(parents=True, exist_ok=True)
-        # A Space's container starts with an empty /tmp; the host's would hand what one run
-        # left there (train.py keeps its adapter in it) to the next start, or another emulator.
-        scratch = workdir.parent / "tmp"
-        shutil.rmtree(scratch, ignore_errors=True)
-        scratch.mkdir(parents=True)
-        env = {k: os.environ[k] for k in PASSTHROUGH_ENV if k in os.environ}
+        env = inherited_environment()
         shim = workdir.parent / "portmap"
         shim.mkdir(parents=True, exist_ok=True)
         (shim / "sitecustomize.py").write_text(PORT_MAP_SHIM, encoding="utf-8")
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(shim), env.get("PYTHONPATH")]))
         env.update({k: v["value"] for k, v in settings.get("variables", {}).items()})
         env.update({k: v["value"] for k, v in settings.get("secrets", {}).items()})
+        env.update(container_environment(workdir.parent, self.endpoint))
         env.update(
             {
-                "HOME": str(home),
-                "TMPDIR": str(scratch),
-                "HF_HOME": str(home / ".cache" / "huggingface"),
-                "PYTHONUNBUFFERED": "1",
-                "HF_ENDPOINT": self.endpoint,
-                "HF_HUB_DISABLE_TELEMETRY": "1",
-                "HF_HUB_DISABLE_XET": "1",  # no Xet storage here: the client takes LFS
                 "SPACE_ID": repo.id,
                 "SPACE_AUTHOR_NAME": namespace,
                 "SPACE_REPO_NAME": name,
