@@ -27,6 +27,8 @@ AUTOTRAIN_PACKAGE = f"autotrain-advanced=={AUTOTRAIN_VERSION}"
 
 # The `jobs` backend's image: a Job runs an image as it is (no build step), pinned by digest so
 # a retag upstream cannot change what trains: the PyTorch runtime image of TORCH's release.
+# Not usable on the real Hub yet: it lacks transformers, peft and trl (PACKAGES), and this
+# digest was not checked against the registry (issue 17 keeps it open).
 JOB_IMAGE = (
     "pytorch/pytorch:2.13.0-cuda12.6-cudnn9-runtime"
     "@sha256:6acf597eeb8e376a96580dde4952f37cc017fef732bb40bfc73f28f25e3f64b4"
