@@ -37,6 +37,7 @@ from runner.hub.emulator.space_apps import (
     container_environment,
     inherited_environment,
     pump_run_log,
+    start_process,
     terminate,
 )
 from runner.hub.emulator.space_logs import LogBook, RunLog
@@ -375,17 +376,8 @@ class JobManager:
             if job.stage in TERMINAL:  # cancelled before it started
                 return
             try:
-                process = subprocess.Popen(
-                    argv,
-                    cwd=_fresh(folder / "work"),
-                    env=self._environment(job, folder, mapping),
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.STDOUT,
-                    text=True,
-                    encoding="utf-8",
-                    errors="replace",
-                    start_new_session=True,  # its own process group: a cancel stops its children
+                process = start_process(  # a cancel stops its children too
+                    argv, _fresh(folder / "work"), self._environment(job, folder, mapping)
                 )
             except OSError as exc:  # as a container whose command is not in its image
                 self._end(job, "ERROR", f"Cannot run {argv[0]!r}: {exc.strerror}")

@@ -107,6 +107,23 @@ def container_environment(folder: Path, endpoint: str) -> dict[str, str]:
     }
 
 
+def start_process(argv: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+    """A container's process: text output (stderr merged) to read line by line, no stdin, and
+    its own process group, so stopping it stops its children too."""
+    return subprocess.Popen(
+        argv,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+        start_new_session=True,
+    )
+
+
 def pump_run_log(process: subprocess.Popen[str], logs: RunLog) -> None:
     assert process.stdout is not None
     for line in process.stdout:

@@ -42,6 +42,7 @@ from runner.hub.emulator.space_apps import (
     free_port,
     inherited_environment,
     pump_run_log,
+    start_process,
     terminate,
 )
 from runner.hub.emulator.space_logs import LogBook, RunLog
@@ -451,17 +452,10 @@ class SpaceManager:
         self, repo: Repo, generation: int, workdir: Path, logs: RunLog, config: AppConfig
     ) -> None:
         port = free_port()
-        process = subprocess.Popen(
+        process = start_process(
             [sys.executable, "-u", "app.py"],
-            cwd=workdir,
-            env=self._environment(repo, workdir, config, port),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            encoding="utf-8",
-            errors="replace",
-            start_new_session=True,  # its own process group: stopping it stops its children
+            workdir,
+            self._environment(repo, workdir, config, port),
         )
         with self._lock:
             state = self._state(repo.id)
