@@ -34,14 +34,13 @@ from runner.runs.progress import parse_progress
 from runner.runs.record import read_run
 from runner.runs.run_id import TRAIN_SCRIPT, script_version
 from runner.space.image import JOB_IMAGE
-from runner.space.sync import Limits, RunProgress, why_stop
+from runner.space.sync import LOG_TAIL_LINES, Limits, RunProgress, why_stop
 from runner.specs.bundle import AdapterBundle
 from runner.train.train import JobUsage, to_json
 
 # Where the job sees the candidates repo (the training code) read-only.
 CODE_MOUNT = "/adapter-gitops"
 RUN_ID_LABEL = "run-id"
-LOG_TAIL_LINES = 20
 POLL_S = 2.0
 # A dropped log or metrics stream is opened again after this pause, while the job lives.
 RECONNECT_S = 1.0

@@ -17,11 +17,10 @@ from runner.hub.client import HubClient
 from runner.runs.config import dumps
 from runner.runs.progress import parse_progress
 from runner.runs.run_id import TRAIN_SCRIPT
-from runner.space.sync import Limits, RunProgress, why_stop
+from runner.space.sync import LOG_TAIL_LINES, Limits, RunProgress, why_stop
 from runner.specs.bundle import AdapterBundle
 from runner.train.train import RunConfig
 
-LOG_TAIL = 20
 # How often a local run is checked against its limits.
 LOCAL_POLL_S = 1.0
 # After a local run ends, how long its log may take to drain (a child could hold the pipe).
@@ -64,7 +63,7 @@ def run_locally(
     command = [sys.executable, str(TRAIN_SCRIPT), "--config", str(config_file)]
     command += ["--output-dir", str(work_dir / "output")] + (["--retrain"] if retrain else [])
     env = {**os.environ, **client.environment(), "PYTHONUNBUFFERED": "1"}
-    tail: deque[str] = deque(maxlen=LOG_TAIL)
+    tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
     progress = RunProgress(time.monotonic)
 
     def pump(lines: Any, log: Any) -> None:

@@ -43,6 +43,7 @@ NEVER_SLEEP = -1
 # A Space that was paused may still report PAUSED for a moment after it is started.
 START_GRACE_S = 60.0
 README_HEAD_BYTES = 64 * 1024
+# The last lines of a run (a Space, a local process or a Job) that a failure message shows.
 LOG_TAIL_LINES = 20
 # How long a followed run log may take to deliver its last lines once the Space stopped.
 FOLLOW_DRAIN_S = 5.0
