@@ -71,6 +71,8 @@ def _memory_dict(memory: MemoryPlan) -> dict[str, Any]:
         "gb_per_gpu": None if memory.capacity is None else memory.capacity.gb_per_device,
         "needed": None if needed is None else {**asdict(needed), "total_gb": needed.total_gb},
         "fits": memory.fits,
+        "distributed": memory.strategy,
+        "processes": memory.processes,
     }
 
 

@@ -195,6 +195,25 @@ def test_a_command_missing_from_the_image_ends_the_job_in_error(client: HubClien
     assert "no-such-command-in-this-image" in ended.message
 
 
+def test_the_images_pip_installs_nothing_and_fails_for_a_package_this_python_lacks(
+    client: HubClient,
+) -> None:
+    """A job here runs in the emulator's own Python: `pip install` of what it has succeeds
+    without touching it, one it lacks fails as a real image's pip would."""
+    shell = "pip install {} --index-url https://example.invalid && exec python -c 'print(1)'"
+    ok = python_job(client, "", command=["sh", "-c", shell.format("pydantic==0.0.1")])
+    lacking = python_job(client, "", command=["sh", "-c", shell.format("no-such-package==1.0")])
+
+    assert wait_for_end(client, ok).stage is JobStage.COMPLETED
+    log = "\n".join(client.job_log_lines(NAMESPACE, ok.id))
+    assert "Requirement already satisfied: pydantic==0.0.1 (here pydantic 2." in log
+    ended = wait_for_end(client, lacking)
+    assert ended.stage is JobStage.ERROR
+    assert "No matching distribution found for no-such-package==1.0" in "\n".join(
+        client.job_log_lines(NAMESPACE, lacking.id)
+    )
+
+
 def test_a_job_past_its_timeout_ends_in_error_naming_the_timeout(client: HubClient) -> None:
     job = python_job(client, "import time; print('slow', flush=True); time.sleep(60)", timeout_s=1)
 

@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from huggingface_hub import HfApi
 
 from runner.hub.client import HubClient
 from runner.hub.jobs import JobStage
-from tests.conftest import ADAPTER, RunCli, candidate_of, edit
+from runner.space import image
+from tests.conftest import ADAPTER, TOKEN, RunCli, candidate_of, edit
 
 NAMESPACE = "ainative"
 FLAVOR = "a10g-small"
@@ -150,3 +152,71 @@ def test_the_jobs_backend_needs_a_flavor_and_other_backends_refuse_one(
     code, out, err = run_cli("validate", f"adapters/{ADAPTER}", "--repo", tiny_repo)
     assert code == 2
     assert "backend jobs runs on a Hugging Face Jobs flavor: set `flavor`" in out + err
+
+
+def test_backend_jobs_on_a_spec_without_a_flavor_is_refused_before_anything_is_pushed(
+    tiny_repo: Path, env: Any, run_cli: RunCli
+) -> None:
+    datasets_before = list(hub_api(env).list_datasets(author=NAMESPACE))
+
+    code, _, err = train(run_cli, tiny_repo)
+
+    assert code == 2, err[-3000:]
+    assert "the jobs backend needs `training.flavor`" in err
+    assert f"adapters/{ADAPTER}/adapter.yaml:{training_line(tiny_repo)}: " in err
+    assert list(hub_api(env).list_datasets(author=NAMESPACE)) == datasets_before
+    assert env.job_launches() == []
+
+
+def test_a_job_runs_the_digest_pinned_image_and_installs_the_space_images_pins_first(
+    jobs_repo: Path, env: Any, run_cli: RunCli
+) -> None:
+    code, _, err = train(run_cli, jobs_repo)
+    assert code == 0, err[-3000:]
+
+    [launch] = env.job_launches()
+    job = hub_api(env).inspect_job(job_id=launch["id"], namespace=NAMESPACE)
+    assert job.docker_image == image.JOB_IMAGE == f"{image.BASE_IMAGE}@sha256:{job_digest()}"
+    [shell, flag, script] = job.command or []
+    assert (shell, flag) == ("sh", "-c")
+    steps = script.split(" && ")
+    assert steps[:-1] == [f"{image.PIP_INSTALL} {packages}" for packages in image.TRAINING_INSTALLS]
+    assert steps[-1].startswith("exec python /adapter-gitops/code/")
+    log = "\n".join(HubClient().job_log_lines(NAMESPACE, job.id))
+    for pin in image.PACKAGES:
+        assert f"Requirement already satisfied: {pin}" in log
+
+
+def test_a_multi_gpu_flavor_trains_through_accelerate_launch_one_process_per_gpu(
+    tiny_repo: Path, env: Any, run_cli: RunCli
+) -> None:
+    """`distributed: ddp` on a 2-GPU flavor: the job starts train.py with TRL's DDP preset
+    and 2 processes (here 2 real gloo ranks on the CPU), and one candidate comes out."""
+    spec = tiny_repo / "adapters" / ADAPTER / "adapter.yaml"
+    edit(spec, "backend: local", "backend: jobs\n  flavor: a10g-largex2\n  distributed: ddp")
+
+    code, _, err = train(run_cli, tiny_repo)
+
+    assert code == 0, err[-3000:]
+    run = candidate_of(tiny_repo)
+    assert run.is_candidate, run.error
+    assert run.record.processes == 2
+    [launch] = env.job_launches()
+    [_, _, script] = hub_api(env).inspect_job(job_id=launch["id"], namespace=NAMESPACE).command
+    launched = script.split(" && ")[-1]
+    assert launched.startswith("exec accelerate launch --config_file ")
+    assert '"multi_gpu.yaml"' in launched
+    assert "--num_processes 2 " in launched
+
+
+def training_line(root: Path) -> int:
+    text = (root / "adapters" / ADAPTER / "adapter.yaml").read_text()
+    return text.splitlines().index("training:") + 1
+
+
+def hub_api(hub: Any) -> HfApi:
+    return HfApi(endpoint=hub.endpoint, token=TOKEN)
+
+
+def job_digest() -> str:
+    return image.JOB_IMAGE.rsplit("@sha256:", 1)[1]

@@ -194,3 +194,148 @@ def test_plan_json_carries_the_memory_estimate_and_its_parts(demo_repo: Path, ru
     needed = memory["needed"]
     parts = ("weights_gb", "trainable_gb", "activations_gb", "overhead_gb")
     assert needed["total_gb"] == pytest.approx(sum(needed[part] for part in parts))
+
+
+def on_a_job(flavor: str, distributed: str | None = None) -> str:
+    """The `training:` lines of a Jobs adapter on `flavor` (for `use_base`)."""
+    lines = ["backend: jobs", f"flavor: {flavor}"]
+    if distributed is not None:
+        lines.append(f"distributed: {distributed}")
+    return "\n  ".join(lines)
+
+
+def line_of(repo: Path, text: str) -> int:
+    lines = (repo / "adapters/demo-v1/adapter.yaml").read_text().splitlines()
+    return lines.index(text) + 1
+
+
+def finding_of(out: str, rule: str) -> str:
+    return next(line for line in out.splitlines() if f"[{rule}]" in line)
+
+
+def test_validate_refuses_distributed_on_a_one_gpu_flavor_and_lists_the_multi_gpu_ones(
+    demo_repo: Path, run_cli: RunCli
+):
+    use_base(demo_repo, "HuggingFaceTB/SmolLM2-135M-Instruct", "qlora", on_a_job("l4x1", "ddp"))
+
+    code, out, _ = run_cli("validate", "--repo", demo_repo, "demo-v1")
+
+    assert code == 1, out
+    finding = finding_of(out, "training.distributed")
+    at = line_of(demo_repo, "  distributed: ddp")
+    assert finding.startswith(f"adapters/demo-v1/adapter.yaml:{at}:"), finding
+    assert "l4x1 (24 GB) has one GPU" in finding
+    hint = out[out.index(finding) + len(finding) :].splitlines()[1]
+    assert "remove `distributed`" in hint
+    assert "l4x4" in hint
+    assert "h200x8" in hint
+    assert "l4x1" not in hint
+
+
+def test_validate_warns_that_a_multi_gpu_flavor_without_distributed_bills_idle_gpus(
+    demo_repo: Path, run_cli: RunCli
+):
+    use_base(demo_repo, "HuggingFaceTB/SmolLM2-135M-Instruct", "qlora", on_a_job("l4x4"))
+
+    code, out, _ = run_cli("validate", "--repo", demo_repo, "demo-v1")
+
+    assert code == 0, out
+    finding = finding_of(out, "training.distributed")
+    assert finding.startswith(
+        f"adapters/demo-v1/adapter.yaml:{line_of(demo_repo, '  flavor: l4x4')}:"
+    )
+    assert "uses 1 of the 4 GPUs of l4x4 (4 x 24 GB), and all 4 are billed" in finding
+    assert "set `distributed: ddp`: the model fits one GPU" in out
+
+
+def test_a_multi_gpu_flavor_without_distributed_holds_only_what_one_gpu_holds(
+    demo_repo: Path, run_cli: RunCli
+):
+    use_base(demo_repo, "meta-llama/Llama-3.1-70B-Instruct", "lora", on_a_job("a100x8"))
+
+    code, out, _ = run_cli("validate", "--repo", demo_repo, "demo-v1")
+
+    assert code == 1, out
+    memory = finding_of(out, "training.memory")
+    needed = float(re.search(r"needs about ([\d.]+) GB of memory per GPU", memory).group(1))
+    assert needed > 140  # the whole bf16 model on the one GPU used
+    assert "one process on 1 GPU of 8, the others idle but billed" in memory
+    assert "more than each GPU of a100x8 (8 x 80 GB) has" in memory
+    assert "set `distributed: fsdp2`: the model does not fit one GPU" in out
+
+
+def test_ddp_puts_the_whole_model_on_each_gpu_and_fsdp2_shards_it(demo_repo: Path, run_cli: RunCli):
+    use_base(demo_repo, "meta-llama/Llama-3.1-70B-Instruct", "lora", on_a_job("h200x2", "ddp"))
+
+    code, out, _ = run_cli("validate", "--repo", demo_repo, "demo-v1")
+
+    assert code == 1, out
+    memory = finding_of(out, "training.memory")
+    assert "ddp: 2 processes, the whole model on each GPU" in memory
+    assert "with `training.distributed: fsdp2` to shard the model over its 2 GPUs" in out
+
+    edit(demo_repo / "adapters/demo-v1/adapter.yaml", "distributed: ddp", "distributed: fsdp2")
+    code, out, _ = run_cli("validate", "--repo", demo_repo, "demo-v1")
+
+    assert "[training.memory]" not in out  # 70B is off the fixture's allowlist: an error
+    assert "[training.distributed]" not in out
+
+
+def test_a_hint_naming_a_multi_gpu_flavor_says_to_shard_with_fsdp2(
+    demo_repo: Path, run_cli: RunCli
+):
+    use_base(demo_repo, "meta-llama/Llama-3.1-70B-Instruct", "lora", "hardware: a10g-large")
+
+    code, out, _ = run_cli("validate", "--repo", demo_repo, "demo-v1")
+
+    assert code == 1, out
+    named = re.search(r"smallest flavor that holds it: ([\w-]+) \(\d+ x \d+ GB\)(.*)", out)
+    assert named, out
+    assert (
+        f"set `training.backend: jobs` and `training.flavor: {named.group(1)}`, with "
+        f"`training.distributed: fsdp2` to shard the model over its "
+        f"{FLAVORS[named.group(1)].devices} GPUs"
+    ) in named.group(2)
+
+
+def test_a_hint_naming_a_one_gpu_flavor_says_to_drop_distributed(demo_repo: Path, run_cli: RunCli):
+    use_base(demo_repo, "meta-llama/Llama-3.1-70B-Instruct", "qlora", on_a_job("l4x4", "ddp"))
+
+    code, out, _ = run_cli("validate", "--repo", demo_repo, "demo-v1")
+
+    assert code == 1, out
+    assert "ddp: 4 processes, the whole model on each GPU" in finding_of(out, "training.memory")
+    hint = re.search(r"smallest flavor that holds it: ([\w-]+) \(\d+ GB\)(.*)", out)
+    assert hint, out
+    assert hint.group(2) == ", without `training.distributed`"
+
+
+@pytest.mark.parametrize(
+    ("distributed", "layout"),
+    [
+        (None, "one process on 1 GPU of 2, the others idle but billed"),
+        ("ddp", "ddp: 2 processes, the whole model on each GPU"),
+        ("zero3", "zero3: 2 processes, weights and optimizer sharded over 2 GPUs"),
+    ],
+)
+def test_plan_states_the_strategy_and_its_processes(
+    demo_repo: Path, run_cli: RunCli, distributed: str | None, layout: str
+):
+    use_base(
+        demo_repo, "unsloth/Llama-3.2-1B-Instruct", "qlora", on_a_job("a10g-largex2", distributed)
+    )
+
+    code, out, err = run_cli("plan", "--repo", demo_repo, "demo-v1")
+
+    assert code == 0, err
+    line = next(line for line in out.splitlines() if "GPU memory: about" in line)
+    assert "GB per GPU of 24 GB per GPU on a10g-largex2" in line
+    assert line.endswith(f"; {layout}"), line
+
+    code, out, err = run_cli("plan", "--repo", demo_repo, "demo-v1", "--format", "json")
+
+    memory = json.loads(out)["memory"]
+    assert (memory["distributed"], memory["processes"]) == (
+        distributed,
+        1 if distributed is None else 2,
+    )

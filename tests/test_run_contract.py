@@ -46,6 +46,7 @@ def config_json(**changes: Any) -> dict[str, Any]:
         "generation": {"max_new_tokens": 8, "batch_size": 2, "max_items": None},
         "incumbent": None,
         "output": {"repo_id": OUTPUT_REPO, "repo_type": "model", "path_in_repo": "runs/x"},
+        "parallel": None,
     }
     return config | changes
 
@@ -164,6 +165,7 @@ def test_the_rendered_config_is_the_json_train_py_always_read(demo_repo: Path) -
             "repo_type": "model",
             "path_in_repo": "runs/0123456789abcdef",
         },
+        "parallel": None,
     }
     assert dumps(config) == json.dumps(expected, sort_keys=True, separators=(",", ":"))
     assert script.parse_run_config(json.loads(dumps(config))) == config

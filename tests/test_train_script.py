@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -99,9 +100,12 @@ def trained(tiny_folder: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
     training = training_settings()
     tokenizer = script.load_tokenizer(tiny_folder)
     model = script.attach_lora(script.load_base_model(tiny_folder, training), training)
-    metrics = script.train_adapter(model, tokenizer, TRAIN, training, work / "trainer")
+    metrics = script.train_adapter(
+        model, tokenizer, TRAIN, training, work / "trainer", save_to=work / "trainer" / "saved"
+    )
     adapter_dir = work / "adapter"
-    saved = script.save_adapter(model, adapter_dir, script.ModelRef(TINY_REPO_ID, "main"))
+    base = script.ModelRef(TINY_REPO_ID, "main")
+    saved = script.save_adapter(work / "trainer" / "saved", adapter_dir, base)
     items = script.eval_items(HELD_OUT, None)
     rows = script.generate_all_roles(model, tokenizer, items, GENERATION, None)
     return {"metrics": metrics, "adapter_dir": adapter_dir, "saved": saved, "rows": rows}
@@ -187,6 +191,7 @@ def test_a_config_with_missing_or_unknown_keys_is_rejected_by_name() -> None:
         "training": training_config(),
         "generation": script.to_json(GENERATION),
         "incumbent": None,
+        "parallel": None,
         "output": {"repo_id": OUTPUT_REPO, "repo_type": "model", "path_in_repo": "c/x"},
     }
     assert script.to_json(script.parse_run_config(config)) == config
@@ -358,6 +363,7 @@ def run_config(seeded: dict[str, Any], run_id: str, **dataset: str) -> dict[str,
         ),
         "generation": {"max_new_tokens": 12, "batch_size": 2, "max_items": 3},
         "incumbent": {"repo_id": "ainative/kwanzaa-mini", "revision": "v1"},
+        "parallel": None,
         "output": {
             "repo_id": OUTPUT_REPO,
             "repo_type": "model",
@@ -367,8 +373,13 @@ def run_config(seeded: dict[str, Any], run_id: str, **dataset: str) -> dict[str,
 
 
 def run_script(
-    hub: Any, tmp_path: Path, args: list[str], extra_env: dict[str, str] | None = None
+    hub: Any,
+    tmp_path: Path,
+    args: list[str],
+    extra_env: dict[str, str] | None = None,
+    launcher: Sequence[str] = (),
 ) -> subprocess.CompletedProcess[str]:
+    """train.py in a subprocess, under `launcher` (python's arguments before the script)."""
     env = {
         "PATH": os.environ.get("PATH", ""),
         "HOME": str(tmp_path),
@@ -379,7 +390,7 @@ def run_script(
         **(extra_env or {}),
     }
     return subprocess.run(
-        [sys.executable, str(SCRIPT), *args],
+        [sys.executable, *launcher, str(SCRIPT), *args],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -397,6 +408,16 @@ def fetch(hub: Any, path: str, tmp_path: Path) -> Path:
     )
 
 
+def assert_one_candidate_pushed(hub: Any, prefix: str) -> None:
+    """The candidate's five files under `prefix`, pushed by one process in three commits: the
+    repo's first, the trained adapter kept at once, then the results."""
+    api = HfApi(endpoint=hub.endpoint, token=TOKEN)
+    files = {f for f in api.list_repo_files(OUTPUT_REPO) if f.startswith(f"{prefix}/")}
+    expected = {"adapter_model.safetensors", "adapter_config.json", "eval_outputs.jsonl"}
+    assert {f"{prefix}/{name}" for name in expected | {"metrics.json", "run.json"}} == files
+    assert len(api.list_repo_commits(OUTPUT_REPO)) == 3
+
+
 def test_end_to_end_run_pushes_the_candidate_to_the_hub(
     hub: Any, seeded: dict[str, Any], tmp_path: Path
 ) -> None:
@@ -406,12 +427,7 @@ def test_end_to_end_run_pushes_the_candidate_to_the_hub(
     assert result.returncode == 0, result.stderr[-4000:]
 
     prefix = "candidates/0123456789abcdef"
-    api = HfApi(endpoint=hub.endpoint, token=TOKEN)
-    files = {f for f in api.list_repo_files(OUTPUT_REPO) if f.startswith(f"{prefix}/")}
-    expected = {"adapter_model.safetensors", "adapter_config.json", "eval_outputs.jsonl"}
-    assert {f"{prefix}/{name}" for name in expected | {"metrics.json", "run.json"}} == files
-    # The repo's first commit, the trained adapter kept at once, then the results.
-    assert len(api.list_repo_commits(OUTPUT_REPO)) == 3
+    assert_one_candidate_pushed(hub, prefix)
 
     record = json.loads(fetch(hub, f"{prefix}/run.json", tmp_path).read_text())
     assert (record["status"], record["error"]) == ("succeeded", None)

@@ -51,6 +51,11 @@ class Backend(Protocol):
         """(use, repo id) of the repos this backend writes beyond the candidate's own."""
         ...
 
+    def check(self, bundle: AdapterBundle) -> None:
+        """Raise InputError when this backend cannot run the spec: before anything is pushed
+        (a `--backend` given on the command line may name one the spec was not written for)."""
+        ...
+
     def launch(self, run: Launch) -> Ended:
         """Start the run and watch it to its end or a limit."""
         ...

@@ -15,6 +15,7 @@ import contextlib
 import dataclasses
 import json
 import math
+import shlex
 import threading
 import time
 from collections import deque
@@ -33,11 +34,13 @@ from runner.runs.location import candidate_location
 from runner.runs.progress import parse_progress
 from runner.runs.record import read_run
 from runner.runs.run_id import TRAIN_SCRIPT, script_version
-from runner.space.image import JOB_IMAGE
+from runner.space import image
 from runner.space.sync import LOG_TAIL_LINES, Limits, RunProgress, why_stop
 from runner.specs.bundle import AdapterBundle
-from runner.train.train import JobUsage, to_json
+from runner.train.train import JobUsage, Parallel, to_json
 
+# TRL's accelerate preset (a file of the installed `trl` package) for each strategy.
+ACCELERATE_PRESETS = {"ddp": "multi_gpu", "fsdp2": "fsdp2", "zero3": "zero3"}
 # Where the job sees the candidates repo (the training code) read-only.
 CODE_MOUNT = "/adapter-gitops"
 RUN_ID_LABEL = "run-id"
@@ -55,6 +58,9 @@ class JobsBackend:
     def written_repos(self, bundle: AdapterBundle) -> list[tuple[str, str]]:
         # The training code goes to the candidates repo, whose namespace the job runs in.
         return [("training code in", bundle.adapter.publish.candidates_repo_id)]
+
+    def check(self, bundle: AdapterBundle) -> None:
+        flavor_of(bundle)
 
     def launch(self, run: Launch) -> Ended:
         flavor = flavor_of(run.bundle)
@@ -81,9 +87,11 @@ JOBS = JobsBackend()
 def flavor_of(bundle: AdapterBundle) -> str:
     flavor = bundle.adapter.training.flavor
     if flavor is None:
+        spec = bundle.docs["adapter.yaml"]
+        line, _ = spec.position(["training"], at_key=True)
         raise InputError(
-            f"{bundle.path}: the jobs backend needs `training.flavor`: set `backend: jobs` and "
-            "`flavor` (e.g. `a10g-small`) in adapter.yaml"
+            f"{spec.path}:{line}: the jobs backend needs `training.flavor`: set "
+            "`training.backend: jobs` and `training.flavor` (e.g. `a10g-small`) there"
         )
     return flavor
 
@@ -134,8 +142,8 @@ def start_job(run: Launch, flavor: str) -> Job:
     code_commit = upload_code(run.client, code_repo)
     return run.client.run_job(
         job_namespace(run.bundle),
-        image=JOB_IMAGE,
-        command=["python", f"{CODE_MOUNT}/{code_path()}"],
+        image=image.JOB_IMAGE,
+        command=job_command(run.config.parallel),
         env={"RUN_CONFIG": dumps(run.config), "PYTHONUNBUFFERED": "1"},
         secrets={"HF_TOKEN": token},
         flavor=flavor,
@@ -145,6 +153,29 @@ def start_job(run: Launch, flavor: str) -> Job:
         labels=job_labels(run.bundle, run.config.run_id, run.pr),
         volumes=[("model", code_repo, code_commit, CODE_MOUNT)],
     )
+
+
+def job_command(parallel: Parallel | None) -> list[str]:
+    """Install the training image's pins into JOB_IMAGE, then start train.py: as one process,
+    or one per GPU through `accelerate launch` with TRL's preset for the strategy."""
+    installs = list(image.TRAINING_INSTALLS)
+    if parallel is not None and parallel.strategy == "zero3":
+        installs.append(image.DEEPSPEED)
+    steps = [f"{image.PIP_INSTALL} {packages}" for packages in installs]
+    script = shlex.quote(f"{CODE_MOUNT}/{code_path()}")
+    if parallel is None:
+        steps.append(f"exec python {script}")
+    else:
+        preset = ACCELERATE_PRESETS[parallel.strategy]
+        find_preset = (
+            "import importlib.resources as r; "
+            f'print(r.files("trl.accelerate_configs") / "{preset}.yaml")'
+        )
+        steps.append(
+            f'exec accelerate launch --config_file "$(python -c {shlex.quote(find_preset)})" '
+            f"--num_processes {parallel.processes} {script}"
+        )
+    return ["sh", "-c", " && ".join(steps)]
 
 
 def code_path() -> str:

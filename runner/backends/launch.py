@@ -68,6 +68,7 @@ def train_candidate(
     on_event: EventSink = _ignore,
     pr: int | None = None,
 ) -> TrainOutcome:
+    backend_for(backend).check(bundle)
     # also for a spec that skipped validate
     require_writable(policies.repos, client, bundle, training_repos(bundle))
     require_base_access(client, bundle)

@@ -34,6 +34,9 @@ class LocalBackend:
     def written_repos(self, bundle: AdapterBundle) -> list[tuple[str, str]]:
         return []
 
+    def check(self, bundle: AdapterBundle) -> None:
+        pass  # any spec the schema accepts trains here
+
     def launch(self, run: Launch) -> Ended:
         work_dir = run.repo_root / ".runs" / run.config.run_id
         failure = run_locally(

@@ -14,11 +14,7 @@ class TrlEngine:
     name = "trl"
     space_app = SpaceApp(
         template="app_template.py",
-        dockerfile=dockerfile(
-            image.BASE_IMAGE,
-            f"{image.TORCH} --index-url {image.TORCH_INDEX}",
-            " ".join(image.PACKAGES),
-        ),
+        dockerfile=dockerfile(image.BASE_IMAGE, *image.TRAINING_INSTALLS),
     )
     required_files = (
         *ADAPTER_FILES,

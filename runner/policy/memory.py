@@ -10,6 +10,10 @@ and lm_head stay bf16: bitsandbytes quantizes the decoder's linear layers only);
 in fp32 (peft upcasts adapters) with their gradients and optimizer state; activations per token
 per layer, only each layer's input when gradient checkpointing recomputes the rest; fp32 logits
 and their gradient for the loss; a fixed CUDA overhead. Sizes are decimal GB, as flavors are sold.
+
+On a multi-GPU flavor the figure is per GPU and follows `training.distributed`: unset, one
+process on one GPU; `ddp`, a whole copy on each; `fsdp2`/`zero3`, weights and optimizer state
+sharded over the GPUs, activations per GPU.
 """
 
 from __future__ import annotations
@@ -19,8 +23,8 @@ from typing import get_args
 
 from huggingface_hub import JobHardware
 
-from runner.findings import Finding, quote
-from runner.specs.adapter import SpaceHardware
+from runner.findings import Finding, Severity, quote
+from runner.specs.adapter import Distributed, SpaceHardware
 from runner.specs.bundle import AdapterBundle
 from runner.specs.training import TrainingSpec
 
@@ -176,30 +180,37 @@ FLAVORS = {
 }
 
 
+SHARDING: frozenset[str] = frozenset({"fsdp2", "zero3"})
+"""The presets that split weights and optimizer state over the GPUs; `ddp` copies the model."""
+
+
 @dataclass(frozen=True)
 class MemoryEstimate:
-    """GB the run needs on one device of `devices`: sharded parts (FSDP/ZeRO-3 split weights
-    and optimizer state over the GPUs) divided, per-device parts whole."""
+    """GB the run needs on each GPU it uses: sharded parts (FSDP2/ZeRO-3 split weights and
+    optimizer state over the GPUs) divided, per-device parts whole."""
 
     base_model: str
     devices: int
+    """The GPUs the run uses, one process each."""
     weights_gb: float
     trainable_gb: float
     """LoRA (and modules_to_save) weights, their gradients and optimizer state."""
     activations_gb: float
     overhead_gb: float
+    sharded: bool = False
+    """Weights and optimizer state split over `devices`; else each GPU holds them whole."""
 
     @property
     def total_gb(self) -> float:
-        sharded = (self.weights_gb + self.trainable_gb) / self.devices
-        return sharded + self.activations_gb + self.overhead_gb
+        model = self.weights_gb + self.trainable_gb
+        per_device = model / self.devices if self.sharded else model
+        return per_device + self.activations_gb + self.overhead_gb
 
     def parts(self) -> str:
-        shards = "" if self.devices == 1 else f"; weights and optimizer over {self.devices} GPUs"
         return (
             f"weights {self.weights_gb:.2f}, LoRA + gradients + optimizer "
             f"{self.trainable_gb:.2f}, activations {self.activations_gb:.2f}, overhead "
-            f"{self.overhead_gb:.2f}{shards}"
+            f"{self.overhead_gb:.2f}"
         )
 
 
@@ -209,13 +220,45 @@ class MemoryPlan:
     capacity: Flavor | None
     """None when the flavor's memory is not known."""
     needed: MemoryEstimate | None
-    """Sized for the flavor's GPU count; None when the base is not in the architecture table."""
+    """Sized for the GPUs the strategy uses; None when the base is not in the architecture
+    table."""
+    strategy: Distributed | None
+    """`training.distributed`: None runs one process on one GPU, whatever the flavor has."""
 
     @property
     def fits(self) -> bool:
         if self.needed is None or self.capacity is None:
             return True
         return self.needed.total_gb <= self.capacity.gb_per_device
+
+    @property
+    def multi_gpu(self) -> bool:
+        return self.capacity is not None and self.capacity.gpu and self.capacity.devices > 1
+
+    @property
+    def processes(self) -> int:
+        return processes_on(self.capacity, self.strategy)
+
+    def layout(self) -> str:
+        """What `accelerate launch` (or the single process) makes of the flavor's GPUs."""
+        if self.capacity is None or not self.capacity.gpu:
+            return "one process"
+        gpus = self.capacity.devices
+        if self.processes == 1:
+            idle = f" of {gpus}, the others idle but billed" if gpus > 1 else ""
+            return f"one process on 1 GPU{idle}"
+        if self.strategy in SHARDING:
+            return (
+                f"{self.strategy}: {gpus} processes, weights and optimizer sharded over {gpus} GPUs"
+            )
+        return f"{self.strategy}: {gpus} processes, the whole model on each GPU"
+
+
+def processes_on(capacity: Flavor | None, strategy: Distributed | None) -> int:
+    """One process per GPU when a strategy spreads the run over them, else one."""
+    if strategy is None or capacity is None or not capacity.gpu:
+        return 1
+    return capacity.devices
 
 
 def architecture_of(base_model: str) -> Architecture | None:
@@ -234,8 +277,12 @@ def estimate_memory(arch: Architecture, spec: TrainingSpec, base_model: str) -> 
     )
 
 
-def _on(estimate: MemoryEstimate, devices: int) -> MemoryEstimate:
-    return replace(estimate, devices=devices)
+def _on(
+    estimate: MemoryEstimate, flavor: Flavor | None, strategy: Distributed | None
+) -> MemoryEstimate:
+    """The estimate per GPU for the processes `strategy` runs on `flavor`."""
+    devices = processes_on(flavor, strategy)
+    return replace(estimate, devices=devices, sharded=devices > 1 and strategy in SHARDING)
 
 
 def _weights_bytes(arch: Architecture, spec: TrainingSpec) -> float:
@@ -290,64 +337,129 @@ def flavor_of(bundle: AdapterBundle) -> tuple[str, list[str]]:
     return training.hardware, ["training", "hardware"]
 
 
+JOB_FLAVORS = frozenset(hardware.value for hardware in JobHardware)
 JOBS_HINT = ", a Jobs flavor: set `training.backend: jobs` and `training.flavor: {}`"
+SHARD_HINT = ", with `training.distributed: {}` to shard the model over its {} GPUs"
 
 
-def _where_to_ask(bundle: AdapterBundle) -> list[tuple[str, set[str]]]:
+def _where_to_ask(bundle: AdapterBundle) -> list[tuple[str, set[str], Distributed | None]]:
     """Flavors this adapter's backend can ask for, then, for a Space or local run, the Jobs
-    flavors (up to 8 GPUs of 141 GB) and how to ask for them."""
-    jobs = {hardware.value for hardware in JobHardware}
-    if bundle.adapter.training.flavor is not None:  # a Job's machine
-        return [("", jobs)]
-    return [("", set(get_args(SpaceHardware))), (JOBS_HINT, jobs)]
+    flavors (up to 8 GPUs of 141 GB) and how to ask for them; with the preset that shards a
+    model over a Job's GPUs (a Space trains in one process: its extra GPUs hold nothing more)."""
+    training = bundle.adapter.training
+    sharding = training.distributed if training.distributed in SHARDING else "fsdp2"
+    if training.flavor is not None:  # a Job's machine
+        return [("", set(JOB_FLAVORS), sharding)]
+    return [("", set(get_args(SpaceHardware)), None), (JOBS_HINT, set(JOB_FLAVORS), sharding)]
 
 
 def plan_memory(bundle: AdapterBundle) -> MemoryPlan:
     base = bundle.adapter.base_model.id
     flavor, _ = flavor_of(bundle)
     capacity = FLAVORS.get(flavor)
+    strategy = bundle.adapter.training.distributed
     arch = architecture_of(base)
     if arch is None:
-        return MemoryPlan(flavor, capacity, None)
+        return MemoryPlan(flavor, capacity, None, strategy)
     estimate = estimate_memory(arch, bundle.training, base)
-    return MemoryPlan(flavor, capacity, _on(estimate, capacity.devices if capacity else 1))
+    return MemoryPlan(flavor, capacity, _on(estimate, capacity, strategy), strategy)
 
 
-def smallest_flavor_that_holds(estimate: MemoryEstimate, requestable: set[str]) -> Flavor | None:
+def smallest_flavor_that_holds(
+    estimate: MemoryEstimate, requestable: set[str], sharding: Distributed | None
+) -> Flavor | None:
+    """A multi-GPU flavor holds more than one of its GPUs only when `sharding` splits the
+    model over them (`ddp` and a single process do not), so without it only one-GPU flavors
+    count."""
     holding = [
         flavor
         for flavor in FLAVORS.values()
         if flavor.gpu
         and flavor.name in requestable
-        and _on(estimate, flavor.devices).total_gb <= flavor.gb_per_device
+        and (flavor.devices == 1 or sharding is not None)
+        and _on(estimate, flavor, sharding).total_gb <= flavor.gb_per_device
     ]
     return min(holding, key=lambda f: (f.total_gb, f.devices), default=None)
 
 
 def check_memory(bundle: AdapterBundle, plan: MemoryPlan) -> list[Finding]:
+    return _too_small(bundle, plan) + _distributed_findings(bundle, plan)
+
+
+def _too_small(bundle: AdapterBundle, plan: MemoryPlan) -> list[Finding]:
     if plan.fits or plan.needed is None or plan.capacity is None:
         return []
     needed, capacity = plan.needed, plan.capacity
-    per_gpu = "" if needed.devices == 1 else " per GPU"
-    hint = _larger_flavor_hint(bundle, needed)
+    per_gpu = " per GPU" if plan.multi_gpu else ""
+    layout = f"; {plan.layout()}" if plan.multi_gpu else ""
+    each = "each GPU of " if plan.multi_gpu else ""
     _, loc = flavor_of(bundle)
     return [
         bundle.docs["adapter.yaml"].finding(
             loc,
             "training.memory",
             f"training {quote(needed.base_model)} needs about {needed.total_gb:.1f} GB of memory"
-            f"{per_gpu} "
-            f"({needed.parts()}), more than {capacity.describe()} has",
-            hint=hint,
+            f"{per_gpu} ({needed.parts()}{layout}), more than {each}{capacity.describe()} has",
+            hint=_larger_flavor_hint(bundle, needed, plan.strategy),
         )
     ]
 
 
-def _larger_flavor_hint(bundle: AdapterBundle, needed: MemoryEstimate) -> str:
-    for how, names in _where_to_ask(bundle):
-        larger = smallest_flavor_that_holds(needed, names)
-        if larger is not None:
-            return (
-                f"the smallest flavor that holds it: {larger.describe()}{how.format(larger.name)}"
-            )
+def _larger_flavor_hint(
+    bundle: AdapterBundle, needed: MemoryEstimate, strategy: Distributed | None
+) -> str:
+    for how, names, sharding in _where_to_ask(bundle):
+        larger = smallest_flavor_that_holds(needed, names, sharding)
+        if larger is None:
+            continue
+        ask = how.format(larger.name)
+        if larger.devices > 1:
+            ask += SHARD_HINT.format(sharding, larger.devices)
+        elif strategy is not None:  # `distributed` on one GPU is an error
+            ask += ", without `training.distributed`"
+        return f"the smallest flavor that holds it: {larger.describe()}{ask}"
     return "no flavor holds it: a smaller base, `method: qlora`, or shorter sequences"
+
+
+def _distributed_findings(bundle: AdapterBundle, plan: MemoryPlan) -> list[Finding]:
+    """`distributed` needs several GPUs, and a Job's several GPUs need `distributed`."""
+    capacity, doc = plan.capacity, bundle.docs["adapter.yaml"]
+    if capacity is None or bundle.adapter.training.flavor is None:
+        return []
+    if plan.strategy is not None and not plan.multi_gpu:
+        gpus = "one GPU" if capacity.gpu else "no GPU"
+        return [
+            doc.finding(
+                ["training", "distributed"],
+                "training.distributed",
+                f"`distributed: {plan.strategy}` spreads training over the GPUs of a multi-GPU "
+                f"flavor, and {capacity.describe()} has {gpus}",
+                hint="remove `distributed`, or pick a multi-GPU flavor: "
+                + ", ".join(_multi_gpu_job_flavors()),
+            )
+        ]
+    if plan.strategy is None and plan.multi_gpu:
+        return [
+            doc.finding(
+                ["training", "flavor"],
+                "training.distributed",
+                f"training uses 1 of the {capacity.devices} GPUs of {capacity.describe()}, and "
+                f"all {capacity.devices} are billed",
+                hint=_strategy_hint(plan),
+                severity=Severity.WARNING,
+            )
+        ]
+    return []
+
+
+def _strategy_hint(plan: MemoryPlan) -> str:
+    """`ddp` when the model fits one GPU (each GPU trains a copy: faster), else `fsdp2`."""
+    if plan.needed is None:
+        return "set `distributed: ddp` when the model fits one GPU, `fsdp2` when it does not"
+    if plan.fits:
+        return "set `distributed: ddp`: the model fits one GPU (or pick a one-GPU flavor)"
+    return "set `distributed: fsdp2`: the model does not fit one GPU, shard it over the GPUs"
+
+
+def _multi_gpu_job_flavors() -> list[str]:
+    return [f.name for f in FLAVORS.values() if f.gpu and f.devices > 1 and f.name in JOB_FLAVORS]

@@ -38,7 +38,7 @@ def memory_lines(plan: Plan) -> list[str]:
     if memory.needed is None:
         return ["- memory: no estimate (the base model is not in the memory planner's table)"]
     needed, capacity = memory.needed, memory.capacity
-    per_gpu = "" if needed.devices == 1 else " per GPU"
+    per_gpu = " per GPU" if memory.multi_gpu else ""
     kind = "memory" if capacity is not None and not capacity.gpu else "GPU memory"
     available = (
         f"of {capacity.gb_per_device:g} GB{per_gpu}" if capacity else "(flavor's memory unknown)"
@@ -46,7 +46,7 @@ def memory_lines(plan: Plan) -> list[str]:
     verdict = "" if memory.fits else " ❌ does not fit"
     return [
         f"- {kind}: about {needed.total_gb:.1f} GB{per_gpu} {available} on `{memory.flavor}`"
-        f"{verdict} ({needed.parts()})"
+        f"{verdict} ({needed.parts()}); {memory.layout()}"
     ]
 
 

@@ -6,7 +6,7 @@ import json
 
 from runner.data.publish import PushedDataset
 from runner.runs.location import candidate_location
-from runner.runs.run_id import generation_settings
+from runner.runs.run_id import generation_settings, parallel_of
 from runner.specs.bundle import AdapterBundle
 from runner.train.train import (
     DatasetRef,
@@ -45,6 +45,7 @@ def render_run_config(
         generation=run_generation_settings(bundle),
         incumbent=incumbent,
         output=OutputRef(location.repo_id, "model", location.path),
+        parallel=parallel_of(bundle),
     )
 
 

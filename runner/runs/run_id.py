@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from runner.hashing import sha256_of
+from runner.policy.memory import FLAVORS, processes_on
 from runner.repofiles import declared_file
 from runner.specs.bundle import AdapterBundle
+from runner.train.train import Parallel
 
 TRAIN_SCRIPT = Path(__file__).parent.parent / "train" / "train.py"
 
@@ -27,6 +29,15 @@ def generation_settings(bundle: AdapterBundle) -> dict[str, Any]:
         **bundle.evaluation.generation.model_dump(mode="json"),
         "max_items": bundle.evaluation.max_items,
     }
+
+
+def parallel_of(bundle: AdapterBundle) -> Parallel | None:
+    """One process per GPU of the flavor when the spec asks to spread training over them."""
+    training = bundle.adapter.training
+    if training.distributed is None or training.flavor is None:
+        return None
+    processes = processes_on(FLAVORS.get(training.flavor), training.distributed)
+    return Parallel(training.distributed, processes)
 
 
 def script_version() -> str:
@@ -44,6 +55,8 @@ class RunInputs:
     generation: dict[str, Any]
     data_sha256: dict[str, str]
     script_version: str
+    parallel: Parallel | None
+    """The processes change the global batch, so the trained weights."""
 
     @property
     def run_id(self) -> str:
@@ -65,6 +78,7 @@ def run_inputs(bundle: AdapterBundle, repo_root: Path) -> RunInputs:
             for split in ("train", "eval")
         },
         script_version=script_version(),
+        parallel=parallel_of(bundle),
     )
 
 

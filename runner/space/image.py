@@ -25,11 +25,18 @@ AUTOTRAIN_BASE_IMAGE = "pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime"
 AUTOTRAIN_VERSION = "0.8.36"
 AUTOTRAIN_PACKAGE = f"autotrain-advanced=={AUTOTRAIN_VERSION}"
 
-# The `jobs` backend's image: a Job runs an image as it is (no build step), pinned by digest so
-# a retag upstream cannot change what trains: the PyTorch runtime image of TORCH's release.
-# Not usable on the real Hub yet: it lacks transformers, peft and trl (PACKAGES), and this
-# digest was not checked against the registry (issue 17 keeps it open).
-JOB_IMAGE = (
-    "pytorch/pytorch:2.13.0-cuda12.6-cudnn9-runtime"
-    "@sha256:6acf597eeb8e376a96580dde4952f37cc017fef732bb40bfc73f28f25e3f64b4"
-)
+# What the training image installs over BASE_IMAGE, one `pip install` each: torch from its CUDA
+# index alone (never PyPI's, which a same-named upload could shadow), then the rest from PyPI.
+PIP_INSTALL = "pip install --no-cache-dir"
+TRAINING_INSTALLS = (f"{TORCH} --index-url {TORCH_INDEX}", " ".join(PACKAGES))
+# ZeRO-3 (`training.distributed: zero3`) runs on DeepSpeed, which nothing else needs. PyPI has
+# only its source; its setup imports torch, so it builds against the torch installed above.
+DEEPSPEED = "--no-build-isolation deepspeed==0.19.8"
+
+# The `jobs` backend's image. A Job runs an image as it is, with no build step, so it starts
+# from BASE_IMAGE pinned by digest (a retag upstream cannot change what trains) and installs
+# TRAINING_INSTALLS before train.py starts: the Space image's exact pins, paid for in the
+# first minute or two of each job. The digest is the one public Dockerfiles pin for this tag;
+# it could not be checked against Docker Hub from here (no registry access): a wrong one
+# ends the job in ERROR with the Hub's message naming the image.
+JOB_IMAGE = f"{BASE_IMAGE}@sha256:081075da77b2b55c23c088251026fb69a7b2bf92471e491ff5fd75c192fd38e5"

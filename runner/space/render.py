@@ -89,7 +89,7 @@ def dockerfile(base_image: str, *installs: str) -> str:
     return (
         f"FROM {base_image}\n"
         "ENV PYTHONUNBUFFERED=1 HF_HUB_DISABLE_TELEMETRY=1 HF_HOME=/tmp/hf\n"
-        + "".join(f"RUN pip install --no-cache-dir {packages}\n" for packages in installs)
+        + "".join(f"RUN {image.PIP_INSTALL} {packages}\n" for packages in installs)
         + "WORKDIR /app\n"
         "COPY app.py train.py /app/\n"
         f"EXPOSE {image.APP_PORT}\n"

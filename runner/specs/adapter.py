@@ -97,6 +97,10 @@ class PublishTarget(SpecModel):
         return candidates_repo(self.repo_id)
 
 
+Distributed = Literal["ddp", "fsdp2", "zero3"]
+"""How a multi-GPU Job spreads training over its GPUs (TRL's accelerate presets)."""
+
+
 class TrainingTarget(SpecModel):
     backend: Literal["space", "local", "jobs"] = "space"
     """`jobs`: a Hugging Face Job on a GPU flavor (production, recommended). `space`: a
@@ -113,6 +117,10 @@ class TrainingTarget(SpecModel):
     """The Hugging Face Jobs flavor (e.g. `a10g-small`, `h100x8`); required by `backend: jobs`."""
     scheduling_deadline_minutes: float = Field(default=30.0, gt=0)
     """Cancel a Job still waiting for a machine of its flavor after this long."""
+    distributed: Distributed | None = None
+    """Train on every GPU of a multi-GPU `flavor` with `accelerate launch` and TRL's preset:
+    `ddp` (the model fits one GPU: faster), `fsdp2` or `zero3` (weights and optimizer state
+    sharded over the GPUs: for a base that one GPU cannot hold). Unset: one GPU."""
 
     @model_validator(mode="after")
     def _autotrain_runs_in_a_space(self) -> TrainingTarget:
@@ -140,6 +148,14 @@ class TrainingTarget(SpecModel):
                 f"`flavor` picks the machine of a Hugging Face Job; backend {self.backend} "
                 "does not run one: remove `flavor`, or set `backend: jobs`",
                 at="flavor",
+            )
+        if self.backend != "jobs" and self.distributed is not None:
+            raise spec_error(
+                "distributed_without_jobs",
+                f"`distributed` spreads a Job's training over the GPUs of its flavor; backend "
+                f"{self.backend} trains on one device: remove `distributed`, or set "
+                "`backend: jobs` and a multi-GPU `flavor`",
+                at="distributed",
             )
         return self
 

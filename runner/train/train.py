@@ -1,18 +1,22 @@
 """Train one LoRA/QLoRA adapter, generate its eval outputs and push both to the Hub.
 
-One file, two homes:
+One file, three homes:
 
 - inside a Hugging Face Space (the `space` backend), where `app.py` starts
   `python train.py` at boot with the run config in the `RUN_CONFIG` variable;
 - on this machine (the `local` backend), as `python train.py --config run.json` in a
-  subprocess of the runner.
+  subprocess of the runner;
+- and in a Hugging Face Job (the `jobs` backend), on several GPUs as `accelerate launch
+  --num_processes N train.py`: every process trains, the main one alone saves, generates,
+  uploads and writes run.json.
 
 So it is self-contained: it imports only the standard library, torch, transformers, peft,
-trl, datasets and huggingface_hub (with its httpx2; and bitsandbytes, through transformers, for
-QLoRA), never the `runner` package. Those libraries load in the functions that use them, so the
-run contract (the classes of the run config and run.json) imports with the standard library
-alone: the runner renders and reads the same classes. The Hub endpoint and token come from the
-environment (`HF_ENDPOINT`, `HF_TOKEN`), read by huggingface_hub itself.
+trl, accelerate, datasets and huggingface_hub (with its httpx2; and bitsandbytes, through
+transformers, for QLoRA), never the `runner` package. Those libraries load in the functions
+that use them, so the run contract (the classes of the run config and run.json) imports with
+the standard library alone: the runner renders and reads the same classes. The Hub endpoint
+and token come from the environment (`HF_ENDPOINT`, `HF_TOKEN`), read by huggingface_hub
+itself.
 
 Stages: config, resume (a trained adapter this run id kept earlier, in the output folder or on
 the Hub), download (base model, dataset and incumbent at pinned revisions, one file at a time),
@@ -45,6 +49,7 @@ import random
 import re
 import resource
 import shutil
+import signal
 import socket
 import sys
 import tempfile
@@ -98,6 +103,7 @@ quiet_kernels_notice()
 if TYPE_CHECKING:
     import httpx2
     import torch
+    from accelerate import PartialState
     from peft import PeftModel
     from transformers import (
         BitsAndBytesConfig,
@@ -120,6 +126,7 @@ LOG = logging.getLogger("train")
 MODEL_FILES = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken"]
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 CUDA_ONLY_OPTIMIZERS = {"paged_adamw_8bit", "paged_adamw_32bit", "adamw_8bit"}
+SHARDED = ("fsdp2", "zero3")
 LIBRARIES = (
     "torch",
     "transformers",
@@ -215,6 +222,16 @@ class OutputRef:
 
 
 @dataclass(frozen=True)
+class Parallel:
+    """Several processes, one per GPU, started by `accelerate launch` with TRL's preset of
+    this strategy: `ddp` replicates the model, `fsdp2` and `zero3` shard weights and
+    optimizer state over the GPUs."""
+
+    strategy: Literal["ddp", "fsdp2", "zero3"]
+    processes: int
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """What `RUN_CONFIG` or `--config` holds."""
 
@@ -227,6 +244,8 @@ class RunConfig:
     generation: GenerationSettings
     incumbent: ModelRef | None
     output: OutputRef
+    parallel: Parallel | None
+    """None: one process on one device."""
 
 
 @dataclass(frozen=True)
@@ -265,6 +284,8 @@ class RunResult:
     finished_at: str
     config: RunConfig | None
     sha256: dict[str, str] = field(default_factory=dict)
+    processes: int = 1
+    """How many processes trained (the world size seen): 4 for a run on 4 GPUs."""
     engine: str = "trl"
     autotrain_repo: str | None = None
     job: JobUsage | None = None
@@ -418,7 +439,7 @@ def progress_callback() -> TrainerCallback:
             logs: dict[str, Any] | None = None,
             **kwargs: Any,
         ) -> None:
-            if logs and "loss" in logs:
+            if logs and "loss" in logs and state.is_world_process_zero:  # one report per step
                 emit_progress(
                     stage="train", step=state.global_step, total=state.max_steps, loss=logs["loss"]
                 )
@@ -451,6 +472,44 @@ def read_config(config_path: str | None) -> Any:
     if not text:
         raise ValueError("no run config: pass --config run.json or set RUN_CONFIG to its JSON")
     return json.loads(text)
+
+
+# -- processes ----------------------------------------------------------------------------------
+# `accelerate launch --num_processes N train.py` starts this script N times, one process per GPU
+# (`Parallel`). All of them train (the trainer takes DDP, FSDP2 or ZeRO-3 from accelerate's
+# environment); only the main process saves, generates, uploads and writes run.json. Without
+# `accelerate launch` there is one process, and it is the main one.
+
+
+def process_state(barrier_timeout: float) -> PartialState:
+    """This process's place among the run's processes. On a CPU accelerate counts the
+    processes only when told `cpu=True` (without it, each of N launched processes takes itself
+    for the only one). `barrier_timeout`: how long a process waits for the others at a barrier
+    (the main process downloads a base model first: that can take long)."""
+    from datetime import timedelta
+
+    from accelerate import PartialState
+
+    return PartialState(cpu=device_type() == "cpu", timeout=timedelta(seconds=barrier_timeout))
+
+
+def record_before_stopping(processes: PartialState) -> None:
+    """In the main process of several, take the launcher's SIGTERM as a note, not a stop. When
+    one process fails, the launcher stops the others at once: the main process's collective
+    fails at the same moment (measured: the SIGTERM came 6 ms after, before run.json went up).
+    Carrying on, the main process records the failure and exits; the launcher's SIGKILL after
+    its grace period (30 s) still bounds the run."""
+    if processes.num_processes > 1 and processes.is_main_process:
+        signal.signal(signal.SIGTERM, _note_stop)
+
+
+def _note_stop(signum: int, frame: types.FrameType | None) -> None:
+    LOG.warning("asked to stop (another process ended): recording the run first")
+
+
+def _is_sharded(parallel: Parallel | None) -> bool:
+    """The weights are split over the processes: no one of them holds the whole model."""
+    return parallel is not None and parallel.strategy in SHARDED
 
 
 # -- the Hub: retries, timeouts, one file at a time ---------------------------------------------
@@ -733,18 +792,28 @@ def compute_dtype(training: TrainingSettings) -> torch.dtype:
     return getattr(torch, name)
 
 
-def quantization_config(training: TrainingSettings) -> BitsAndBytesConfig | None:
-    """NF4 (or FP4) 4-bit loading through bitsandbytes for `method: qlora`, else None."""
+def quantization_config(
+    training: TrainingSettings, parallel: Parallel | None = None
+) -> BitsAndBytesConfig | None:
+    """NF4 (or FP4) 4-bit loading through bitsandbytes for `method: qlora`, else None.
+
+    Sharded (FSDP2, ZeRO-3), the 4-bit weights are stored in the compute dtype: FSDP and
+    DeepSpeed shard only floating-point tensors of one dtype, and bitsandbytes packs into
+    uint8 by default (PEFT docs, "Use PEFT QLoRA and FSDP for finetuning large models on
+    multiple GPUs" and "Use PEFT QLoRA and DeepSpeed with ZeRO3 ...": `bnb_4bit_quant_storage`
+    = the model's dtype)."""
     from transformers import BitsAndBytesConfig
 
     if training.method != "qlora":
         return None
     settings = training.quantization
+    dtype = compute_dtype(training)
     return BitsAndBytesConfig(
         load_in_4bit=True,
         bnb_4bit_quant_type=settings.bnb_4bit_quant_type if settings else "nf4",
         bnb_4bit_use_double_quant=settings.bnb_4bit_use_double_quant if settings else True,
-        bnb_4bit_compute_dtype=compute_dtype(training),
+        bnb_4bit_compute_dtype=dtype,
+        bnb_4bit_quant_storage=dtype if _is_sharded(parallel) else None,
     )
 
 
@@ -757,20 +826,35 @@ def load_tokenizer(model_dir: Path) -> PreTrainedTokenizerBase:
     return tokenizer
 
 
-def load_base_model(model_dir: Path, training: TrainingSettings) -> PreTrainedModel:
-    """The base model: 4-bit for QLoRA, full precision for LoRA, on the GPU when there is one."""
+def load_base_model(
+    model_dir: Path, training: TrainingSettings, parallel: Parallel | None = None
+) -> PreTrainedModel:
+    """The base model: 4-bit for QLoRA, full precision for LoRA, on this process's GPU when
+    there is one."""
     from transformers import AutoModelForCausalLM
 
-    quantization = quantization_config(training)
+    quantization = quantization_config(training, parallel)
     model = AutoModelForCausalLM.from_pretrained(
         model_dir,
         dtype=compute_dtype(training),
         quantization_config=quantization,
-        device_map={"": 0} if device_type() == "cuda" else "cpu",
+        device_map=device_map(parallel),
     )
     if quantization is not None:
         disable_cpu_weight_repacking(model)
     return model
+
+
+def device_map(parallel: Parallel | None) -> dict[str, int] | str | None:
+    """Where the weights load: the CPU; this process's GPU; or, sharded, nowhere yet (FSDP2 and
+    ZeRO-3 place the shards themselves)."""
+    from accelerate import PartialState
+
+    if device_type() == "cpu":
+        return "cpu"
+    if _is_sharded(parallel):
+        return None
+    return {"": PartialState().local_process_index}
 
 
 def disable_cpu_weight_repacking(model: torch.nn.Module) -> int:
@@ -786,13 +870,20 @@ def disable_cpu_weight_repacking(model: torch.nn.Module) -> int:
 # -- train ------------------------------------------------------------------------------------
 
 
-def attach_lora(model: PreTrainedModel, training: TrainingSettings) -> PeftModel:
-    """Wrap `model` in a fresh, trainable LoRA adapter (seeded by `training.seed`)."""
+def attach_lora(
+    model: PreTrainedModel, training: TrainingSettings, parallel: Parallel | None = None
+) -> PeftModel:
+    """Wrap `model` in a fresh, trainable LoRA adapter (seeded by `training.seed`).
+
+    Sharded QLoRA keeps every weight in the one storage dtype FSDP2 and ZeRO-3 shard: no fp32
+    upcast of the other layers (prepare_model_for_kbit_training) nor of the adapter, as TRL
+    does for a sharded QLoRA model (trl `prepare_peft_model`)."""
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
     from transformers import set_seed
 
     set_seed(training.seed)
-    if training.method == "qlora":
+    sharded_qlora = training.method == "qlora" and _is_sharded(parallel)
+    if training.method == "qlora" and not sharded_qlora:
         model = prepare_model_for_kbit_training(
             model,
             use_gradient_checkpointing=training.gradient_checkpointing,
@@ -807,7 +898,7 @@ def attach_lora(model: PreTrainedModel, training: TrainingSettings) -> PeftModel
         bias="none",
         task_type="CAUSAL_LM",
     )
-    return get_peft_model(model, config)
+    return get_peft_model(model, config, autocast_adapter_dtype=not sharded_qlora)
 
 
 def chat_dataset(records: list[dict[str, Any]], assistant_only_loss: bool) -> Dataset:
@@ -885,9 +976,12 @@ def train_adapter(
     training: TrainingSettings,
     output_dir: Path,
     callbacks: Sequence[TrainerCallback] | None = None,
+    save_to: Path | None = None,
 ) -> dict[str, Any]:
     """Train the LoRA weights of `model` in place; returns the training metrics. Each logged
-    step goes to `callbacks` (default: progress events on stdout for the runner)."""
+    step goes to `callbacks` (default: progress events on stdout for the runner). With
+    `save_to`, the trainer saves the adapter there, as peft does (every process must call
+    this: sharded, the weights are gathered from all of them, and the main one writes)."""
     from transformers import PrinterCallback
     from trl import SFTTrainer
 
@@ -906,6 +1000,11 @@ def train_adapter(
     if device_type() == "cpu":
         keep_trainable_weights_fp32(model)  # TRL casts QLoRA adapters to bf16
     result = trainer.train()
+    if save_to is not None:
+        # Under FSDP2 (FULL_STATE_DICT) and ZeRO-3 the trainer gathers the full state dict and
+        # hands it to PeftModel.save_pretrained, which keeps the adapter's weights: the
+        # same adapter_model.safetensors + adapter_config.json as one process writes.
+        trainer.save_model(str(save_to))
     model.config.use_cache = True
     return {
         **training_metrics(trainer.state.log_history, result.metrics),
@@ -966,19 +1065,21 @@ def training_metrics(log_history: list[dict[str, Any]], summary: dict[str, Any])
 # -- save -------------------------------------------------------------------------------------
 
 
-def save_adapter(model: PeftModel, adapter_dir: Path, base_model: ModelRef) -> list[Path]:
-    """Write adapter_config.json + adapter_model.safetensors. The config then names the Hub
-    base model and revision instead of the local snapshot (patched after saving, so peft's
-    vocabulary check reads the local config and never the network). The model card comes
-    with promotion, so peft's stub README is dropped."""
-    model.save_pretrained(adapter_dir)
+def save_adapter(saved: Path, adapter_dir: Path, base_model: ModelRef) -> list[Path]:
+    """Copy adapter_config.json + adapter_model.safetensors from `saved` (the trainer's save:
+    it also holds the tokenizer and training arguments) into `adapter_dir`. The config then
+    names the Hub base model and revision instead of the local snapshot (patched after saving,
+    so peft's vocabulary check reads the local config and never the network). The model card
+    comes with promotion, so peft's stub README stays behind."""
+    adapter_dir.mkdir(parents=True)
+    for name in ADAPTER_FILES:
+        shutil.copyfile(saved / name, adapter_dir / name)
     config_path = adapter_dir / "adapter_config.json"
     config = json.loads(config_path.read_text(encoding="utf-8"))
     config["base_model_name_or_path"] = base_model.repo_id
     config["revision"] = base_model.revision
     write_json(config_path, config)
-    (adapter_dir / "README.md").unlink(missing_ok=True)
-    return sorted(p for p in adapter_dir.iterdir() if p.is_file())
+    return sorted(adapter_dir.iterdir())
 
 
 # -- generate ---------------------------------------------------------------------------------
@@ -1400,6 +1501,7 @@ class RunState:
     out_dir: Path
     metrics: dict[str, Any]
     started: str
+    processes: PartialState
     retrain: bool = False
     config: RunConfig | None = None
     """`given`, once the config stage has parsed it."""
@@ -1424,26 +1526,34 @@ def _given_text(given: dict[str, Any], key: str) -> str | None:
 
 def train_and_generate(state: RunState, config: RunConfig) -> None:
     """Every stage up to the files in the output folder; raises StageFailed. A kept adapter of
-    this run id replaces the training."""
-    from peft import PeftModel
-
-    metrics, training = state.metrics, config.training
+    this run id replaces the training. Every process trains; the main one alone generates."""
+    metrics, training, processes = state.metrics, config.training, state.processes
     if not state.retrain:  # first: a failure from here on keeps what it finds
         with stage("resume", metrics):
-            state.kept = find_kept(state, config)
-    with stage("download", metrics):
+            state.kept = resume(state, config)
+    # The main process fills the cache first, so no two processes write the same file.
+    with stage("download", metrics), processes.local_main_process_first():
         inputs = download_inputs(config)
         train_records = read_jsonl(inputs.train_file)
         items = eval_items(read_jsonl(inputs.eval_file), config.generation.max_items)
+    if state.kept is not None and not processes.is_main_process:
+        return  # nothing to train: generating is the main process's
     with stage("load", metrics):
         tokenizer = load_tokenizer(inputs.model_dir)
-        base = load_base_model(inputs.model_dir, training)
         if state.kept is None:
-            model = attach_lora(base, training)
+            base = load_base_model(inputs.model_dir, training, config.parallel)
+            model = attach_lora(base, training, config.parallel)
         else:
-            model = PeftModel.from_pretrained(base, str(state.kept.folder))
+            model = generation_model(inputs.model_dir, training, state.kept.folder)
     if state.kept is None:
         state.kept = train_and_keep(state, config, model, tokenizer, train_records)
+        if not processes.is_main_process:
+            return  # trained: generating is the main process's
+        if _is_sharded(config.parallel):
+            # Its weights are now shards, spread over processes that have ended: generate
+            # with the saved adapter on a whole base model in this process.
+            with stage("reload", metrics):
+                model = generation_model(inputs.model_dir, training, state.kept.folder)
     else:
         LOG.info(
             "run %s was trained before (%s): training skipped", config.run_id, state.kept.source
@@ -1456,24 +1566,44 @@ def train_and_generate(state: RunState, config: RunConfig) -> None:
     metrics["generation"] = {"items": len(items), "rows": len(rows), "peak_memory": memory.peak}
 
 
+def generation_model(model_dir: Path, training: TrainingSettings, adapter_dir: Path) -> PeftModel:
+    """The base model with the saved adapter, whole in this one process, for generating."""
+    from peft import PeftModel
+
+    return PeftModel.from_pretrained(load_base_model(model_dir, training), str(adapter_dir))
+
+
+def resume(state: RunState, config: RunConfig) -> Kept | None:
+    """`find_kept` on the local main process; the others then read what it left in the output
+    folder, so every process agrees on whether the run trains."""
+    processes = state.processes
+    with processes.local_main_process_first():
+        if processes.is_local_main_process:
+            return find_kept(state, config)
+        return read_kept(state.out_dir / KEPT_DIR, config.run_id, "local")
+
+
 def train_and_keep(
     state: RunState,
     config: RunConfig,
     model: PeftModel,
     tokenizer: PreTrainedTokenizerBase,
     records: list[dict[str, Any]],
-) -> Kept:
+) -> Kept | None:
     """Train, save the adapter with its "trained" record in the output folder, and keep it on
-    the Hub."""
+    the Hub. Every process trains; only the main one keeps (the others get None)."""
     metrics = state.metrics
+    saved = state.out_dir / "trainer" / "adapter"
     with stage("train", metrics):
         metrics["training"] = train_adapter(
-            model, tokenizer, records, config.training, state.out_dir / "trainer"
+            model, tokenizer, records, config.training, state.out_dir / "trainer", save_to=saved
         )
+    if not state.processes.is_main_process:
+        return None
     folder = state.out_dir / KEPT_DIR
     with stage("save", metrics):
         shutil.rmtree(folder, ignore_errors=True)
-        save_adapter(model, folder, config.base_model)
+        save_adapter(saved, folder, config.base_model)
         record = run_record(state, "trained", None, adapter_hashes(folder))
         write_json(folder / "run.json", to_json(record))
         write_json(folder / "metrics.json", metrics)
@@ -1488,7 +1618,9 @@ def run(given: dict[str, Any], out_dir: Path, *, retrain: bool = False) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     metrics: dict[str, Any] = {"durations_s": {}, "device": device_name()}
     metrics["versions"] = library_versions()
-    state = RunState(given, out_dir, metrics, now_iso(), retrain)
+    processes = process_state(_policy["active"].transfer_deadline)
+    record_before_stopping(processes)
+    state = RunState(given, out_dir, metrics, now_iso(), processes, retrain)
     error: RunError | None = None
     try:
         with stage("config", metrics):
@@ -1497,6 +1629,10 @@ def run(given: dict[str, Any], out_dir: Path, *, retrain: bool = False) -> int:
     except StageFailed as failure:
         LOG.error("run failed: %s", redact(str(failure)))
         error = error_record(failure)
+    if not processes.is_main_process:
+        # Exit at once, never at a barrier: a failure here ends the launch (accelerate stops
+        # every process), and the main process records the run when it still can.
+        return 0 if error is None else 1
     metrics["peak_memory"] = peak_memory()
     return finish(state, error)
 
@@ -1541,6 +1677,7 @@ def run_record(
         finished_at=now_iso(),
         config=state.config,
         sha256=hashes,
+        processes=state.processes.num_processes,
     )
 
 

@@ -4,7 +4,9 @@ CANCELED (cancelled: its process group is killed).
 
 Where a job here departs from the Hub's container, and the one place it must: the docker
 image (or Space) is recorded, never pulled, and the command runs on this machine, a leading
-`python` or `python3` as the emulator's own interpreter. Volumes (model, dataset and Space
+`python` or `python3` as the emulator's own interpreter. On the job's PATH, this interpreter's
+folder stands for the image's commands (`python`, `accelerate` ...), behind a `pip` that
+installs nothing (image_pip.py). Volumes (model, dataset and Space
 repos at a revision) are materialised read-only into a folder of the job, and each mount
 path is rewritten to that folder wherever it appears in the command's arguments and in the
 environment's values (nothing here can mount a folder at `/data`). The job's environment is
@@ -406,7 +408,19 @@ class JobManager:
         given = {**(job.spec.get("environment") or {}), **job.secrets}
         env.update({key: _mapped(str(value), mapping) for key, value in given.items()})
         env.update(container_environment(folder, self.endpoint))
+        env["PATH"] = _image_path(folder, env.get("PATH", ""))
         return env
+
+
+def _image_path(folder: Path, inherited: str) -> str:
+    """The image's commands: this Python's folder (`python`, `accelerate` ...) behind a `pip`
+    that installs nothing (image_pip)."""
+    commands = folder / "image-bin"
+    commands.mkdir(parents=True, exist_ok=True)
+    pip = commands / "pip"
+    pip.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m runner.hub.emulator.image_pip "$@"\n')
+    pip.chmod(0o755)
+    return os.pathsep.join([str(commands), str(Path(sys.executable).parent), inherited])
 
 
 def metrics_sample(job: EmulatedJob, previous_cpu_s: float | None) -> tuple[dict[str, Any], float]:
