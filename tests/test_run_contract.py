@@ -10,10 +10,11 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_type_hints
 
 import pytest
 
+from runner.backends.jobs import ACCELERATE_PRESETS
 from runner.data.publish import PushedDataset
 from runner.engines.trl import TRL
 from runner.hub.client import HubClient
@@ -21,6 +22,7 @@ from runner.runs.config import dumps, render_run_config
 from runner.runs.location import CandidateLocation
 from runner.runs.record import read_run
 from runner.specs import require_adapter
+from runner.specs.adapter import Distributed
 from runner.train import train as script
 from runner.workspace import Workspace
 from tests.test_train_script import training_config
@@ -231,3 +233,11 @@ def test_a_failure_recorded_in_run_json_never_carries_a_token_under_either_name(
     error = script.error_record(failure)
     assert not any(secret in json.dumps(script.to_json(error)) for secret in secrets.values())
     assert error.message == "401 for *** then ***"
+
+
+def test_every_distributed_strategy_a_spec_may_name_is_one_train_py_and_the_job_know() -> None:
+    """train.py restates the strategies (it imports nothing of the runner): a strategy added to
+    the spec alone would render a run config train.py refuses, or a job with no preset."""
+    strategies = set(get_args(Distributed))
+    assert set(get_args(get_type_hints(script.Parallel)["strategy"])) == strategies
+    assert set(ACCELERATE_PRESETS) == strategies
