@@ -14,6 +14,7 @@ from runner.policy.loading import Policies
 from runner.policy.memory import MemoryPlan
 from runner.policy.promotion import predecessor
 from runner.policy.training import CostEstimate
+from runner.power import PlannedPower
 from runner.runs.cost import PriceList, read_prices, with_prices
 from runner.specs.bundle import AdapterBundle
 from runner.specs.diff import FieldChange, SpecDiff, diff_bundles, is_missing
@@ -34,6 +35,8 @@ class Plan:
     diff: SpecDiff | None
     estimate: CostEstimate | None
     memory: MemoryPlan | None
+    power: PlannedPower | None
+    """What the eval set can detect against the incumbent (worst case); None: no comparison."""
     tokens_exact: bool
     waivers: list[Waiver]
     errors: int
@@ -48,6 +51,7 @@ class Plan:
             "diff": None if self.diff is None else _diff_dict(self.diff),
             "estimate": None if self.estimate is None else asdict(self.estimate),
             "memory": None if self.memory is None else _memory_dict(self.memory),
+            "power": None if self.power is None else _power_dict(self.power),
             "waivers": [waiver.model_dump(mode="json") for waiver in self.waivers],
         }
 
@@ -76,6 +80,10 @@ def _memory_dict(memory: MemoryPlan) -> dict[str, Any]:
     }
 
 
+def _power_dict(power: PlannedPower) -> dict[str, Any]:
+    return {**asdict(power), "too_small": power.too_small, "items_needed": power.items_needed}
+
+
 def _change_dict(change: FieldChange) -> dict[str, Any]:
     """A side where the field is absent has no key: null is a value a spec can hold."""
     sides = {"old": change.old, "new": change.new}
@@ -102,6 +110,7 @@ def make_plan(
         diff=diff_bundles(previous, bundle) if previous else None,
         estimate=with_prices(checked.estimate, prices, policies.training),
         memory=checked.memory,
+        power=checked.power,
         tokens_exact=bool(checked.data and checked.data.tokens_exact),
         waivers=list(bundle.evaluation.waivers),
         errors=sum(f.severity is Severity.ERROR for f in checked.findings),

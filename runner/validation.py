@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runner.data.checks import DatasetReport, check_dataset
+from runner.data.citation_task import refusal_floor_findings
 from runner.engines import engine_for
 from runner.findings import Finding, has_errors, sort_findings
 from runner.policy.loading import Policies
@@ -18,6 +19,7 @@ from runner.policy.training import (
     check_training_limits,
     estimate_cost,
 )
+from runner.power import PlannedPower, planned_power, power_findings
 from runner.specs import AdapterBundle, load_adapter
 from runner.specs.scaffold import readme_findings
 from runner.workspace import Workspace
@@ -34,6 +36,8 @@ class AdapterValidation:
     data: DatasetReport | None
     estimate: CostEstimate | None
     memory: MemoryPlan | None = None
+    power: PlannedPower | None = None
+    """What the eval set can detect against the incumbent, in the worst case."""
 
     @property
     def ok(self) -> bool:
@@ -54,6 +58,7 @@ def validate_adapter(
             doc.text, path=doc.path, line=1, target="spec", multiline=True
         )
     findings += engine_for(bundle).spec_findings(bundle)
+    findings += refusal_floor_findings(bundle)
     if policies.promotion is not None:
         findings += check_promotion_rules(policies.promotion, bundle, workspace, base_ref)
     if policies.repos is not None:
@@ -64,12 +69,14 @@ def validate_adapter(
     findings += check_memory(bundle, memory)
     data = check_dataset(bundle, workspace, policies.text)
     findings += data.findings
+    power = planned_power(bundle, workspace, data.stats["eval"].records)
+    findings += power_findings(bundle, power)
     estimate = None
     if policies.training is not None:
         findings += check_training_limits(policies.training, bundle)
         estimate = estimate_cost(policies.training, bundle, data.stats["train"].tokens)
         findings += check_gpu_hours(policies.training, bundle, estimate, exact=data.tokens_exact)
-    return AdapterValidation(path, sort_findings(findings), bundle, data, estimate, memory)
+    return AdapterValidation(path, sort_findings(findings), bundle, data, estimate, memory, power)
 
 
 def exit_code(results: list[AdapterValidation], policies: Policies) -> int:

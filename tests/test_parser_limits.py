@@ -293,10 +293,15 @@ RUN_ID = "0123456789abcdef"
 
 
 def plant_candidate(
-    hub: Any, root: Path, adapter: str, outputs: list[str], run_id: str = RUN_ID
+    hub: Any,
+    root: Path,
+    adapter: str,
+    outputs: list[str],
+    run_id: str = RUN_ID,
+    metrics: dict[str, Any] | None = None,
 ) -> None:
     """A succeeded run `run_id` of `adapter` on the emulator whose adapter matches its spec and
-    whose eval outputs are `outputs`, one line each."""
+    whose eval outputs are `outputs`, one line each; `metrics` is its metrics.json."""
     bundle = require_adapter(Workspace(root), adapter)
     location = candidate_location(bundle, run_id)
     config = {
@@ -311,7 +316,7 @@ def plant_candidate(
         "adapter_config.json": json.dumps(config),
         "adapter_model.safetensors": "weights",
         "eval_outputs.jsonl": "\n".join(outputs) + "\n",
-        "metrics.json": "{}",
+        "metrics.json": json.dumps(metrics or {}),
         "run.json": json.dumps(to_json(succeeded)),
     }
     api = HfApi(endpoint=hub.endpoint, token=TOKEN)

@@ -318,6 +318,15 @@ def planted(tmp_path_factory) -> tuple[Path, set[tuple[str, int, str]], dict[str
             "attribution.tool-signature",
         ),
         (f"{chat}/qlora.yaml", line_of(root / chat / "qlora.yaml", "r: 128"), "training.max-rank"),
+        (  # kwanzaa-mini-v1's refusal floor 0.45: an always-refusing candidate scores 0.5
+            f"{chat}/eval.yaml",
+            line_of(root / chat / "eval.yaml", "refusal_correctness_rate"),
+            "eval.refusal-floor",
+        ),
+        *(  # second versions whose few eval items cannot detect a regression of their margin
+            (f"{adapter}/eval.yaml", line_of(root / adapter / "eval.yaml", "margin:"), "eval.power")
+            for adapter in (code, chat)
+        ),
     }
     clean = {f.path: f.clean_lines for f in files}
     return root, expected, clean

@@ -20,9 +20,19 @@ from runner.data.jsonl import JsonLimitError, parse_json
 from runner.errors import InputError
 from runner.findings import Finding, Severity, quote
 from runner.repofiles import read_declared_bytes
+from runner.specs.bundle import AdapterBundle
 
 _CHUNK_ID = re.compile(r"^\[([^\]\s]+)\]", re.MULTILINE)
 _INSTRUCTION = "### Instruction:"
+
+TASK = "citation_grounded_chat"
+ANSWERED, REFUSED = "answer_rate_on_answerable", "refusal_rate_on_unanswerable"
+REFUSAL_CORRECTNESS = "refusal_correctness_rate"
+REFUSAL_SIDES = (ANSWERED, REFUSED)
+"""Refusal correctness is the mean of these rates, one per gold label (balanced accuracy)."""
+ALWAYS_REFUSING = 1 / len(REFUSAL_SIDES)
+"""Refusal correctness of a candidate refusing every item: the refusal side's rate is 1,
+every other side's 0, whatever the share of answerable items."""
 
 
 def retrieved_ids(user_content: str) -> set[str]:
@@ -209,3 +219,25 @@ def _check_labels(record: dict[str, Any], retrieved: set[str], finding: Any) -> 
                 )
             )
     return found
+
+
+def refusal_floor_findings(bundle: AdapterBundle) -> list[Finding]:
+    """A warning at an overall refusal-correctness floor that a candidate refusing every
+    item meets: that floor cannot stop it, only floors on what a refusal fails can (see
+    `runner.evaluate.gate`). Category floors are left out: there, what refusing scores
+    depends on which items the category holds."""
+    floor = bundle.evaluation.thresholds.overall.get(REFUSAL_CORRECTNESS)
+    if bundle.adapter.task != TASK or floor is None or floor > ALWAYS_REFUSING:
+        return []
+    return [
+        bundle.docs["eval.yaml"].finding(
+            ["thresholds", "overall", REFUSAL_CORRECTNESS],
+            "eval.refusal-floor",
+            f"thresholds.overall.{REFUSAL_CORRECTNESS}: {floor:g} is at or below the "
+            f"{ALWAYS_REFUSING:g} a candidate refusing every item scores, so it does not stop one",
+            hint=f"raise it above {ALWAYS_REFUSING:g} once a measured run reaches that; until "
+            "then floors on answerable items (citation_coverage_rate) are what fail a refuser",
+            severity=Severity.WARNING,
+            at_key=True,
+        )
+    ]

@@ -5,12 +5,27 @@ What every content metric reads is the *strict* answer: the whole output (surrou
 whitespace aside) parsed as one JSON object, schema-valid or not. Anything else counts as
 no answer at all: zero citations, neither an answer nor a refusal. Clients parse the
 output whole, so JSON wrapped in prose or a fence serves nobody; `json_lenient_valid_rate`
-is there to tell "right content, wrong wrapper" apart from wrong content."""
+is there to tell "right content, wrong wrapper" apart from wrong content.
+
+Decided definitions, so that breaking the format never raises a rate:
+- An output *answers* when its strict answer has non-blank `answer` text and `refused` is
+  the boolean false; it *refuses* when it has non-blank `answer` text (the one sentence
+  saying why) and `refused` is the boolean true. Anything else takes no side: an empty
+  object `{}`, a wrapper such as `{"response": {...}}` (clients read the top-level keys),
+  an object without answer text. Taking no side fails both refusal sides, scores 0 on
+  groundedness and cites nothing.
+- A field of the wrong type reads as absent: `"refused": "true"` is no refusal (nor an
+  answer), `"citations": "kw-1"` cites nothing.
+- Only an answer cites: a refusal's citations are not read, so a refusal that names the
+  gold chunk on an answerable item scores 0 on coverage, precision and recall.
+- The gold label decides: a decline on an item marked answerable (a red-team request
+  phrased offensively whose facts can be given plainly) is a wrong refusal."""
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +34,11 @@ from jsonschema import Draft202012Validator
 from runner.data.citation_task import (
     _CHUNK_ID,
     _INSTRUCTION,
+    ANSWERED,
+    REFUSAL_CORRECTNESS,
+    REFUSAL_SIDES,
+    REFUSED,
+    TASK,
     answer_validator,
     first_answer_error,
 )
@@ -36,10 +56,6 @@ from runner.evaluate.metrics import (
 from runner.evaluate.rows import OutputRow
 from runner.findings import quote
 
-TASK = "citation_grounded_chat"
-
-ANSWERED, REFUSED = "answer_rate_on_answerable", "refusal_rate_on_unanswerable"
-
 METRICS = (
     Metric("json_valid_rate", "the whole output is one answer_json object (strict)"),
     Metric("json_lenient_valid_rate", "the first JSON object anywhere in the output validates"),
@@ -52,10 +68,10 @@ METRICS = (
     ),
     Metric("citation_recall", "macro: mean over items with gold citations of |cited∩gold|/|gold|"),
     Metric(
-        "refusal_correctness_rate",
+        REFUSAL_CORRECTNESS,
         "balanced accuracy: mean of the answer rate on answerable items and the refusal rate "
         "on unanswerable ones",
-        BalancedMean((ANSWERED, REFUSED)),
+        BalancedMean(REFUSAL_SIDES),
     ),
     Metric(ANSWERED, "answerable items answered (one JSON object, not refused)"),
     Metric(REFUSED, "unanswerable items refused"),
@@ -82,17 +98,33 @@ class Answer:
 
     @property
     def refused(self) -> bool:
-        return self.parsed is not None and self.parsed.get("refused") is True
+        return self._side is True
 
     @property
     def answered(self) -> bool:
-        return self.parsed is not None and not self.refused
+        return self._side is False
+
+    @property
+    def _side(self) -> object:
+        """`refused` as written, read only beside answer text: without it there is no side."""
+        return self.parsed.get("refused") if self.parsed is not None and self.text else None
+
+    @property
+    def no_side(self) -> str:
+        """Why the output neither answers nor refuses; empty when it does one of them."""
+        if self.answered or self.refused:
+            return ""
+        if self.parsed is None:
+            return "no answer_json"
+        if not self.text:
+            return "no answer text"
+        return "`refused` is not true or false"
 
     @property
     def citations(self) -> list[str]:
-        """Cited ids, first mention kept; invalid JSON cites nothing."""
+        """Cited ids of an answer, first mention kept; anything else cites nothing."""
         cited = self.parsed.get("citations") if self.parsed is not None else None
-        if not isinstance(cited, list):
+        if not self.answered or not isinstance(cited, list):
             return []
         return list(dict.fromkeys(c for c in cited if isinstance(c, str)))
 
@@ -105,8 +137,9 @@ class Answer:
 
     @property
     def text(self) -> str:
+        """The strict answer's non-blank `answer` text; empty otherwise."""
         answer = self.parsed.get("answer") if self.parsed is not None else None
-        return answer if isinstance(answer, str) else ""
+        return answer if isinstance(answer, str) and answer.strip() else ""
 
 
 def read_answer(output: str, validator: Draft202012Validator) -> Answer:
@@ -223,11 +256,7 @@ def _citations(
     values["citation_precision"] = hits / len(cited) if cited else 0.0
     values["citation_recall"] = hits / len(gold)
     if not cited:
-        reason = (
-            "cites nothing"
-            if answer.parsed is not None
-            else "not one JSON object: no citations read"
-        )
+        reason = _why_nothing_cited(answer)
         reasons.update(citation_coverage_rate=reason, citation_precision=reason)
     elif stray:
         reasons["citation_coverage_rate"] = f"cites {', '.join(map(quote, stray))}, not retrieved"
@@ -237,6 +266,14 @@ def _citations(
     if hits < len(gold):
         missed = sorted(gold.difference(cited))
         reasons["citation_recall"] = f"misses gold {', '.join(map(quote, missed))}"
+
+
+def _why_nothing_cited(answer: Answer) -> str:
+    if answer.answered:
+        return "cites nothing"
+    if answer.refused:
+        return "refused: a refusal's citations are not read"
+    return f"{answer.no_side}: no citations read"
 
 
 def _refusal(
@@ -249,8 +286,8 @@ def _refusal(
     values["refusal_correctness_rate"] = float(correct)
     if correct:
         return
-    if answer.parsed is None:
-        reason = "no answer_json: neither answered nor refused"
+    if answer.no_side:
+        reason = f"{answer.no_side}: neither answered nor refused"
     elif answerable:
         reason = "refused an answerable question"
     else:
@@ -268,17 +305,17 @@ def _groundedness(
 ) -> None:
     """Not applicable to a refusal (there is no claim to ground, and whether refusing was
     right is refusal correctness's question) nor to an answer without a checkable sentence;
-    an output that is no answer_json object scores 0, so that breaking the format on hard
-    items cannot lift the rate."""
+    an output that takes no side scores 0, so that breaking the format on hard items cannot
+    lift the rate."""
     if answer.refused:
         values["retrieval_groundedness_rate"] = None
         return
-    if answer.parsed is None:
+    if answer.no_side:
         values["retrieval_groundedness_rate"] = 0.0
-        reasons["retrieval_groundedness_rate"] = "no answer_json to ground"
+        reasons["retrieval_groundedness_rate"] = f"{answer.no_side}: nothing to ground"
         return
     cited_text = "\n".join(chunks[c] for c in answer.citations if c in chunks)
-    share, ungrounded = grounded_share(answer.text, cited_text)
+    share, ungrounded = grounded_share(answer.text, cited_text, citable=chunks)
     values["retrieval_groundedness_rate"] = share
     if ungrounded:
         reasons["retrieval_groundedness_rate"] = (
@@ -301,7 +338,11 @@ SCORER = TaskScorer(METRICS, score_item, prepare=_require_schema)
 
 # -- groundedness proxy -------------------------------------------------------------------
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_SENTENCE_END = re.compile(r"[.!?]+[\"'\u201d\u2019)\]]*\s+")  # closing quotes stay
+_INITIALS = re.compile(r"(?:[^\W\d_]\.)*[^\W\d_]")  # U.S, e.g, a.m, J: dotted letters
+# Abbreviations a sentence rarely ends on, lowercased, without their period.
+_ABBREVIATION_LIST = "dr mr mrs ms prof st mt jr sr no nos vs etc fig cf ca approx"
+_ABBREVIATIONS = frozenset(_ABBREVIATION_LIST.split())
 _WORD = re.compile(r"[^\W_]+")
 _NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
 # Function words only: what is left of a sentence is what it claims.
@@ -315,20 +356,25 @@ _STOPWORD_LIST = """
 _STOPWORDS = frozenset(_STOPWORD_LIST.split())
 
 
-def grounded_share(answer: str, cited_text: str) -> tuple[float | None, str]:
+def grounded_share(
+    answer: str, cited_text: str, *, citable: Collection[str] = ()
+) -> tuple[float | None, str]:
     """Share of the answer's checkable sentences that are grounded in `cited_text`, and the
     first ungrounded sentence ("" when none). A sentence is grounded when more than half of
     its content words (lowercased, stopwords and bare numbers removed) occur in the cited
-    text and every number in it occurs there verbatim. Sentences with neither content words
-    nor numbers are not counted; None when no sentence is checkable."""
+    text and every number in it occurs there verbatim. The `citable` chunk ids written in
+    the answer (`[kw-symb-02]`) are citations, not claims: their words and numbers are not
+    checked. Sentences with neither content words nor numbers are not counted; None when
+    no sentence is checkable."""
     words = set(_WORD.findall(cited_text.lower()))
     numbers = set(_NUMBER.findall(cited_text))
     grounded = checked = 0
     first_ungrounded = ""
-    for sentence in _SENTENCE_END.split(answer.strip()):
-        content = [w for w in _WORD.findall(sentence.lower()) if w not in _STOPWORDS]
+    for sentence in sentences(answer):
+        claim = _without_ids(sentence, citable)
+        content = [w for w in _WORD.findall(claim.lower()) if w not in _STOPWORDS]
         content = [w for w in content if not w.isdigit()]
-        claimed = _NUMBER.findall(sentence)
+        claimed = _NUMBER.findall(claim)
         if not content and not claimed:
             continue
         checked += 1
@@ -338,3 +384,35 @@ def grounded_share(answer: str, cited_text: str) -> tuple[float | None, str]:
         elif not first_ungrounded:
             first_ungrounded = sentence
     return (grounded / checked if checked else None), first_ungrounded
+
+
+def sentences(text: str) -> list[str]:
+    """`text` split after `.`, `!` or `?` and the space that follows; not after an
+    abbreviation (`U.S.`, `e.g.`, `Dr.`, `No. 5`) nor before a lowercase letter or a digit,
+    which start no sentence."""
+    found: list[str] = []
+    start = 0
+    for end in _SENTENCE_END.finditer(text):
+        following = text[end.end() : end.end() + 1]
+        if following.islower() or following.isdigit():
+            continue
+        if end.group().startswith(".") and _abbreviation(text[start : end.start()]):
+            continue
+        found.append(text[start : end.end()].strip())
+        start = end.end()
+    found.append(text[start:].strip())
+    return [sentence for sentence in found if sentence]
+
+
+def _abbreviation(before_period: str) -> bool:
+    words = before_period.split()
+    word = words[-1] if words else ""
+    return bool(_INITIALS.fullmatch(word)) or word.lower() in _ABBREVIATIONS
+
+
+def _without_ids(sentence: str, ids: Collection[str]) -> str:
+    """`sentence` with each whole mention of one of `ids` taken out."""
+    if not ids:
+        return sentence
+    alternatives = "|".join(map(re.escape, sorted(ids, key=len, reverse=True)))
+    return re.sub(rf"(?<![\w-])(?:{alternatives})(?![\w-])", " ", sentence)

@@ -2,11 +2,16 @@
 hints and error handling, judged by the same AST walk as the data checks.
 
 An item *expects code* when its reference answer (the eval record's assistant turn) has a
-```python block; every item of the shipped datasets does. On such an item an output with no
-block scores 0 on every code metric: the user asked for code and got none. On an item that
-expects no code, the traits do not apply, and parsing applies only if the output has blocks.
-The traits apply whatever the reference shows: the system prompt asks for all three on every
-answer, and the floors in eval.yaml leave room for answers that legitimately lack one."""
+Python block (see `python_blocks`: ```python, ```py, ```python3, any case, indented under a
+list item too; an unlabelled fence is not Python); every item of the shipped datasets does.
+On such an item an output with no block scores 0 on every code metric: the user asked for
+code and got none. A block cut off without its closing fence does not parse. The tests
+trait is a test pytest would collect with its default settings; an `__init__` counts as
+typed without `-> None` when its parameters are (see `code_task._fully_annotated`).
+On an item that expects no code, the traits do not apply, and parsing applies only if the
+output has blocks. The traits apply whatever the reference shows: the system prompt asks for
+all three on every answer, and the floors in eval.yaml leave room for answers that
+legitimately lack one."""
 
 from __future__ import annotations
 
@@ -26,8 +31,8 @@ from runner.evaluate.rows import OutputRow
 TASK = "code_assistant"
 
 METRICS = (
-    Metric("python_parse_rate", "every ```python block of the answer parses"),
-    Metric("tests_present_rate", "a test_* function in the answer's Python"),
+    Metric("python_parse_rate", "every Python block of the answer is closed and parses"),
+    Metric("tests_present_rate", "a test pytest would collect in the answer's Python"),
     Metric("type_hints_rate", "every function fully annotated (at least one function)"),
     Metric("error_handling_rate", "a try or raise statement in the answer's Python"),
     *POLICY_METRICS,

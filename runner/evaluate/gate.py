@@ -5,6 +5,14 @@ Order, as the design says: zero-tolerance rules, floors (overall and per categor
 estimate decides, the Wilson interval is shown and warns when it dips under the floor),
 non-inferiority against the promoted incumbent (paired bootstrap), the primary metric
 beating the base model, then serving limits measured while generating.
+
+How an always-refusing candidate is caught: refusal correctness is balanced accuracy, so
+refusing every item scores 0.5 (every unanswerable item right, every answerable one wrong)
+and a refusal-correctness floor at or below that does not stop it (`runner validate` warns,
+rule eval.refusal-floor). The floors that do are on what a refusal fails on answerable
+items: a refusal's citations are not read, so `citation_coverage_rate`, precision and
+recall score 0 on every answerable item with gold citations, and `answer_rate_on_answerable`
+is 0. kwanzaa-mini-v1 (refusal floor 0.45) relies on its `citation_coverage_rate` floor.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ import numpy as np
 
 from runner.data.context import TextScanner
 from runner.evaluate.rows import OutputRow
+from runner.policy.text_escapes import decoded_literals
 
 ItemValue = float | None
 
@@ -180,13 +181,17 @@ def policy_hits(
 ) -> tuple[dict[str, float], dict[str, str]]:
     """Hit counts per zero-tolerance metric in one output, and the first hit of each.
 
-    `decoded` are texts the output encodes, such as the answer string of a JSON object:
-    JSON escapes a line break as `\\n`, which hides a line-anchored trailer from a scan of
-    the raw output. Each metric counts the most hits any one text has, so a hit seen both
-    raw and decoded counts once."""
+    Every hit counts, whatever shape the output has: the raw text is scanned, and so are
+    the texts it encodes. `decoded` are such texts a scorer has read (the answer string of
+    a JSON object); beyond them, every JSON string literal with an escape is decoded, in any
+    field, even in a truncated document (see `decoded_literals`): `\\u0043laude` is Claude,
+    and JSON's `\\n` hides a line-anchored trailer from the raw text. Each metric counts
+    the most hits any one text has, so a hit seen both raw and decoded counts once (one
+    line may even be two different rules' hit in two views: a robot-emoji signature once
+    its escaped emoji is decoded, a tool signature raw)."""
     values = dict.fromkeys(_RULE_PREFIXES.values(), 0.0)
     reasons: dict[str, str] = {}
-    for text in (row.output, *decoded):
+    for text in filter(None, (row.output, *decoded, decoded_literals(row.output))):
         counts, found = _hits(text, row, context)
         for metric, count in counts.items():
             if count > values[metric]:

@@ -20,7 +20,14 @@ from runner.evaluate import SCORERS, load_context, read_rows, score
 from runner.evaluate.cost import run_ledger
 from runner.evaluate.gate import decide, serving_from
 from runner.evaluate.records import eval_records
-from runner.evaluate.report import EvalReport, loss_points, metric_rows, worst_items
+from runner.evaluate.report import (
+    EvalReport,
+    flip_list,
+    loss_points,
+    metric_rows,
+    observed_power,
+    worst_items,
+)
 from runner.hashing import sha256_of
 from runner.hub.client import HubClient, NotFoundError
 from runner.runs.location import CandidateLocation, candidate_location
@@ -147,6 +154,7 @@ def build_report(
         for row in metric_rows(metrics, scores, thresholds.categories.get(category, {}), category)
     ]
     texts = {row.item_id: row.output for row in rows if row.role == "candidate"}
+    primary = next(metric for metric in metrics if metric.name == bundle.evaluation.primary_metric)
     return EvalReport(
         adapter=bundle.dirname,
         run_id=rid,
@@ -163,6 +171,8 @@ def build_report(
         verification=verified,
         items=len(records),
         cost=run_ledger(bundle, repo_root, files.record, client),
+        flips=flip_list(primary, scores, rows, records),
+        power=observed_power(bundle.evaluation, primary, scores),
     )
 
 

@@ -43,6 +43,46 @@ def paired_bootstrap(
     same items in each resample, which is what makes it paired). Both lists must hold the
     same items in the same order. Resamples where a side is not applicable are dropped;
     None when the metric does not apply to either full list."""
+    paired = _paired_deltas(candidate_items, other_items, aggregate, resamples, seed)
+    if paired is None:
+        return None
+    point, every = paired
+    if every.size == 0:
+        return point, point, point
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(every, [tail, 100 - tail])
+    # Identical sides give exactly 0 everywhere; percentile interpolation keeps that exact.
+    return point, float(low), float(high)
+
+
+def paired_standard_error(
+    candidate_items: Sequence[ItemScores],
+    other_items: Sequence[ItemScores],
+    aggregate: Aggregate | Callable[[Sequence[ItemScores]], float | None],
+    *,
+    resamples: int = 2000,
+    seed: int = 1234,
+) -> float | None:
+    """The standard error of the paired difference `paired_bootstrap` measures: the standard
+    deviation of its resampled differences (the same resamples for the same seed), which is
+    sd(d) / sqrt(n) for a mean of per-item differences d and holds for any aggregate, a
+    balanced mean included. None when the metric does not apply to either full list."""
+    paired = _paired_deltas(candidate_items, other_items, aggregate, resamples, seed)
+    if paired is None:
+        return None
+    _, every = paired
+    return float(np.std(every)) if every.size else 0.0
+
+
+def _paired_deltas(
+    candidate_items: Sequence[ItemScores],
+    other_items: Sequence[ItemScores],
+    aggregate: Aggregate | Callable[[Sequence[ItemScores]], float | None],
+    resamples: int,
+    seed: int,
+) -> tuple[float, np.ndarray] | None:
+    """The point difference and the applicable resampled differences; None when the metric
+    does not apply to either full list."""
     _check_paired(candidate_items, other_items)
     full = np.arange(len(candidate_items))[None, :]
     point = _evaluate(aggregate, candidate_items, full) - _evaluate(aggregate, other_items, full)
@@ -58,13 +98,7 @@ def paired_bootstrap(
             - _evaluate(aggregate, other_items, indices)
         )
     every = np.concatenate(deltas)
-    every = every[~np.isnan(every)]
-    if every.size == 0:
-        return float(point[0]), float(point[0]), float(point[0])
-    tail = (1 - confidence) / 2 * 100
-    low, high = np.percentile(every, [tail, 100 - tail])
-    # Identical sides give exactly 0 everywhere; percentile interpolation keeps that exact.
-    return float(point[0]), float(low), float(high)
+    return float(point[0]), every[~np.isnan(every)]
 
 
 def _check_paired(candidate: Sequence[ItemScores], other: Sequence[ItemScores]) -> None:

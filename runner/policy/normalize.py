@@ -1,68 +1,33 @@
 """Make text that is dressed up to dodge a pattern look like what the pattern expects.
 
 People (and models) defeat naive filters with Unicode: "Generated" in fullwidth letters, a
-zero-width space inside "Claude", a Cyrillic capital Es for the "C". Patterns are written
-in plain Latin text, so every text is brought to that form before matching. All of this
+zero-width space inside "Claude", a Cyrillic capital Es or a Lisu letter for the "C".
+Patterns are written in plain Latin text, so every text is brought to that form before
+matching. Which letters look like which is Unicode's confusables data (UTS #39), as the
+confusable-homoglyphs package ships it: every script, kept up to date by Unicode rather
+than by hand. All of this
 only matters for non-ASCII text, which is why ASCII text is returned untouched, at no cost.
 """
 
-# The look-alike table below is made of confusable characters on purpose.
+# The punctuation table below is made of confusable characters on purpose.
 # ruff: noqa: RUF001, RUF003
 
 from __future__ import annotations
 
 import re
+import string
 import sys
 import unicodedata
+from collections.abc import Iterator
 from functools import cache
-
-# Letters from other scripts that look like a Latin letter. NFKC runs first and already
-# folds fullwidth and mathematical letters, so only what survives NFKC is listed. Not
-# Unicode's whole confusables list: the letters that spell what the policies look for.
-_LOOKALIKES = {
-    "a": "аαɑ",
-    "c": "с",
-    "d": "ԁ",
-    "e": "еҽ",
-    "g": "ɡ",
-    "h": "һ",
-    "i": "іıιɩ",
-    "j": "ј",
-    "k": "κ",
-    "l": "ӏ",
-    "o": "оοօ",
-    "p": "рρ",
-    "q": "ԛ",
-    "s": "ѕ",
-    "u": "υս",
-    "v": "νѵ",
-    "w": "ԝ",
-    "x": "хχ",
-    "y": "уү",
-    "A": "АΑ",
-    "B": "ВΒ",
-    "C": "С",
-    "E": "ЕΕ",
-    "H": "НΗ",
-    "I": "ІΙӀ",
-    "J": "Ј",
-    "K": "КΚ",
-    "M": "МΜ",
-    "N": "Ν",
-    "O": "ОΟ",
-    "P": "РΡ",
-    "S": "Ѕ",
-    "T": "ТΤ",
-    "X": "ХΧ",
-    "Y": "ҮΥ",
-    "Z": "Ζ",
-}
 
 # Typographic punctuation that stands in for what patterns spell in ASCII ("I’m",
 # "Co‐Authored‐By"). Curly quotes and dashes are in much English text, so these are
 # replaced with str.replace, which is quick, before the general (slower) folding.
 _PUNCTUATION = {"‘": "'", "’": "'", "ʼ": "'", "′": "'", "“": '"', "”": '"'}
 _PUNCTUATION.update(dict.fromkeys("‐‒–−", "-"))
+
+_ASCII_LETTERS = frozenset(string.ascii_letters)
 
 # Invisible characters that are not Unicode format characters (category Cf) but hide
 # inside words just as well: variation selectors and the combining grapheme joiner.
@@ -87,9 +52,26 @@ def normalize_for_matching(text: str) -> str:
 @cache
 def _folding_table() -> dict[int, str]:
     table = dict.fromkeys(map(ord, _format_characters() + _INVISIBLE_EXTRA), "")
-    for latin, lookalikes in _LOOKALIKES.items():
-        table.update(dict.fromkeys(map(ord, lookalikes), latin))
+    table.update((ord(char), latin) for char, latin in _lookalike_letters())
     return table
+
+
+def _lookalike_letters() -> Iterator[tuple[str, str]]:
+    """(character, the ASCII letter it looks like) for every single character that Unicode's
+    confusables data maps to one. NFKC runs first, so fullwidth and mathematical letters
+    never get here; the rest (Cyrillic, Greek, Lisu, Cherokee, ...) do."""
+    # Imported here: it loads its data (about 1 MB of JSON) when imported, and only
+    # non-ASCII text needs it.
+    from confusable_homoglyphs.confusables import confusables_data
+
+    for char, entries in confusables_data.items():
+        if len(char) != 1 or char.isascii():
+            continue
+        latin = next((e["c"] for e in entries if e["c"] in _ASCII_LETTERS), None)
+        if latin is not None:
+            # Unicode's prototype for I-shaped letters is "l", so a capital "І" would spell
+            # "Al" for "AI"; a capital letter stands for the capital I.
+            yield char, "I" if latin == "l" and char.isupper() else latin
 
 
 @cache

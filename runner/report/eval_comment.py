@@ -1,8 +1,10 @@
 """The PR eval comment: one sticky comment per adapter, found by a hidden marker.
 
-Decision first, then the checks, the metric tables (overall and per category), Mermaid
-`xychart-beta` charts (GitHub renders them), serving limits, a Jobs run's cost (estimated
-against actual), the worst failing items collapsed, and links. The same markdown goes to
+Decision first, then the checks, the metric tables (overall and per category) and the
+smallest regression the non-inferiority test can detect, Mermaid `xychart-beta` charts
+(GitHub renders them), serving limits, a Jobs run's cost (estimated against actual), the
+items whose primary metric flipped against the incumbent (else the base) and the worst
+failing items, both collapsed, and links. The same markdown goes to
 `$GITHUB_STEP_SUMMARY` when it is set.
 
 Model outputs and anything derived from them are untrusted: outside code they are escaped
@@ -19,7 +21,8 @@ from collections.abc import Mapping, Sequence
 from typing import Literal
 
 from runner.evaluate.gate import Check
-from runner.evaluate.report import EvalReport, FailingItem, MetricRow
+from runner.evaluate.report import EvalReport, FailingItem, Flip, FlipList, MetricRow, Power
+from runner.power import POWER, items_for
 from runner.report.markdown import cell, comment_marker
 from runner.runs.cost import CostLedger, ledger_rows
 
@@ -29,6 +32,9 @@ LOSS_CHART_POINTS = 60
 LOSS_AXIS = "training loss (cross-entropy per token)"
 OUTPUT_CHARS = 1200
 OUTPUT_LINES = 40
+FLIP_CHARS = 500
+FLIP_LINES = 20
+"""Each prompt and output of a flip is cut to this: three texts per item, two directions."""
 
 _KIND = {
     "zero_tolerance": "zero tolerance",
@@ -104,10 +110,12 @@ def eval_comment(report: EvalReport) -> str:
     lines = [marker(report.adapter), *_heading(report), *_section(_next_steps(report))]
     lines += ["", *_checks(report)]
     lines += ["", *_overall(report)]
+    lines += _section(_power(report.power))
     lines += _section(_categories(report))
     lines += _section(_charts(report))
     lines += _section(_serving(report))
     lines += _section(_cost(report.cost))
+    lines += _section(_flips(report.flips))
     lines += _section(_worst(report.worst_items, report.items))
     lines += _section(_verification(report.verification))
     lines += _section(_links(report.links))
@@ -410,10 +418,10 @@ def _cost(ledger: CostLedger | None) -> list[str]:
     ]
 
 
-def _clip(output: str) -> tuple[str, bool]:
+def _clip(output: str, chars: int = OUTPUT_CHARS, lines: int = OUTPUT_LINES) -> tuple[str, bool]:
     text = output.replace("\r\n", "\n").replace("\r", "\n")
-    clipped = text[:OUTPUT_CHARS]
-    kept = clipped.split("\n")[:OUTPUT_LINES]
+    clipped = text[:chars]
+    kept = clipped.split("\n")[:lines]
     clipped = "\n".join(kept)
     return clipped, clipped != text
 
@@ -438,6 +446,73 @@ def _worst(items: Sequence[FailingItem], evaluated: int) -> list[str]:
                           f"{OUTPUT_LINES} lines).*"]  # fmt: skip
         lines.append("")
     return [*lines, "</details>"]
+
+
+def _power(power: Power | None) -> list[str]:
+    """The smallest regression the non-inferiority test detects, warned past the margin."""
+    if power is None:
+        return []
+    against = "the incumbent" if power.against == "incumbent" else "the base model"
+    lines = [
+        "### Power",
+        "",
+        f"With {_eval_items(power.items)}, the non-inferiority test ({power.confidence:.0%} "
+        f"paired bootstrap) detects a regression of **{power.detectable:.3f}** or more in "
+        f"{_code(power.metric)} with {POWER:.0%} power; the declared margin is "
+        f"{power.margin:g}. From the candidate's paired differences against {against} "
+        f"(standard error {power.standard_error:.3f}); the figure shrinks as 1/√n.",
+    ]
+    if power.against != "incumbent":
+        lines += ["", "There is no incumbent yet: the base model's differences stand in."]
+    if power.detectable > power.margin:
+        needed = items_for(power.margin, power.items, power.detectable)
+        lines += [
+            "",
+            f"⚠️ The margin {power.margin:g} is finer than this eval set can resolve: a "
+            "candidate as good as the incumbent often fails the gate. About "
+            f"{needed:,} items would detect a regression of the margin, or widen the margin "
+            f"to at least {power.detectable:.2f}.",
+        ]
+    return lines
+
+
+def _flips(flips: FlipList | None) -> list[str]:
+    """The items the candidate broke and fixed on the primary metric, each collapsed."""
+    if flips is None:
+        return []
+    against = "the incumbent" if flips.against == "incumbent" else "the base model"
+    metric = _code(flips.metric) + " ★"
+    lines = [
+        f"### Flips against {against}",
+        "",
+        f"{flips.broken_total} item(s) went from pass to fail on {metric} and "
+        f"{flips.fixed_total} from fail to pass (pass: full marks on the item).",
+    ]
+    directions = (
+        ("❌ Pass → fail", flips.broken, flips.broken_total),
+        ("✅ Fail → pass", flips.fixed, flips.fixed_total),
+    )
+    for title, items, total in directions:
+        if not total:
+            continue
+        lines += ["", f"<details><summary>{title}: {total} item(s)</summary>", ""]
+        for item in items:
+            lines += _flip(item, flips.against)
+        if total > len(items):
+            lines += [f"*{total - len(items)} more not shown: the first {len(items)} in item "
+                      "order are.*", ""]  # fmt: skip
+        lines.append("</details>")
+    return lines
+
+
+def _flip(item: Flip, against: str) -> list[str]:
+    lines = [f"#### {_code(item.item_id)} ({_text(item.category)})", ""]
+    for title, text in (("Prompt", item.prompt), ("Candidate", item.candidate),
+                        (against.capitalize(), item.other)):  # fmt: skip
+        shown, clipped = _clip(text, FLIP_CHARS, FLIP_LINES)
+        cut = f" (first {FLIP_CHARS} characters, at most {FLIP_LINES} lines)" if clipped else ""
+        lines += [f"{title}{cut}:", "", *_fenced(shown), ""]
+    return lines
 
 
 def _verification(checked: Sequence[str]) -> list[str]:

@@ -6,6 +6,7 @@ from rich.console import Console
 from rich.text import Text
 
 from runner.plan import Plan
+from runner.power import POWER
 from runner.report.console import print_diff
 from runner.report.markdown import cell
 from runner.report.values import show_count, show_value
@@ -50,6 +51,23 @@ def memory_lines(plan: Plan) -> list[str]:
     ]
 
 
+def power_lines(plan: Plan) -> list[str]:
+    """What the eval set can detect against the incumbent, warned when the margin is finer."""
+    power = plan.power
+    if power is None:
+        return []
+    line = (
+        f"- eval power: {power.items} eval items detect a regression of {power.detectable:.3f} "
+        f"or more ({POWER:.0%} power, worst-case variance); the margin is {power.margin:g}"
+    )
+    if power.too_small:
+        line += (
+            f" ⚠️ too small for the margin: about {power.items_needed:,} items would detect it, "
+            f"or widen the margin to at least {power.detectable:.2f}"
+        )
+    return [line]
+
+
 def plan_heading(plan: Plan) -> str:
     status = "❌" if plan.errors else "✅"
     return (
@@ -76,6 +94,7 @@ def plan_markdown(plan: Plan) -> str:
         "### Estimated cost",
         *cost_lines(plan),
         *memory_lines(plan),
+        *power_lines(plan),
         "",
     ]
     if plan.diff is None:
@@ -107,7 +126,7 @@ def plan_markdown(plan: Plan) -> str:
 def print_plan(console: Console, plan: Plan) -> None:
     """The plan for a terminal: the same content, changes one per line."""
     console.print(Text(f"Plan: {plan.adapter}", style="bold"))
-    for line in [plan_heading(plan), *cost_lines(plan), *memory_lines(plan)]:
+    for line in [plan_heading(plan), *cost_lines(plan), *memory_lines(plan), *power_lines(plan)]:
         console.print(Text(line.replace("`", "")), soft_wrap=True)
     if plan.diff is None:
         console.print("First version of this adapter: no previous version to compare with.")

@@ -113,5 +113,7 @@ class TrainProgress:
 
 
 def _stage_of(event: dict[str, Any]) -> str:
-    """`generate base` for a generation event with its role, else the stage."""
-    return " ".join(str(event[key]) for key in ("stage", "role") if event.get(key))
+    """`generate base` for a generation event with its role (`generate base (reused)` when the
+    run took that role's outputs from the cache), else the stage."""
+    words = " ".join(str(event[key]) for key in ("stage", "role") if event.get(key))
+    return f"{words} (reused)" if event.get("reused") else words

@@ -262,6 +262,8 @@ class RunProgress:
 def describe_progress(event: Mapping[str, Any]) -> str:
     """A progress event in a few words: `train step 53/68`, `generate base step 2/8`."""
     words = [str(event.get("stage", "run")), *([str(event["role"])] if "role" in event else [])]
+    if event.get("reused"):  # the run took this role's outputs from the cache
+        words.append("(reused)")
     if "step" in event:
         words.append(f"step {event['step']}" + (f"/{event['total']}" if event.get("total") else ""))
     return " ".join(words)

@@ -24,11 +24,14 @@ load, train (TRL SFTTrainer + peft, loss on the assistant turn only), save (the 
 run.json status `trained`), keep (the trained adapter uploaded to `output.path_in_repo` at
 once, so no later failure costs the training), generate (greedy, batched, left-padded, for the
 candidate, the base model with the adapter disabled and the incumbent adapter, on the same eval
-items), upload (adapter files, `eval_outputs.jsonl`, `metrics.json` and `run.json` in one
-commit under `output.path_in_repo`). A run that finds a kept adapter skips train, save and keep
-(`--retrain` trains anyway). A failure in any stage still uploads `run.json` with the stage and a
-redacted message, status `failed`, or `trained` beside the kept adapter (never `failed` over a
-kept adapter it could not fetch), and the process exits 1.
+items; base and incumbent outputs that an earlier run cached in the output repo are read back
+instead, and run.json's `reused` names them), upload (adapter files, `eval_outputs.jsonl`,
+`metrics.json` and `run.json` in one commit under `output.path_in_repo`, with the base and
+incumbent outputs this run generated under `outputs/` for the next runs). A run that finds a
+kept adapter skips train, save and keep (`--retrain` trains anyway). A failure in any stage
+still uploads `run.json` with the stage and a redacted message, status `failed`, or `trained`
+beside the kept adapter (never `failed` over a kept adapter it could not fetch), and the process
+exits 1.
 
 Every Hub request has timeouts and is retried on its own on 429, 5xx, timeouts and dropped
 connections, with the runner's policy (runner/hub/retry.py, restated here).
@@ -289,6 +292,9 @@ class RunResult:
     engine: str = "trl"
     autotrain_repo: str | None = None
     job: JobUsage | None = None
+    reused: dict[str, str] = field(default_factory=dict)
+    """The roles whose eval outputs came from the cache, not generated: role -> cache key (the
+    file `outputs/<key>.jsonl` in the candidates repo)."""
 
 
 C = TypeVar("C")
@@ -1093,8 +1099,7 @@ def prompt_messages(record: dict[str, Any]) -> list[dict[str, str]]:
 
 def prompt_sha256(messages: list[dict[str, str]]) -> str:
     """Hash of the prompt messages as canonical JSON: the same for every role and tokenizer."""
-    canonical = json.dumps(messages, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    return canonical_sha256(messages)
 
 
 def eval_items(records: list[dict[str, Any]], max_items: int | None) -> list[dict[str, Any]]:
@@ -1216,15 +1221,202 @@ def generate_all_roles(
     incumbent_dir: Path | None,
 ) -> list[dict[str, Any]]:
     """Candidate (trained adapter), base (adapter disabled) and incumbent, same items."""
-    rows = generate_rows(model, tokenizer, items, generation, "candidate", report=True)
-    with model.disable_adapter():
-        rows += generate_rows(model, tokenizer, items, generation, "base", report=True)
-    if incumbent_dir is not None:
+    return all_rows(generate_roles(model, tokenizer, items, generation, incumbent_dir, {}))
+
+
+def all_rows(by_role: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """The rows of every role, one role after the other: eval_outputs.jsonl's order."""
+    return [row for rows in by_role.values() for row in rows]
+
+
+def generate_roles(
+    model: PeftModel,
+    tokenizer: PreTrainedTokenizerBase,
+    items: list[dict[str, Any]],
+    generation: GenerationSettings,
+    incumbent_dir: Path | None,
+    cached: dict[str, list[dict[str, Any]]],
+) -> dict[str, list[dict[str, Any]]]:
+    """The rows of each role, in the order candidate, base, incumbent; a role whose rows are
+    `cached` is taken from there, not generated."""
+
+    def generate(role: str) -> list[dict[str, Any]]:
+        return generate_rows(model, tokenizer, items, generation, role, report=True)
+
+    rows = {"candidate": generate("candidate")}
+    if "base" in cached:
+        rows["base"] = reused_rows("base", cached)
+    else:
+        with model.disable_adapter():
+            rows["base"] = generate("base")
+    if incumbent_dir is None:
+        return rows
+    if "incumbent" in cached:
+        rows["incumbent"] = reused_rows("incumbent", cached)
+    else:
         model.load_adapter(str(incumbent_dir), adapter_name="incumbent")
         model.set_adapter("incumbent")
-        rows += generate_rows(model, tokenizer, items, generation, "incumbent", report=True)
+        rows["incumbent"] = generate("incumbent")
         model.set_adapter("default")
     return rows
+
+
+def reused_rows(role: str, cached: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """A cached role's rows, with the progress event that says so (the runner's view shows a
+    role that was not generated)."""
+    emit_progress(stage="generate", role=role, reused=True, total=len(cached[role]))
+    return cached[role]
+
+
+# -- base and incumbent outputs, generated once -----------------------------------------------
+# The base model's and the incumbent's outputs do not depend on the candidate: every candidate
+# for the same base and eval items would generate them again for nothing. The run that
+# generates them uploads them with its results, content-addressed, to `outputs/<key>.jsonl` in
+# the candidates repo (beside the candidates), and every later run with the same key reads them
+# back, checks them and reuses them. A key names a model, not a role: the base model at its
+# revision, or the base model with the incumbent's adapter files (by sha256).
+
+GENERATION_VERSION = 1
+"""Part of every cache key: bump it when a change here alters what a model outputs for the same
+inputs (prompt rendering, decoding, the row's fields). A constant rather than this script's
+hash, which would drop the cache on every change to training or upload code."""
+CACHE_FOLDER = "outputs"
+GENERATING_LIBRARIES = ("torch", "transformers", "peft", "bitsandbytes", "tokenizers")
+ROW_FIELDS = frozenset(
+    {"item_id", "category", "prompt_sha256", "role", "output"}
+    | {"latency_ms", "prompt_tokens", "output_tokens"}
+)
+
+
+def canonical_sha256(value: Any) -> str:
+    """sha256 of `value` as canonical JSON (sorted keys, no spaces)."""
+    canonical = json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def output_keys(
+    config: RunConfig, items: list[dict[str, Any]], incumbent_dir: Path | None
+) -> dict[str, str]:
+    """The cache key of the base role and, when there is an incumbent, of the incumbent role:
+    everything their outputs depend on. That is the model, the eval items, the settings that
+    shape a batch's tokens, how the base loads (4-bit or not, dtype), the hardware (another
+    kernel can pick another greedy token) and the generating code and libraries."""
+    training = config.training
+    # `quantization` is read only for QLoRA (quantization_config): a LoRA run that states it
+    # loads the base model all the same.
+    quantized = training.quantization if training.method == "qlora" else None
+    inputs = {
+        "base_model": to_json(config.base_model),
+        "items": canonical_sha256(items),
+        "generation": {
+            "max_new_tokens": config.generation.max_new_tokens,
+            "batch_size": config.generation.batch_size,
+        },
+        "loading": {
+            "method": training.method,
+            "quantization": None if quantized is None else to_json(quantized),
+            "dtype": str(compute_dtype(training)),
+        },
+        "device": device_name(),
+        "engine": {"generation": GENERATION_VERSION} | generating_library_versions(),
+    }
+    keys = {"base": canonical_sha256(inputs | {"adapter": None})}
+    if incumbent_dir is not None:
+        adapter = {name: file_sha256(incumbent_dir / name) for name in ADAPTER_FILES}
+        keys["incumbent"] = canonical_sha256(inputs | {"adapter": adapter})
+    return keys
+
+
+def generating_library_versions() -> dict[str, str | None]:
+    versions = library_versions()
+    return {name: versions[name] for name in GENERATING_LIBRARIES}
+
+
+def cache_path(key: str) -> str:
+    return f"{CACHE_FOLDER}/{key}.jsonl"
+
+
+def read_cached_outputs(
+    output: OutputRef, keys: dict[str, str], items: list[dict[str, Any]]
+) -> dict[str, list[dict[str, Any]]]:
+    """The rows of each role whose cached file the candidates repo holds and that checks out
+    against `items`; a role left out is generated, with a log line that says why. The cache
+    only saves time: failing to read it costs a generation, never the run."""
+    try:
+        present, revision = cached_files(output)
+    except Exception as error:  # whatever the Hub answered, generating is the way on
+        LOG.warning("cannot read the cached outputs (%s): generating every role", _brief(error))
+        return {}
+    reused: dict[str, list[dict[str, Any]]] = {}
+    for role, key in keys.items():
+        path = cache_path(key)
+        if path not in present:
+            LOG.info("%s outputs: none cached at %s: generating them", role, path)
+            continue
+        try:
+            local = download_file(
+                output.repo_id, path, revision=revision, repo_type=output.repo_type
+            )
+            reused[role] = checked_rows(local, items, role)
+        except Exception as error:  # a broken file or a failed download: generate instead
+            LOG.warning(
+                "%s outputs at %s unusable (%s): generating them again", role, path, _brief(error)
+            )
+            continue
+        LOG.info("%s outputs reused from %s: not generating them", role, path)
+    return reused
+
+
+def cached_files(output: OutputRef) -> tuple[set[str], str | None]:
+    """The cached output files in the candidates repo, and the commit they were read at (no
+    files and no commit when the repo does not exist yet)."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    repo_id, repo_type = output.repo_id, output.repo_type
+    try:
+        info = with_retries(
+            f"read {repo_id}", lambda: HfApi().repo_info(repo_id, repo_type=repo_type)
+        )
+    except RepositoryNotFoundError:
+        return set(), None
+    prefix = CACHE_FOLDER + "/"
+    names = {s.rfilename for s in info.siblings or [] if s.rfilename.startswith(prefix)}
+    return names, str(info.sha)
+
+
+def checked_rows(path: Path, items: list[dict[str, Any]], role: str) -> list[dict[str, Any]]:
+    """The rows of a cached file as `role`'s rows; ValueError unless every line is an eval row
+    and they hold the items' ids in the items' order."""
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        try:
+            row = json.loads(line)
+        except ValueError:
+            raise ValueError(f"line {number} is not JSON") from None
+        if not isinstance(row, dict) or set(row) != ROW_FIELDS:
+            raise ValueError(f"line {number} is not an eval row")
+        rows.append(row | {"role": role})
+    expected = [item["item_id"] for item in items]
+    if [row["item_id"] for row in rows] != expected:
+        raise ValueError(f"{len(rows)} rows that are not the {len(expected)} eval items in order")
+    return rows
+
+
+def cache_files(
+    folder: Path, keys: dict[str, str], rows: dict[str, list[dict[str, Any]]], reused: set[str]
+) -> dict[str, Path]:
+    """The outputs this run generated for a cached role, written under `folder`: path in the
+    repo -> local file, for the upload."""
+    files = {}
+    for role, key in keys.items():
+        if role in reused:
+            continue
+        local = folder / cache_path(key)
+        local.parent.mkdir(parents=True, exist_ok=True)
+        write_jsonl(local, rows[role])
+        files[cache_path(key)] = local
+    return files
 
 
 # -- metrics, records and upload --------------------------------------------------------------
@@ -1316,9 +1508,16 @@ def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
             stream.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
-def upload_files(output: OutputRef, files: dict[str, Path], message: str) -> str:
-    """All `files` (name in the folder -> local path) in one commit, each request retried;
-    returns the commit id."""
+def upload_files(
+    output: OutputRef,
+    files: dict[str, Path],
+    message: str,
+    *,
+    beside: dict[str, Path] | None = None,
+) -> str:
+    """All `files` (name in the folder -> local path) in one commit, each request retried, with
+    the files `beside` (path in the repo -> local path: the cached outputs beside the
+    candidates); returns the commit id."""
     from huggingface_hub import CommitOperationAdd, HfApi
 
     api = HfApi()
@@ -1331,6 +1530,10 @@ def upload_files(output: OutputRef, files: dict[str, Path], message: str) -> str
     operations = [
         CommitOperationAdd(path_in_repo=f"{prefix}/{name}", path_or_fileobj=str(path))
         for name, path in sorted(files.items())
+    ]
+    operations += [
+        CommitOperationAdd(path_in_repo=path_in_repo, path_or_fileobj=str(path))
+        for path_in_repo, path in sorted((beside or {}).items())
     ]
     info = with_retries(
         f"commit to {repo_id}",
@@ -1508,6 +1711,10 @@ class RunState:
     kept: Kept | None = None
     hub_trained: bool = False
     """The candidate location holds a trained adapter of this run id (seen by `fetch_kept`)."""
+    reused: dict[str, str] = field(default_factory=dict)
+    """Role -> cache key of the eval outputs read from the cache (run.json's `reused`)."""
+    cache_files: dict[str, Path] = field(default_factory=dict)
+    """The base and incumbent outputs this run generated: path in the repo -> local file."""
 
     @property
     def run_id(self) -> str | None:
@@ -1560,10 +1767,24 @@ def train_and_generate(state: RunState, config: RunConfig) -> None:
         )
         metrics["training"] = state.kept.metrics.get("training")
         metrics["resumed"] = {"from": state.kept.source}
-    with stage("generate", metrics), PeakMemory() as memory:
-        rows = generate_all_roles(model, tokenizer, items, config.generation, inputs.incumbent_dir)
+    with stage("generate", metrics):
+        keys = output_keys(config, items, inputs.incumbent_dir)
+        cached = read_cached_outputs(config.output, keys, items)
+        with PeakMemory() as memory:
+            by_role = generate_roles(
+                model, tokenizer, items, config.generation, inputs.incumbent_dir, cached
+            )
+        rows = all_rows(by_role)
         write_jsonl(state.out_dir / "eval_outputs.jsonl", rows)
-    metrics["generation"] = {"items": len(items), "rows": len(rows), "peak_memory": memory.peak}
+        state.cache_files = cache_files(state.out_dir, keys, by_role, set(cached))
+    state.reused = {role: keys[role] for role in cached}
+    metrics["generation"] = {
+        "items": len(items),
+        "rows": len(rows),
+        "generated": [role for role in by_role if role not in cached],
+        "cache_keys": keys,
+        "peak_memory": memory.peak,
+    }
 
 
 def generation_model(model_dir: Path, training: TrainingSettings, adapter_dir: Path) -> PeftModel:
@@ -1649,6 +1870,7 @@ def finish(state: RunState, error: RunError | None) -> int:
                     state.config.output,
                     _result_files(state, state.kept),
                     _message(state, None),
+                    beside=state.cache_files,
                 )
             return 0
         except StageFailed as failure:
@@ -1678,6 +1900,7 @@ def run_record(
         config=state.config,
         sha256=hashes,
         processes=state.processes.num_processes,
+        reused=state.reused,
     )
 
 
