@@ -396,7 +396,7 @@ def sentences(text: str) -> list[str]:
         following = text[end.end() : end.end() + 1]
         if following.islower() or following.isdigit():
             continue
-        if end.group().startswith(".") and _abbreviation(text[start : end.start()]):
+        if end.group().startswith(".") and _abbreviation(_last_word(text, start, end.start())):
             continue
         found.append(text[start : end.end()].strip())
         start = end.end()
@@ -404,9 +404,17 @@ def sentences(text: str) -> list[str]:
     return [sentence for sentence in found if sentence]
 
 
-def _abbreviation(before_period: str) -> bool:
-    words = before_period.split()
-    word = words[-1] if words else ""
+def _last_word(text: str, start: int, stop: int) -> str:
+    """The word of `text[start:stop]` that ends at `stop`, read backwards to the space before
+    it (not by splitting the sentence so far, which a run of abbreviations would make
+    quadratic)."""
+    begin = stop
+    while begin > start and not text[begin - 1].isspace():
+        begin -= 1
+    return text[begin:stop]
+
+
+def _abbreviation(word: str) -> bool:
     return bool(_INITIALS.fullmatch(word)) or word.lower() in _ABBREVIATIONS
 
 
