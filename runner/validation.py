@@ -20,6 +20,7 @@ from runner.policy.training import (
     estimate_cost,
 )
 from runner.power import PlannedPower, planned_power, power_findings
+from runner.serving.lint import spec_findings as serving_findings
 from runner.specs import AdapterBundle, load_adapter
 from runner.specs.scaffold import readme_findings
 from runner.workspace import Workspace
@@ -58,6 +59,7 @@ def validate_adapter(
             doc.text, path=doc.path, line=1, target="spec", multiline=True
         )
     findings += engine_for(bundle).spec_findings(bundle)
+    findings += serving_findings(bundle, None)  # validate never downloads the base's config
     findings += refusal_floor_findings(bundle)
     if policies.promotion is not None:
         findings += check_promotion_rules(policies.promotion, bundle, workspace, base_ref)

@@ -108,6 +108,25 @@ def tiny_folder(model_cache: Path) -> Path:
     return build_tiny_llama(model_cache)
 
 
+@pytest.fixture(scope="session")
+def vllm_tiny(tiny_folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny Llama with 32-wide heads, for the serving engine: vLLM's CPU attention has no
+    kernel for the tiny Llama's 16 (the server starts, answers /health, and dies on the first
+    request)."""
+    import torch
+    from transformers import AutoConfig, AutoTokenizer, LlamaForCausalLM
+
+    folder = tmp_path_factory.mktemp("vllm-tiny")
+    config = AutoConfig.from_pretrained(tiny_folder)
+    config.num_attention_heads = config.num_key_value_heads = 2
+    config.head_dim = config.hidden_size // 2
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(tiny_folder).save_pretrained(folder)
+    shutil.copy(tiny_folder / "generation_config.json", folder)
+    return folder
+
+
 # Stands in for `autotrain --config FILE`: checks what the app prepared, then pushes the two
 # adapter files to <username>/<project_name> (when FAKE_AUTOTRAIN_PUSH is 1) creating the repo
 # without exist_ok, as AutoTrain does. It prints the token, which the app must redact.
@@ -172,9 +191,17 @@ def shorten(root: Path, steps: int = 1, items: int = 2, new_tokens: int = 16) ->
     )
     with (directory / "qlora.yaml").open("a", encoding="utf-8") as spec:
         spec.write(f"max_steps: {steps}\n")
+    without_serving_engine(directory / "eval.yaml")
     with (directory / "eval.yaml").open("a", encoding="utf-8") as spec:
         spec.write(f"max_items: {items}\n")
     edit(directory / "eval.yaml", "max_new_tokens: 160", f"max_new_tokens: {new_tokens}")
+
+
+def without_serving_engine(eval_yaml: Path) -> None:
+    """Drop `serving:` (its last block): each vLLM start costs ~40 s, so only the serving
+    tests (tests/test_serving_check.py) serve a candidate."""
+    text = eval_yaml.read_text(encoding="utf-8")
+    eval_yaml.write_text(text[: text.index("\nserving:\n") + 1], encoding="utf-8")
 
 
 @pytest.fixture

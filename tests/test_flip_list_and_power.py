@@ -22,7 +22,7 @@ from runner.report.eval_comment import eval_comment
 from runner.specs import require_adapter
 from runner.specs.evaluation import EvalSpec
 from runner.workspace import Workspace
-from tests.conftest import ADAPTER, REPO_ROOT, RunCli, copy_repo
+from tests.conftest import ADAPTER, REPO_ROOT, RunCli, copy_repo, without_serving_engine
 from tests.test_gate_decisions import FAST, Record, outputs, prose, reference, truncated
 from tests.test_parser_limits import RUN_ID, plant_candidate
 
@@ -83,6 +83,7 @@ def items_in(markdown: str) -> set[str]:
 @pytest.fixture
 def evaluated(env: Any, run_cli: RunCli, tmp_path: Path) -> tuple[str, EvalReport, set[str], str]:
     root = copy_repo(tmp_path / "repo")
+    without_serving_engine(root / "adapters" / ADAPTER / "eval.yaml")  # planted adapter files
     records = eval_records(root)
     answerable = sorted(r["id"] for r in records if r["category"] == "citation_required")
     broken, fixed = set(answerable[:3]), answerable[3]

@@ -17,19 +17,39 @@ import pytest
 from runner.evaluate import SCORERS, OutputRow, load_context, score
 from runner.evaluate.gate import Decision, Serving, decide
 from runner.evaluate.records import eval_records
+from runner.serving.figures import LoadFigures, Percentiles, ServingMeasurement
 from runner.specs import require_adapter
 from runner.specs.bundle import AdapterBundle
 from runner.workspace import Workspace
-from tests.conftest import ADAPTER, REPO_ROOT, RunCli, copy_repo
+from tests.conftest import ADAPTER, REPO_ROOT, RunCli, copy_repo, without_serving_engine
 from tests.test_parser_limits import RUN_ID, plant_candidate
 from tests.test_scorers import row
 
 Record = dict[str, Any]
 Answering = Callable[[Record], str]
 
-FAST = Serving(p95_latency_ms=100.0, peak_memory_mb=900.0)
-"""Well inside kwanzaa-mini-v1's serving limits (100 ms is every row's latency): no decision
-here hangs on serving."""
+FAST_LOAD = LoadFigures(
+    concurrency=4,
+    requests=38,
+    ttft_ms=Percentiles(50.0, 80.0),
+    latency_ms=Percentiles(90.0, 100.0),
+    tokens_per_second=Percentiles(150.0, 200.0),
+    output_tokens=Percentiles(16.0, 16.0),
+)
+FAST = Serving(
+    p95_latency_ms=100.0,
+    peak_memory_mb=900.0,
+    measured=ServingMeasurement(
+        engine="vLLM 0.32.0",
+        hardware="cpu: the test's",
+        hardware_class="cpu",
+        start_seconds=30.0,
+        peak_memory_mb=900.0,
+        loads=[FAST_LOAD],
+    ),
+)
+"""Served well inside kwanzaa-mini-v1's serving limits on its declared hardware: no decision
+of the gate tests hangs on serving (tests/test_serving_check.py serves for real)."""
 
 REFUSAL = json.dumps(
     {
@@ -167,7 +187,9 @@ def test_a_candidate_that_regresses_past_the_margin_fails_only_the_incumbent_com
 
 def plant(env: Any, root: Path, records: list[Record], candidate: Answering) -> None:
     """A candidate run RUN_ID of kwanzaa-mini-v1 answering with `candidate`, beside a base
-    model writing prose, with generation's peak memory measured."""
+    model writing prose, with generation's peak memory measured. Its adapter files are
+    planted, not trained: nothing an engine could serve, so the spec serves nothing."""
+    without_serving_engine(root / "adapters" / ADAPTER / "eval.yaml")
     lines = [
         json.dumps({k: v for k, v in dataclasses.asdict(r).items() if k != "line"})
         for r in outputs(records, candidate=candidate, base=prose)

@@ -116,7 +116,15 @@ def test_body_keeps_the_versions_readme_first(bundle: AdapterBundle, card_text: 
     body = ModelCard(card_text).text
     assert body.lstrip().startswith(own)
     sections = [line for line in body.splitlines() if line.startswith("## ")]
-    generated = ["Base model", "Dataset", "Training", "Evaluation", "Provenance", "Usage"]
+    generated = [
+        "Base model",
+        "Dataset",
+        "Training",
+        "Evaluation",
+        "Provenance",
+        "Usage",
+        "Serving",
+    ]
     assert sections[-len(generated) :] == [f"## {name}" for name in generated]
 
 

@@ -251,6 +251,10 @@ def planted(tmp_path_factory) -> tuple[Path, set[tuple[str, int, str]], dict[str
         (f"{code}/dataset.yaml", line_of(code_manifest, f"  {split}:"), "spec.dataset-unlocked")
         for split in ("train", "eval")
     }
+    # ainative-v2's serving limits, which the copy keeps, name no hardware: validate says they
+    # are not measured in a serving engine.
+    code_eval = root / code / "eval.yaml"
+    expected.add((f"{code}/eval.yaml", line_of(code_eval, "serving:"), "serving.no-engine"))
     # The eval sample holds no mcp_tools or standards item: their minimums and category
     # thresholds cannot be met.
     for category in ("mcp_tools", "standards"):

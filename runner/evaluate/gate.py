@@ -17,6 +17,7 @@ is 0. kwanzaa-mini-v1 (refusal floor 0.45) relies on its `citation_coverage_rate
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -32,7 +33,9 @@ from runner.evaluate.metrics import (
 )
 from runner.evaluate.rows import Role
 from runner.evaluate.stats import p95, paired_bootstrap, wilson_interval
-from runner.specs.evaluation import EvalSpec
+from runner.serving.figures import Parity, ServingMeasurement
+from runner.serving.hardware import flavor_class
+from runner.specs.evaluation import EvalSpec, ParitySettings
 
 CheckKind = Literal["zero_tolerance", "floor", "non_inferiority", "beats_base", "serving"]
 
@@ -54,10 +57,16 @@ class Check:
 
 @dataclass(frozen=True)
 class Serving:
-    """What generating the candidate's outputs cost: p95 latency and peak memory."""
+    """What serving the candidate costs. Without a serving engine (no `serving.hardware` in
+    eval.yaml), p95 latency and peak memory of the run's own generation; with one, the same
+    two figures as the engine measured them under the declared concurrency, and everything
+    else it measured in `measured`."""
 
     p95_latency_ms: float | None
     peak_memory_mb: float | None
+    measured: ServingMeasurement | None = None
+    findings: list[str] = field(default_factory=list)
+    """Serveability lint of the candidate's adapter files (errors fail the gate)."""
 
 
 @dataclass(frozen=True)
@@ -210,22 +219,102 @@ def beats_base_check(
 
 
 def serving_checks(spec: EvalSpec, serving: Serving) -> list[Check]:
-    limits = [
-        ("p95 latency (ms)", spec.serving.p95_latency_ms, serving.p95_latency_ms),
-        ("peak memory (MB)", spec.serving.peak_memory_mb, serving.peak_memory_mb),
-    ]
+    limits = spec.serving
+    if not limits.engine_check:
+        return _limit_checks(
+            [
+                ("p95 latency (ms)", limits.p95_latency_ms, serving.p95_latency_ms, True),
+                ("peak memory (MB)", limits.peak_memory_mb, serving.peak_memory_mb, True),
+            ]
+        )
+    if serving.findings:
+        detail = "; ".join(serving.findings) + " (not served: fix the adapter's settings)"
+        return [Check("serving", "serveability", False, detail)]
+    measured = serving.measured
+    if measured is None:
+        return [Check("serving", "served in vLLM", False, "the serving check did not run")]
+    checks = [_hardware_check(limits.hardware or "", measured)]
+    loaded = measured.loads[-1]
+    checks += _limit_checks(
+        [
+            (
+                f"TTFT p95 (ms) at {loaded.concurrency}",
+                limits.ttft_p95_ms,
+                loaded.ttft_ms.p95,
+                True,
+            ),
+            (
+                f"latency p95 (ms) at {loaded.concurrency}",
+                limits.p95_latency_ms,
+                loaded.latency_ms.p95,
+                True,
+            ),
+            (
+                f"tokens/s p50 at {loaded.concurrency}",
+                limits.min_tokens_per_second,
+                loaded.tokens_per_second.p50,
+                False,
+            ),
+            ("server peak memory (MB)", limits.peak_memory_mb, measured.peak_memory_mb, True),
+        ]
+    )
+    if not checks[0].passed:  # figures from other hardware say nothing about these limits
+        checks[1:] = [dataclasses.replace(c, passed=False) for c in checks[1:]]
+    for parity in measured.parity:
+        checks += _parity_checks(limits.parity, parity)
+    return checks
+
+
+def _hardware_check(declared: str, measured: ServingMeasurement) -> Check:
+    passed = flavor_class(declared) == measured.hardware_class
+    detail = f"measured on {measured.hardware} with {measured.engine}"
+    if not passed:
+        detail += f"; the limits hold on {declared}: run `runner eval` there"
+    return Check("serving", f"hardware ({declared})", passed, detail)
+
+
+def _limit_checks(limits: Sequence[tuple[str, float | None, float | None, bool]]) -> list[Check]:
+    """One check per declared limit; `at_most` False for a floor (tokens/s)."""
     checks = []
-    for name, limit, measured in limits:
+    for name, limit, measured, at_most in limits:
         if limit is None:
             continue
         if measured is None:
             checks.append(Check("serving", name, False, "not measured by the run", None))
             continue
-        detail = f"{measured:,.0f} vs limit {limit:,.0f}"
-        checks.append(
-            Check("serving", name, measured <= limit, detail, None, None, limit, measured)
-        )
+        passed = measured <= limit if at_most else measured >= limit
+        word = "limit" if at_most else "floor"
+        detail = f"{measured:,.0f} vs {word} {limit:,.0f}"
+        checks.append(Check("serving", name, passed, detail, None, None, limit, measured))
     return checks
+
+
+def _parity_checks(settings: ParitySettings, parity: Parity) -> list[Check]:
+    diverging = ", ".join(item.item_id for item in parity.diverging)
+    shown = f"; diverging: {diverging}" if diverging else ""
+    agreement = Check(
+        "serving",
+        f"parity: token agreement, {parity.form}",
+        parity.token_agreement >= settings.min_token_agreement,
+        f"{parity.token_agreement:.3f} of the first {parity.tokens} tokens agree with PEFT "
+        f"over {parity.items} items (floor {settings.min_token_agreement:.2f}){shown}",
+        None,
+        None,
+        settings.min_token_agreement,
+        parity.token_agreement,
+    )
+    drop = Check(
+        "serving",
+        f"parity: {parity.metric}, {parity.form}",
+        parity.metric_drop <= settings.max_metric_drop,
+        f"PEFT {parity.reference_score:.3f}, served {parity.served_score:.3f}: drop "
+        f"{parity.metric_drop:+.3f} (at most {settings.max_metric_drop:.2f})",
+        parity.metric,
+        None,
+        settings.max_metric_drop,
+        parity.metric_drop,
+    )
+    return [agreement, drop]
 
 
 def applicable(metric: Metric, items: Sequence[ItemScores]) -> int:

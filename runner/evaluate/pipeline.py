@@ -19,6 +19,7 @@ from runner.errors import RunnerError
 from runner.evaluate import SCORERS, load_context, read_rows, score
 from runner.evaluate.cost import run_ledger
 from runner.evaluate.gate import decide, serving_from
+from runner.evaluate.metrics import ItemScores
 from runner.evaluate.records import eval_records
 from runner.evaluate.report import (
     EvalReport,
@@ -28,13 +29,15 @@ from runner.evaluate.report import (
     observed_power,
     worst_items,
 )
+from runner.evaluate.rows import OutputRow
+from runner.evaluate.serving import metric_of, serve_candidate, served_figures
 from runner.hashing import sha256_of
 from runner.hub.client import HubClient, NotFoundError
 from runner.runs.location import CandidateLocation, candidate_location
 from runner.runs.record import read_run
 from runner.runs.run_id import run_id as current_run_id
 from runner.specs.bundle import AdapterBundle
-from runner.train.train import ADAPTER_FILES, RunResult
+from runner.train.train import ADAPTER_FILES, RunResult, eval_items
 
 
 @dataclass(frozen=True)
@@ -126,7 +129,9 @@ def evaluate_candidate(
 
         generated = generate_outputs(bundle, repo_root, client, files.folder, out_dir)
         outputs, serving_memory = generated.outputs, generated.peak_memory_bytes
-    return build_report(bundle, repo_root, rid, outputs, files, verified, serving_memory, client)
+    return build_report(
+        bundle, repo_root, rid, outputs, files, verified, serving_memory, client, out_dir
+    )
 
 
 def build_report(
@@ -138,14 +143,32 @@ def build_report(
     verified: list[str],
     peak_memory_bytes: int | None,
     client: HubClient,
+    out_dir: Path,
 ) -> EvalReport:
     context = load_context(repo_root, bundle.dataset.answer_schema)
     rows = read_rows(outputs)
     records = eval_records(bundle, repo_root)
     scores = score(bundle.adapter.task, rows, records, context)
     metrics = SCORERS[bundle.adapter.task].metrics
-    latencies = [row.latency_ms for row in rows if row.role == "candidate"]
-    serving = serving_from(latencies, peak_memory_bytes)
+    primary = next(metric for metric in metrics if metric.name == bundle.evaluation.primary_metric)
+    candidate_rows = [row for row in rows if row.role == "candidate"]
+    serving = serving_from([row.latency_ms for row in candidate_rows], peak_memory_bytes)
+    if bundle.evaluation.serving.engine_check:
+
+        def score_rows(replaced: list[OutputRow]) -> list[ItemScores]:
+            return score(bundle.adapter.task, replaced, records, context)["candidate"]
+
+        served = serve_candidate(
+            bundle,
+            client,
+            files.folder,
+            eval_items(records, None),
+            candidate_rows,
+            metric_of(candidate_rows, primary, score_rows),
+            primary,
+            out_dir,
+        )
+        serving = served_figures(served)
     decision = decide(bundle.evaluation, metrics, scores, serving)
     thresholds = bundle.evaluation.thresholds
     categories = [
@@ -153,8 +176,7 @@ def build_report(
         for category in sorted({r.get("category") for r in records if r.get("category")})
         for row in metric_rows(metrics, scores, thresholds.categories.get(category, {}), category)
     ]
-    texts = {row.item_id: row.output for row in rows if row.role == "candidate"}
-    primary = next(metric for metric in metrics if metric.name == bundle.evaluation.primary_metric)
+    texts = {row.item_id: row.output for row in candidate_rows}
     return EvalReport(
         adapter=bundle.dirname,
         run_id=rid,

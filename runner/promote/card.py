@@ -2,9 +2,10 @@
 
 The card is the version's own `README.md` (its front matter dropped) followed by generated
 sections: base model, dataset and its hashes, training config, evaluation, training cost (a
-Hugging Face Jobs run's estimate against actual), provenance and usage. Its YAML metadata is
-built with huggingface_hub's own `ModelCardData` and `EvalResult`, so the `model-index` reads
-back through `ModelCard` to the same numbers.
+Hugging Face Jobs run's estimate against actual), provenance, usage and serving (vLLM, with
+what the serving check measured and on which hardware). Its YAML metadata is built with
+huggingface_hub's own `ModelCardData` and `EvalResult`, so the `model-index` reads back through
+`ModelCard` to the same numbers.
 Output is deterministic: the same inputs give the same bytes.
 """
 
@@ -21,6 +22,8 @@ from runner.evaluate.report import EvalReport, MetricRow
 from runner.repofiles import read_regular_bytes
 from runner.runs.cost import CostLedger, ledger_rows
 from runner.runs.versions import version_tag
+from runner.serving.figures import LoadFigures, Parity, ServingMeasurement
+from runner.serving.lint import engine_lora_rank
 from runner.specs.bundle import AdapterBundle
 from runner.specs.dataset import DatasetFile, DatasetManifest
 from runner.specs.training import TrainingSpec
@@ -63,6 +66,7 @@ def render_model_card(
         cost_section(report.cost),
         provenance_section(provenance),
         usage_section(bundle),
+        serving_section(bundle, report.serving.measured),
     ]
     body = "\n\n".join(section.strip("\n") for section in sections if section.strip())
     return f"---\n{data.to_yaml()}\n---\n\n{body}\n"
@@ -299,6 +303,99 @@ def usage_section(bundle: AdapterBundle) -> str:
         "tokenizer = AutoTokenizer.from_pretrained(base_id, revision=base_revision)\n"
         "```"
     )
+
+
+def serving_section(bundle: AdapterBundle, measured: ServingMeasurement | None) -> str:
+    return "\n\n".join(
+        [
+            "## Serving",
+            vllm_usage(bundle),
+            serving_figures(measured),
+            "No GGUF export of this version yet: llama.cpp and Ollama cannot load it as it is.",
+        ]
+    )
+
+
+def vllm_usage(bundle: AdapterBundle) -> str:
+    """The base at its pinned revision, this version as a LoRA module. A LoRA given by repo id
+    is fetched at its default branch (vllm/lora/utils.py has no revision for it): hence the
+    download of the version's tag first."""
+    adapter, base = bundle.adapter, bundle.adapter.base_model
+    folder = f"./{bundle.dirname}"
+    return (
+        "With [vLLM](https://docs.vllm.ai)'s OpenAI-compatible server: the base model, with "
+        "this version as a LoRA module (downloaded at its tag: vLLM fetches a LoRA repo's "
+        "default branch only).\n\n```bash\n"
+        f"hf download {adapter.publish.repo_id} --revision {version_tag(adapter.version)} "
+        f"--local-dir {folder}\n"
+        f"vllm serve {base.id} --revision {base.revision} \\\n"
+        f"  --enable-lora --lora-modules {adapter.name}={folder} "
+        f"--max-lora-rank {engine_lora_rank(bundle.training.r)}\n"
+        "```\n\n```python\n"
+        "from openai import OpenAI\n\n"
+        'client = OpenAI(base_url="http://localhost:8000/v1", api_key="unused")\n'
+        "reply = client.chat.completions.create(\n"
+        f'    model="{adapter.name}",\n'
+        '    messages=[{"role": "user", "content": "Hello"}],\n'
+        "    temperature=0,\n)\n"
+        "print(reply.choices[0].message.content)\n```"
+    )
+
+
+def serving_figures(measured: ServingMeasurement | None) -> str:
+    """What the serving check measured; without a measurement, that it did not run."""
+    if measured is None:
+        return "The serving check did not run for this version: no serving figures measured."
+    rows = [
+        ["Engine", _code(measured.engine)],
+        ["Hardware", _code(measured.hardware)],
+        ["Server start", f"{measured.start_seconds:,.1f} s"],
+        ["Server peak memory", f"{measured.peak_memory_mb:,.0f} MB"],
+    ]
+    parts = [f"Measured by the serving check:\n\n{table(['Field', 'Value'], rows)}"]
+    if measured.loads:
+        header = ["Concurrency", "Requests", "TTFT p50 / p95", "Latency p50 / p95", "Tokens/s p50"]
+        parts.append(table(header, [_load_row(load) for load in measured.loads]))
+    if measured.parity:
+        header = ["Form", "Token agreement", "Items differing", "Metric", "PEFT", "Served", "Drop"]
+        rows = [_parity_row(parity) for parity in measured.parity]
+        parts.append(
+            f"Parity with the PEFT outputs the eval scored (same prompts, greedy):\n\n"
+            f"{table(header, rows)}"
+        )
+    return "\n\n".join(parts)
+
+
+def _load_row(load: LoadFigures) -> list[str]:
+    ttft, latency = load.ttft_ms, load.latency_ms
+    return [
+        str(load.concurrency),
+        str(load.requests),
+        f"{ttft.p50:,.0f} / {ttft.p95:,.0f} ms",
+        f"{latency.p50:,.0f} / {latency.p95:,.0f} ms",
+        f"{load.tokens_per_second.p50:,.1f}",
+    ]
+
+
+def _parity_row(parity: Parity) -> list[str]:
+    return [
+        _code(parity.form),
+        f"{parity.token_agreement:.3f} of the first {parity.tokens} tokens",
+        f"{parity.diverged} of {parity.items}",
+        _code(parity.metric),
+        f"{parity.reference_score:.3f}",
+        f"{parity.served_score:.3f}",
+        f"{parity.metric_drop:+.3f}",
+    ]
+
+
+def _code(value: object) -> str:
+    """Measured text as inline code in a table cell: one line, no backtick run in it can close
+    the span, no pipe can end the cell (inside code, nothing is read as HTML or a link)."""
+    text = " ".join(str(value).split()) or " "
+    ticks = "`" * (max((len(run) for run in re.findall("`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{ticks}{pad}{text}{pad}{ticks}".replace("|", "\\|")
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

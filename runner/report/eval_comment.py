@@ -25,6 +25,7 @@ from runner.evaluate.report import EvalReport, FailingItem, Flip, FlipList, Metr
 from runner.power import POWER, items_for
 from runner.report.markdown import cell, comment_marker
 from runner.runs.cost import CostLedger, ledger_rows
+from runner.serving.figures import Parity, Percentiles, ServingMeasurement
 
 MISSING = "—"
 LOSS_CHART_POINTS = 60
@@ -387,6 +388,10 @@ def _charts(report: EvalReport) -> list[str]:
 
 
 def _serving(report: EvalReport) -> list[str]:
+    if report.serving.measured is not None:
+        return _served(report.serving.measured)
+    if report.serving.findings:
+        return ["### Serving", "", "Not served: the adapter's settings would serve wrongly.", ""]
     measured = {
         "p95 latency (ms)": report.serving.p95_latency_ms,
         "peak memory (MB)": report.serving.peak_memory_mb,
@@ -400,6 +405,62 @@ def _serving(report: EvalReport) -> list[str]:
         result = MISSING if check is None else ("✅" if check.passed else "❌")
         value_text = "not measured" if value is None else f"{value:,.0f} {unit}"
         lines.append(f"| {shown} | {value_text} | {limit} | {result} |")
+    return lines
+
+
+def _served(measured: ServingMeasurement) -> list[str]:
+    lines = [
+        f"### Serving in {_text(measured.engine)}",
+        "",
+        f"Measured on {_text(measured.hardware)}: the server started in "
+        f"{measured.start_seconds:,.1f} s and its processes peaked at "
+        f"{measured.peak_memory_mb:,.0f} MB.",
+        "",
+        "| load | requests | TTFT p50 / p95 | latency p50 / p95 | tokens/s p50 / p95 | "
+        "output tokens p50 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for load in measured.loads:
+        shown = "one at a time" if load.concurrency == 1 else f"{load.concurrency} at once"
+        lines.append(
+            f"| {shown} | {load.requests} | {_pair(load.ttft_ms, 'ms')} | "
+            f"{_pair(load.latency_ms, 'ms')} | {_pair(load.tokens_per_second, '')} | "
+            f"{load.output_tokens.p50:,.0f} |"
+        )
+    return lines + _parity(measured.parity)
+
+
+def _pair(values: Percentiles, unit: str) -> str:
+    return f"{values.p50:,.0f} / {values.p95:,.0f}{' ' + unit if unit else ''}"
+
+
+def _parity(forms: Sequence[Parity]) -> list[str]:
+    if not forms:
+        return []
+    lines = [
+        "",
+        "#### Parity with the PEFT outputs the eval scored (greedy, same prompts)",
+        "",
+        "| served as | token agreement | primary metric: PEFT → served | diverging items |",
+        "|---|---|---|---|",
+    ]
+    for form in forms:
+        lines.append(
+            f"| {_text(form.form)} | {form.token_agreement:.3f} of the first {form.tokens} | "
+            f"{_code(form.metric)}: {form.reference_score:.3f} → {form.served_score:.3f} | "
+            f"{form.diverged} of {form.items} |"
+        )
+    for form in forms:
+        if form.diverging:
+            summary = f"The {len(form.diverging)} least agreeing items, {_text(form.form)}"
+            lines += ["", f"<details><summary>{summary}</summary>", ""]
+            for item in form.diverging:
+                lines += [f"#### {_code(item.item_id)} (agreement {item.agreement:.2f})", ""]
+                for title, text in (("PEFT", item.reference), ("Served", item.served)):
+                    shown, clipped = _clip(text, FLIP_CHARS, FLIP_LINES)
+                    cut = f" (first {FLIP_CHARS} characters)" if clipped else ""
+                    lines += [f"{title}{cut}:", "", *_fenced(shown), ""]
+            lines.append("</details>")
     return lines
 
 

@@ -32,6 +32,7 @@ from runner.errors import InputError, RunnerError
 from runner.findings import Finding, Severity, has_errors, sort_findings
 from runner.hub.client import HubClient
 from runner.hub.tiny_llama import MODEL_SHAPE, SEED
+from runner.serving.lint import tokenizer_findings
 from runner.smoke.tokenizer import smoke_tokenizer
 
 if TYPE_CHECKING:
@@ -207,6 +208,8 @@ def _check_train_generate(
         return outcome
     check = check_templates(tokenizer, bundle, repo_root, max_records)
     outcome.checked, outcome.findings = check.checked, list(check.findings)
+    # The smoke model's generation_config stops on the tokenizer's eos_token alone.
+    outcome.findings += tokenizer_findings(bundle, tokenizer)
     if not check.train:
         if not has_errors(outcome.findings):  # an empty file: nothing else said so
             outcome.findings.append(_nothing_to_train(bundle))

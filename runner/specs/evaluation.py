@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from runner.specs.base import Fraction, PositiveInt, SpecModel
+from runner.specs.base import Fraction, PositiveInt, Slug, SpecModel
 from runner.specs.tasks import ZeroToleranceRule
 
 
@@ -51,11 +51,46 @@ class Comparisons(SpecModel):
     base_model: BaseModelComparison = BaseModelComparison()
 
 
-class ServingLimits(SpecModel):
-    """Measured while generating the eval outputs."""
+class ParitySettings(SpecModel):
+    """The served answers against the PEFT outputs the eval scored: the same prompts, greedy."""
 
+    tokens: int = Field(default=32, ge=1, le=4096)
+    """N: how many leading tokens of each output are compared, position by position."""
+    min_token_agreement: Fraction = 0.9
+    """The least mean share of the first N tokens that must agree, for each served form."""
+    max_metric_drop: Fraction = 0.05
+    """How much the primary metric may lose when served (PEFT score minus served score)."""
+    merged: bool = True
+    """Also compare the merged form: `merge_and_unload` on the base the adapter was trained
+    on (dequantized for QLoRA), which is what users export for llama.cpp or Ollama."""
+
+
+class ServingLimits(SpecModel):
+    """How the candidate must serve. With `hardware`, `runner eval` serves it in vLLM (the
+    base model with the adapter as a LoRA module), sends the eval prompts one at a time and
+    at `concurrency`, and gates on what a backend sees there, plus parity. Without it, the
+    limits apply to the training run's own batched generation (a weaker figure: validate
+    warns)."""
+
+    hardware: Slug | None = None
+    """Where these limits hold: `cpu`, or the Jobs flavor the adapter serves on, e.g.
+    `a10g-small`. The report says what measured them; figures from other hardware fail."""
+    concurrency: int = Field(default=4, ge=1, le=256)
+    """Requests in flight at once for the loaded pass (the limits are checked there)."""
+    ttft_p95_ms: float | None = Field(default=None, gt=0)
+    """Time to first token, p95, at `concurrency`."""
     p95_latency_ms: float | None = Field(default=None, gt=0)
+    """Whole-response latency, p95, at `concurrency`, for the eval set's response lengths."""
+    min_tokens_per_second: float | None = Field(default=None, gt=0)
+    """Each response's output tokens per second, p50, at `concurrency`."""
     peak_memory_mb: float | None = Field(default=None, gt=0)
+    """The server's resident memory at its peak (with the engine: its whole process tree)."""
+    parity: ParitySettings = ParitySettings()
+
+    @property
+    def engine_check(self) -> bool:
+        """Whether `runner eval` serves the candidate in the engine."""
+        return self.hardware is not None
 
 
 class Waiver(SpecModel):
