@@ -36,9 +36,12 @@ def serve_on(root: Path, hub: Any, folder: Path) -> None:
         spec_file.write(serving_block())
 
 
-def train_and_eval(root: Path, run_cli: RunCli, out: Path) -> tuple[int, dict[str, Any], str]:
+def train(root: Path, run_cli: RunCli) -> None:
     code, _, err = run_cli("train", f"adapters/{ADAPTER}", "--backend", "local", "--repo", root)
     assert code == 0, err[-3000:]
+
+
+def evaluate(root: Path, run_cli: RunCli, out: Path) -> tuple[int, dict[str, Any], str]:
     code, _, err = run_cli("eval", f"adapters/{ADAPTER}", "--out", out, "--repo", root)
     assert "Traceback" not in err, err[-3000:]
     assert (out / "eval_report.json").is_file(), err[-3000:]
@@ -55,11 +58,35 @@ def serving_checks(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {check["name"]: check for check in report["checks"] if check["kind"] == "serving"}
 
 
-def test_eval_serves_the_candidate_in_vllm_and_shows_what_a_backend_sees(
+def forge_first_output(root: Path, hub: Any) -> str:
+    """Rewrite the candidate's scored output of the first eval item on the Hub, after its run
+    (as a fork could), to the reference answer: full marks the adapter never wrote."""
+    location = candidate_of(root).location
+    api = HfApi(endpoint=hub.endpoint, token=TOKEN)
+    path = location.file("eval_outputs.jsonl")
+    downloaded = Path(api.hf_hub_download(location.repo_id, path))
+    rows = [json.loads(line) for line in downloaded.read_text(encoding="utf-8").splitlines()]
+    record = eval_records(root)[0]
+    for row in rows:
+        if row["role"] == "candidate" and row["item_id"] == record["id"]:
+            row["output"] = record["messages"][-1]["content"]
+    forged = "".join(json.dumps(row) + "\n" for row in rows).encode()
+    api.upload_file(path_or_fileobj=forged, path_in_repo=path, repo_id=location.repo_id)
+    return record["messages"][-1]["content"]
+
+
+def test_eval_serves_the_candidate_in_vllm_shows_what_a_backend_sees_and_checks_parity(
     tiny_repo: Path, env: Any, vllm_tiny: Path, run_cli: RunCli, tmp_path: Path
 ) -> None:
+    """One served eval (a server start is ~40 s): the figures a backend sees, with the
+    hardware, within the limits; the item whose scored output the adapter does not write
+    diverges in both served forms, the untouched one agrees token for token."""
     serve_on(tiny_repo, env, vllm_tiny)
-    _, report, comment = train_and_eval(tiny_repo, run_cli, tmp_path / "eval")
+    train(tiny_repo, run_cli)
+    forged = forge_first_output(tiny_repo, env)
+    code, report, comment = evaluate(tiny_repo, run_cli, tmp_path / "eval")
+    assert code == 1
+
     measured = report["serving"]["measured"]
     assert measured["engine"].startswith("vLLM 0.32")
     assert measured["hardware_class"] == "cpu"
@@ -70,57 +97,31 @@ def test_eval_serves_the_candidate_in_vllm_and_shows_what_a_backend_sees(
         assert 0 < load["ttft_ms"]["p95"] <= load["latency_ms"]["p95"]
         assert load["tokens_per_second"]["p50"] > 0
     assert measured["peak_memory_mb"] > 100
+    checks = serving_checks(report)
+    for limit in ("hardware (cpu)", "TTFT p95 (ms) at 4", "latency p95 (ms) at 4"):
+        assert checks[limit]["passed"], checks[limit]
+    assert checks["server peak memory (MB)"]["passed"]
+
     forms = {parity["form"]: parity for parity in measured["parity"]}
     assert set(forms) == {"vLLM (LoRA module)", "merged weights"}
-    for parity in forms.values():
+    for name, parity in forms.items():
         assert parity["items"] == 2
-        assert parity["token_agreement"] >= 0.9
-    checks = serving_checks(report)
-    assert all(check["passed"] for check in checks.values()), checks
-    assert {"hardware (cpu)", "TTFT p95 (ms) at 4", "latency p95 (ms) at 4"} <= set(checks)
-    assert "parity: token agreement, vLLM (LoRA module)" in checks
-    assert "parity: token agreement, merged weights" in checks
+        assert [item["item_id"] for item in parity["diverging"]] == ["kw-eval-001"]
+        assert parity["token_agreement"] <= 0.5 + 1e-9  # the untouched item: all 32 agree
+        assert parity["reference_score"] > parity["served_score"]
+        assert not checks[f"parity: token agreement, {name}"]["passed"]
+        assert not checks[f"parity: json_valid_rate, {name}"]["passed"]
+    assert (
+        "diverging: kw-eval-001" in checks["parity: token agreement, vLLM (LoRA module)"]["detail"]
+    )
+
     assert "### Serving in vLLM 0.32" in comment
     assert "Measured on cpu: " in comment
     assert "| one at a time | 2 |" in comment
     assert "| 4 at once | 2 |" in comment
     assert "Parity with the PEFT outputs" in comment
-
-
-def test_outputs_the_adapter_does_not_serve_fail_parity_with_the_diverging_items(
-    tiny_repo: Path, env: Any, vllm_tiny: Path, run_cli: RunCli, tmp_path: Path
-) -> None:
-    """A run whose scored outputs are not what its adapter answers (here rewritten on the Hub
-    after the run, as a fork could) scores well in the eval and fails parity in the engine,
-    the items shown with both answers."""
-    serve_on(tiny_repo, env, vllm_tiny)
-    code, _, err = run_cli(
-        "train", f"adapters/{ADAPTER}", "--backend", "local", "--repo", tiny_repo
-    )
-    assert code == 0, err[-3000:]
-    location = candidate_of(tiny_repo).location
-    api = HfApi(endpoint=env.endpoint, token=TOKEN)
-    path = location.file("eval_outputs.jsonl")
-    downloaded = Path(api.hf_hub_download(location.repo_id, path))
-    rows = [json.loads(line) for line in downloaded.read_text(encoding="utf-8").splitlines()]
-    gold = {record["id"]: record["messages"][-1]["content"] for record in eval_records(tiny_repo)}
-    for row in rows:
-        if row["role"] == "candidate":
-            row["output"] = gold[row["item_id"]]  # the reference answers: full marks
-    forged = "".join(json.dumps(row) + "\n" for row in rows).encode()
-    api.upload_file(path_or_fileobj=forged, path_in_repo=path, repo_id=location.repo_id)
-    out = tmp_path / "eval"
-    code, _, err = run_cli("eval", f"adapters/{ADAPTER}", "--out", out, "--repo", tiny_repo)
-    assert code == 1, err[-3000:]
-    report = json.loads((out / "eval_report.json").read_text(encoding="utf-8"))
-    checks = serving_checks(report)
-    agreement = checks["parity: token agreement, vLLM (LoRA module)"]
-    assert not agreement["passed"]
-    assert "diverging: kw-eval-001, kw-eval-002" in agreement["detail"]
-    assert not checks["parity: json_valid_rate, vLLM (LoRA module)"]["passed"]  # 1.0 -> 0.0
-    comment = (out / "eval_report.md").read_text(encoding="utf-8")
     assert "least agreeing items, vLLM (LoRA module)" in comment
-    assert json.loads(gold["kw-eval-001"])["answer"] in comment  # the scored answer is shown
+    assert json.loads(forged)["answer"] in comment  # the scored answer, beside the served one
 
 
 def test_an_adapter_that_saves_whole_modules_fails_the_gate_without_being_served(
@@ -129,7 +130,8 @@ def test_an_adapter_that_saves_whole_modules_fails_the_gate_without_being_served
     serve_on(tiny_repo, env, vllm_tiny)
     with (tiny_repo / "adapters" / ADAPTER / "qlora.yaml").open("a", encoding="utf-8") as spec:
         spec.write("modules_to_save:\n  - lm_head\n")
-    code, report, comment = train_and_eval(tiny_repo, run_cli, tmp_path / "eval")
+    train(tiny_repo, run_cli)
+    code, report, comment = evaluate(tiny_repo, run_cli, tmp_path / "eval")
     assert code == 1
     check = serving_checks(report)["serveability"]
     assert not check["passed"]
