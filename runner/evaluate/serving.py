@@ -36,6 +36,7 @@ from runner.serving.figures import (
 )
 from runner.serving.hardware import this_machine
 from runner.serving.lint import adapter_findings, engine_lora_rank
+from runner.serving.merged import merged_outputs
 from runner.serving.vllm import Completion, ServerSettings, VllmServer
 from runner.specs.bundle import AdapterBundle
 from runner.specs.evaluation import ParitySettings
@@ -154,13 +155,13 @@ def _merged_outputs(
     generation: GenerationSettings,
 ) -> dict[str, str]:
     try:
-        from runner.serving.merged import merged_outputs
-    except ImportError as err:  # the core install has no torch
+        return merged_outputs(model_dir, adapter_dir, training_settings(bundle), items, generation)
+    except ImportError as err:  # the core install has no torch, transformers or peft
         raise RunnerError(
             "the merged-form parity needs torch, transformers and peft (the `train` extra): "
-            "install them, or set `serving.parity.merged: false` in eval.yaml"
+            f"install them, or set `serving.parity.merged: false` in eval.yaml ({err.name} is "
+            "missing)"
         ) from err
-    return merged_outputs(model_dir, adapter_dir, training_settings(bundle), items, generation)
 
 
 def _concurrently(

@@ -115,6 +115,9 @@ def server_argv(python: Path, settings: ServerSettings, port: int) -> list[str]:
         # Without it the server spends minutes compiling graphs that a check of a few hundred
         # requests never earns back.
         "--enforce-eager",
+        # The check sends each eval prompt once per pass: a prefix cache would serve the second
+        # pass's prompts from the first and report a time to first token no backend sees.
+        "--no-enable-prefix-caching",
         "--enable-lora",
         "--lora-modules",
         f"{settings.adapter_name}={settings.adapter_dir}",
