@@ -44,8 +44,10 @@ $(SERVE_STAMP): pyproject.toml
 	$(SERVE_VENV)/bin/python -c "import vllm"
 	touch $(SERVE_STAMP)
 
+# Two workers, each test file on one of them (module-scoped servers start once, in order):
+# the suite waits on subprocesses (emulated Spaces, Jobs, vLLM) as much as it computes.
 test: venv venv-serve
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
 # The whole lifecycle offline (about 9 minutes on 2 cores): Hub emulator + SmolLM2, a
 # simulated PR adding kwanzaa-mini-v2 to the commit checked out (any branch, or detached;

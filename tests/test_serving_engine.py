@@ -12,7 +12,13 @@ import pytest
 
 from runner.errors import RunnerError
 from runner.serving import vllm
-from runner.serving.hardware import Hardware, matches, parse_cpuinfo, this_machine
+from runner.serving.hardware import (
+    Hardware,
+    matches,
+    parse_compute_apps,
+    parse_cpuinfo,
+    this_machine,
+)
 from runner.serving.vllm import ServerSettings, VllmServer, group_members
 
 TOKEN = "hf_servingTestToken12345"
@@ -138,6 +144,12 @@ def test_the_cpu_model_is_read_from_cpuinfo():
     cpuinfo = "processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Intel(R) Xeon(R) 8375C\n"
 
     assert parse_cpuinfo(cpuinfo) == "Intel(R) Xeon(R) 8375C"
+
+
+def test_gpu_memory_is_read_per_process_from_nvidia_smi():
+    answer = "4242, 3010\n4243, 512\n[N/A], [N/A]\n"
+
+    assert parse_compute_apps(answer) == {4242: 3010 * 2**20, 4243: 512 * 2**20}
 
 
 @pytest.mark.parametrize(

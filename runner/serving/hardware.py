@@ -87,20 +87,43 @@ def parse_nvidia_smi(text: str) -> list[tuple[str, float]]:
 
 
 def _gpus() -> list[tuple[str, float]]:
-    nvidia_smi = shutil.which("nvidia-smi")
-    if nvidia_smi is None:
-        return []
+    answer = nvidia_smi("--query-gpu=name,memory.total", "--format=csv,noheader")
+    return parse_nvidia_smi(answer or "")
+
+
+def parse_compute_apps(text: str) -> dict[int, int]:
+    """`nvidia-smi --query-compute-apps=pid,used_memory --format=csv,noheader,nounits` ->
+    bytes of GPU memory per process id."""
+    used: dict[int, int] = {}
+    for line in text.splitlines():
+        pid, _, mib = (part.strip() for part in line.partition(","))
+        if pid.isdigit() and mib.isdigit():
+            used[int(pid)] = used.get(int(pid), 0) + int(mib) * 2**20
+    return used
+
+
+def gpu_memory_by_pid() -> dict[int, int]:
+    """The GPU memory each process holds now; empty without a GPU (or a driver that answers)."""
+    answer = nvidia_smi("--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits")
+    return parse_compute_apps(answer or "")
+
+
+def nvidia_smi(*arguments: str) -> str | None:
+    """What nvidia-smi prints for `arguments`; None without it, or when it fails or hangs."""
+    command = shutil.which("nvidia-smi")
+    if command is None:
+        return None
     try:
         result = subprocess.run(
-            [nvidia_smi, "--query-gpu=name,memory.total", "--format=csv,noheader"],
+            [command, *arguments],
             capture_output=True,
             text=True,
             timeout=NVIDIA_SMI_TIMEOUT_S,
             check=False,
         )
     except (OSError, subprocess.TimeoutExpired):
-        return []  # a driver that does not answer leaves no GPU to serve on
-    return parse_nvidia_smi(result.stdout) if result.returncode == 0 else []
+        return None  # a driver that does not answer leaves no GPU to serve on
+    return result.stdout if result.returncode == 0 else None
 
 
 def _read(path: str) -> str:

@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -23,6 +24,7 @@ import httpx
 import runner
 from runner.errors import RunnerError
 from runner.hub.redact import redact
+from runner.serving.hardware import gpu_memory_by_pid
 from runner.serving.lint import engine_lora_rank
 
 ENGINE_PYTHON_ENV = "ADAPTER_GITOPS_VLLM_PYTHON"
@@ -212,17 +214,24 @@ def proportional_memory_bytes(pid: int) -> int:
 
 
 class MemorySampler:
-    """The largest resident memory of a process group, sampled in a background thread."""
+    """The largest memory of a process group, sampled in a background thread: resident memory
+    (PSS) and, on a GPU machine, the GPU memory its processes hold (nvidia-smi's per-process
+    use, which is what the engine allocated, not the whole card)."""
 
     def __init__(self, pgid: int) -> None:
         self.pgid = pgid
         self.peak_bytes = 0
+        self._on_gpu = shutil.which("nvidia-smi") is not None
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="vllm-memory", daemon=True)
         self._thread.start()
 
     def sample(self) -> None:
-        total = sum(proportional_memory_bytes(pid) for pid in group_members(self.pgid))
+        members = group_members(self.pgid)
+        total = sum(proportional_memory_bytes(pid) for pid in members)
+        if self._on_gpu:
+            on_gpu = gpu_memory_by_pid()
+            total += sum(on_gpu.get(pid, 0) for pid in members)
         self.peak_bytes = max(self.peak_bytes, total)
 
     def _run(self) -> None:
