@@ -41,7 +41,6 @@ from runner.serving.vllm import Completion, ServerSettings, VllmServer
 from runner.specs.bundle import AdapterBundle
 from runner.specs.evaluation import ParitySettings
 from runner.train import train as script
-from runner.train.train import GenerationSettings
 
 DIVERGING_SHOWN = 5
 """Diverging items kept per form in the report (the least agreeing)."""
@@ -74,23 +73,18 @@ def serve_candidate(
     model_dir = client.snapshot(
         RepoRef(base.id), revision=base.revision, allow_patterns=script.MODEL_FILES
     )
-    base_config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
     # The Hub cache links its files: the engine and the lint read plain copies.
     adapter_dir = _adapter_only(adapter_folder, out_dir / "served-adapter")
-    errors = [
-        f"{finding.rule_id}: {finding.message}"
-        for finding in adapter_findings(adapter_dir, base_config)
-        if finding.severity is Severity.ERROR
-    ]
+    errors = _lint_errors(adapter_dir, model_dir)
     if errors:
         return Served(errors, None)
     reference = {row.item_id: row.output for row in candidate_rows}
     items = [item for item in items if item["item_id"] in reference]
     generation = run_generation_settings(bundle)
     spec = bundle.evaluation.serving
-    merged = None
-    if spec.parity.merged:
-        merged = _merged_outputs(model_dir, adapter_dir, bundle, items, generation)
+    forms: list[tuple[str, dict[str, str]]] = []
+    if spec.parity.merged:  # before the server: both need the memory
+        forms.append(("merged weights", _merged_outputs(model_dir, adapter_dir, bundle, items)))
     hardware = this_machine()
     settings = ServerSettings(
         model_dir=model_dir,
@@ -105,9 +99,7 @@ def serve_candidate(
         one = [server.chat(item["messages"], generation.max_new_tokens) for item in items]
         loaded = _concurrently(server, items, generation.max_new_tokens, spec.concurrency)
         served = {item["item_id"]: c.text for item, c in zip(items, one, strict=True)}
-        forms = [("vLLM (LoRA module)", served)]
-        if merged is not None:
-            forms.append(("merged weights", merged))
+        forms.insert(0, ("vLLM (LoRA module)", served))
         parity = [
             _parity(name, texts, reference, server.tokenize, score_outputs, primary, spec.parity)
             for name, texts in forms
@@ -122,6 +114,17 @@ def serve_candidate(
             parity=parity,
         )
     return Served([], measurement)
+
+
+def _lint_errors(adapter_dir: Path, model_dir: Path) -> list[str]:
+    """What would make the engine load the adapter wrongly (the base's config tells a tied
+    lm_head and its vocabulary)."""
+    base_config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    return [
+        f"{finding.rule_id}: {finding.message}"
+        for finding in adapter_findings(adapter_dir, base_config)
+        if finding.severity is Severity.ERROR
+    ]
 
 
 def served_figures(served: Served) -> Serving:
@@ -148,12 +151,9 @@ def _context_length(rows: Sequence[OutputRow], max_new_tokens: int) -> int:
 
 
 def _merged_outputs(
-    model_dir: Path,
-    adapter_dir: Path,
-    bundle: AdapterBundle,
-    items: list[dict[str, Any]],
-    generation: GenerationSettings,
+    model_dir: Path, adapter_dir: Path, bundle: AdapterBundle, items: list[dict[str, Any]]
 ) -> dict[str, str]:
+    generation = run_generation_settings(bundle)
     try:
         return merged_outputs(model_dir, adapter_dir, training_settings(bundle), items, generation)
     except ImportError as err:  # the core install has no torch, transformers or peft
