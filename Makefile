@@ -32,14 +32,18 @@ $(VENV)/.installed-core: pyproject.toml
 # ('operator torchvision::nms does not exist'): a text model's server needs none of them.
 SERVE_VENV := .venv-serve
 SERVE_STAMP := $(SERVE_VENV)/.installed
+# Where the file is not on disk (a GitHub runner), torch 2.13.0+cpu comes from PyTorch's CPU
+# index: SERVE_TORCH_INDEX=https://download.pytorch.org/whl/cpu (the workflows set it).
+SERVE_TORCH_INDEX ?=
+SERVE_INDEX := $(if $(SERVE_TORCH_INDEX),--extra-index-url $(SERVE_TORCH_INDEX))
 
 venv-serve: $(SERVE_STAMP)
 
 $(SERVE_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(SERVE_VENV)
 	$(SERVE_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(SERVE_VENV)/bin/python -m pip install --quiet torch==2.13.0
-	$(SERVE_VENV)/bin/python -m pip install --quiet $$($(PYTHON) scripts/extra_pins.py serve)
+	$(SERVE_VENV)/bin/python -m pip install --quiet $(SERVE_INDEX) torch==2.13.0
+	$(SERVE_VENV)/bin/python -m pip install --quiet $(SERVE_INDEX) $$($(PYTHON) scripts/extra_pins.py serve)
 	$(SERVE_VENV)/bin/python -m pip uninstall --quiet --yes torchvision torchaudio torchcodec
 	$(SERVE_VENV)/bin/python -c "import vllm"
 	touch $(SERVE_STAMP)
