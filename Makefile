@@ -53,11 +53,12 @@ $(SERVE_STAMP): pyproject.toml
 test: venv venv-serve
 	$(BIN)/pytest -n 2 --dist loadfile
 
-# The whole lifecycle offline (about 9 minutes on 2 cores): Hub emulator + SmolLM2, a
-# simulated PR adding kwanzaa-mini-v2 to the commit checked out (any branch, or detached;
-# uncommitted changes are not in it), its checks and candidate, the merge, the promotion
-# and its comment on the merged PR. Numbered stages and, in a log too, a heartbeat line at
-# least every minute; every comment it shows is saved under .demo/comments/.
+# The whole lifecycle offline (24 minutes on 2 cores, 8 of them the serving check in vLLM):
+# Hub emulator + SmolLM2, a simulated PR adding kwanzaa-mini-v2 to the commit checked out
+# (any branch, or detached; uncommitted changes are not in it), its checks and candidate,
+# the merge, the promotion and its comment on the merged PR. Numbered stages and, in a log
+# too, a heartbeat line at least every minute; every comment it shows is saved under
+# .demo/comments/.
 demo: venv venv-serve
 	$(BIN)/runner demo --folder .demo
 
