@@ -23,7 +23,7 @@ from runner.errors import RunnerError
 from runner.evaluate.gate import Serving
 from runner.evaluate.metrics import Metric, aggregate
 from runner.evaluate.rows import OutputRow
-from runner.evaluate.stats import p95
+from runner.evaluate.stats import percentile
 from runner.findings import Severity
 from runner.hub.client import HubClient, RepoRef
 from runner.runs.config import run_generation_settings, training_settings
@@ -172,9 +172,9 @@ def _concurrently(
 
 
 def _percentiles(values: Sequence[float]) -> Percentiles:
-    ordered = sorted(values)
-    middle = ordered[(len(ordered) - 1) // 2] if ordered else 0.0
-    return Percentiles(round(middle, 1), round(p95(ordered) or 0.0, 1))
+    return Percentiles(
+        round(percentile(values, 0.5) or 0.0, 1), round(percentile(values, 0.95) or 0.0, 1)
+    )
 
 
 def _figures(concurrency: int, completions: Sequence[Completion]) -> LoadFigures:

@@ -125,7 +125,12 @@ def _evaluate(
 def p95(values: Sequence[float]) -> float | None:
     """95th percentile by nearest rank: a value that was measured, and never below the true
     percentile of the sample, which is the safe side for a serving limit. None when empty."""
+    return percentile(values, 0.95)
+
+
+def percentile(values: Sequence[float], share: float) -> float | None:
+    """The `share` percentile by nearest rank (a measured value); None when empty."""
     if not values:
         return None
     ordered = sorted(values)
-    return float(ordered[math.ceil(0.95 * len(ordered)) - 1])
+    return float(ordered[max(math.ceil(share * len(ordered)), 1) - 1])
