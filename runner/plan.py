@@ -15,8 +15,11 @@ from runner.policy.memory import MemoryPlan
 from runner.policy.promotion import predecessor
 from runner.policy.training import CostEstimate
 from runner.power import PlannedPower
+from runner.promote.channels import ChannelForecast, forecast_channels
 from runner.runs.cost import PriceList, read_prices, with_prices
+from runner.specs import load_adapter
 from runner.specs.bundle import AdapterBundle
+from runner.specs.channels import load_channels
 from runner.specs.diff import FieldChange, SpecDiff, diff_bundles, is_missing
 from runner.specs.evaluation import Waiver
 from runner.validation import AdapterValidation, validate_adapter
@@ -41,6 +44,8 @@ class Plan:
     waivers: list[Waiver]
     errors: int
     warnings: int
+    channels: ChannelForecast | None = None
+    """The adapter's release channels once this is merged; None when not asked for."""
 
     def to_dict(self) -> dict[str, Any]:
         """The plan as JSON data (`runner plan --format json`): these fields, nested ones as
@@ -53,7 +58,26 @@ class Plan:
             "memory": None if self.memory is None else _memory_dict(self.memory),
             "power": None if self.power is None else _power_dict(self.power),
             "waivers": [waiver.model_dump(mode="json") for waiver in self.waivers],
+            "channels": None if self.channels is None else _channels_dict(self.channels),
         }
+
+
+def _channels_dict(forecast: ChannelForecast) -> dict[str, Any]:
+    return {
+        "problem": forecast.problem,
+        "channels": [
+            {
+                "channel": p.channel,
+                "declared": p.declared,
+                "current": p.current,
+                "target": p.target,
+                "state": p.state.value,
+                "detail": p.detail,
+            }
+            for p in forecast.plans
+        ],
+        "evals": {f"v{version}": metrics for version, metrics in forecast.evals.items()},
+    }
 
 
 def _diff_dict(diff: SpecDiff) -> dict[str, Any]:
@@ -91,9 +115,15 @@ def _change_dict(change: FieldChange) -> dict[str, Any]:
 
 
 def make_plan(
-    workspace: Workspace, directory: Path, policies: Policies, client: HubClient | None = None
+    workspace: Workspace,
+    directory: Path,
+    policies: Policies,
+    client: HubClient | None = None,
+    *,
+    with_channels: bool = False,
 ) -> Plan:
-    """`client`: the Hub to read a Jobs adapter's flavor prices from (else the policy's)."""
+    """`client`: the Hub to read a Jobs adapter's flavor prices from (else the policy's) and,
+    `with_channels`, where the adapter's release channels point."""
     checked: AdapterValidation = validate_adapter(workspace, directory, policies)
     bundle = checked.bundle
     if bundle is None:
@@ -115,7 +145,25 @@ def make_plan(
         waivers=list(bundle.evaluation.waivers),
         errors=sum(f.severity is Severity.ERROR for f in checked.findings),
         warnings=sum(f.severity is Severity.WARNING for f in checked.findings),
+        channels=channel_forecast(workspace, bundle, client) if with_channels else None,
     )
+
+
+def channel_forecast(
+    workspace: Workspace, bundle: AdapterBundle, client: HubClient | None
+) -> ChannelForecast | None:
+    """Where the adapter's channels point on the Hub and where git's change moves them; None
+    without a Hub to ask, or when its channels file does not load (validation says why)."""
+    channels, _ = load_channels(workspace, bundle.adapter.name)
+    if client is None or channels is None:
+        return None
+    versions = [
+        found
+        for directory in workspace.list_adapter_dirs()
+        if (found := load_adapter(workspace, directory).bundle) is not None
+        and found.adapter.name == bundle.adapter.name
+    ]
+    return forecast_channels(versions, workspace.root, channels, client)
 
 
 def job_prices(bundle: AdapterBundle, client: HubClient | None) -> PriceList:

@@ -8,7 +8,7 @@ from pathlib import Path
 from runner.data.checks import DatasetReport, check_dataset
 from runner.data.citation_task import refusal_floor_findings
 from runner.engines import engine_for
-from runner.findings import Finding, has_errors, sort_findings
+from runner.findings import Finding, Severity, has_errors, sort_findings
 from runner.policy.loading import Policies
 from runner.policy.memory import MemoryPlan, check_memory, plan_memory
 from runner.policy.promotion import check_promotion_rules
@@ -22,6 +22,12 @@ from runner.policy.training import (
 from runner.power import PlannedPower, planned_power, power_findings
 from runner.serving.lint import spec_findings as serving_findings
 from runner.specs import AdapterBundle, load_adapter
+from runner.specs.channels import (
+    channels_path,
+    declared_adapters,
+    load_channels,
+    missing_version_findings,
+)
 from runner.specs.scaffold import readme_findings
 from runner.workspace import Workspace
 
@@ -67,6 +73,7 @@ def validate_adapter(
         findings += check_repo_owners(policies.repos, bundle)
     findings += check_publish_claims(bundle, workspace)
     findings += readme_findings(bundle)
+    findings += channel_findings(workspace, bundle.adapter.name)
     memory = plan_memory(bundle)
     findings += check_memory(bundle, memory)
     data = check_dataset(bundle, workspace, policies.text)
@@ -79,6 +86,49 @@ def validate_adapter(
         estimate = estimate_cost(policies.training, bundle, data.stats["train"].tokens)
         findings += check_gpu_hours(policies.training, bundle, estimate, exact=data.tokens_exact)
     return AdapterValidation(path, sort_findings(findings), bundle, data, estimate, memory, power)
+
+
+def channel_findings(workspace: Workspace, adapter: str) -> list[Finding]:
+    """The adapter name's channels file: it loads, and each channel names a version in git."""
+    channels, findings = load_channels(workspace, adapter)
+    if channels is None:
+        return findings
+    versions = set(workspace.adapter_versions().get(adapter, {}))
+    return findings + missing_version_findings(channels, versions)
+
+
+def orphan_channels(
+    workspace: Workspace, changed: list[str] | None = None
+) -> list[AdapterValidation]:
+    """A failed result per channels file whose adapter has no version in git (a misspelt file
+    name, or every version withdrawn): each such file, or with `changed` those it touches. No
+    adapter's validation covers such a file, so it is a result of its own."""
+    names = workspace.adapter_versions()
+    results = []
+    for adapter in declared_adapters(workspace):
+        path = channels_path(adapter)
+        if adapter in names or (changed is not None and not _touches(changed, adapter)):
+            continue
+        shown = ", ".join(sorted(names)) or "none"
+        orphan = Finding(
+            "channels.unknown-adapter",
+            Severity.ERROR,
+            path,
+            None,
+            f"no adapters/{adapter}-v<N>/ in git, so its channels name nothing that can be "
+            f"served (adapter names in git: {shown})",
+            "name the file after an adapter (channels/<adapter name>.yaml), or remove it "
+            "once no version of the adapter is left",
+        )
+        results.append(AdapterValidation(path, [orphan], None, None, None))
+    return results
+
+
+def _touches(changed: list[str], adapter: str) -> bool:
+    """The change edits the adapter's channels file or one of its version directories."""
+    return any(
+        p == channels_path(adapter) or p.startswith(f"adapters/{adapter}-v") for p in changed
+    )
 
 
 def exit_code(results: list[AdapterValidation], policies: Policies) -> int:

@@ -94,6 +94,15 @@ class Workspace:
     def _known(self) -> str:
         return "known adapters: " + (", ".join(d.name for d in self.list_adapter_dirs()) or "none")
 
+    def adapter_versions(self) -> dict[str, dict[int, Path]]:
+        """Adapter name -> version -> its `adapters/<name>-v<N>/` directory in the checkout."""
+        found: dict[str, dict[int, Path]] = {}
+        for directory in self.list_adapter_dirs():
+            parsed = split_adapter_dirname(directory.name)
+            if parsed is not None:
+                found.setdefault(parsed[0], {})[parsed[1]] = directory
+        return found
+
     def list_adapter_dirs(self) -> list[Path]:
         if not self.adapters_dir.is_dir():
             return []

@@ -1,6 +1,6 @@
 """A small stand-in for the parts of GitHub's REST API the runner calls (GitHub itself cannot
 be reached from here): issue comments and their authors, a PR's head and changed files, the
-merged PRs of a commit."""
+merged PRs of a commit, deployments and their statuses."""
 
 from __future__ import annotations
 
@@ -51,7 +51,8 @@ BODY_LIMIT = 65536  # GitHub answers 422 to a longer comment body
 
 class FakeGitHub(BaseHTTPRequestHandler):
     """Issue comments: list (paged), create, edit, each with its author; a PR's head and its
-    changed files (paged); the PRs of a commit. Every call needs the bearer token."""
+    changed files (paged); the PRs of a commit; deployments (created, listed by environment and
+    sha) and their statuses. Every call needs the bearer token."""
 
     comments: dict[int, dict[str, Any]]
     calls: list[tuple[str, str]]
@@ -59,6 +60,8 @@ class FakeGitHub(BaseHTTPRequestHandler):
     pr_files: list[str]  # what /pulls/{n}/files lists
     head_sha: str  # the head of every PR
     author: dict[str, str]  # the user the token posts as
+    deployments: dict[int, dict[str, Any]]  # by id: what each create request sent
+    deployment_statuses: dict[int, list[dict[str, Any]]]  # by deployment id, as sent
 
     def _reply(self, status: int, payload: Any) -> None:
         body = json.dumps(payload).encode()
@@ -79,6 +82,8 @@ class FakeGitHub(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         data = json.loads(self.rfile.read(length) or b"{}")
         path = urlsplit(self.path).path
+        if "/deployments" in path:
+            return self._deployments(path.split("/deployments", 1)[1].strip("/"), data)
         if self.command == "GET" and "/commits/" in path:
             return self._reply(200, self.pulls_of_commit)
         if self.command == "GET" and path.endswith("/files"):
@@ -98,6 +103,30 @@ class FakeGitHub(BaseHTTPRequestHandler):
         self.comments[number]["body"] = data["body"]
         return self._reply(200, self.comments[number])
 
+    def _deployments(self, rest: str, data: dict[str, Any]) -> None:
+        """`rest`: "" for the deployments, "{id}/statuses" for one's statuses."""
+        if rest:
+            number = int(rest.split("/")[0])
+            if self.command == "GET":
+                return self._reply(200, self.deployment_statuses.get(number, []))
+            self.deployment_statuses.setdefault(number, []).append(data)
+            return self._reply(201, data)
+        if self.command == "POST":
+            number = len(self.deployments) + 1
+            self.deployments[number] = data
+            return self._reply(201, self._deployment(number))
+        query = {k: v[0] for k, v in parse_qs(urlsplit(self.path).query).items()}
+        listed = [self._deployment(n) for n in sorted(self.deployments, reverse=True)]
+        wanted = [
+            d for d in listed
+            if all(d[key] == query[key] for key in ("environment", "sha") if key in query)
+        ]  # fmt: skip
+        return self._reply(200, wanted)
+
+    def _deployment(self, number: int) -> dict[str, Any]:
+        """A deployment as GitHub shows it: its id and commit besides what was sent."""
+        return {**self.deployments[number], "id": number, "sha": self.deployments[number]["ref"]}
+
     do_GET = do_POST = do_PATCH = _handle
 
     def log_message(self, *args: object) -> None:
@@ -114,6 +143,8 @@ def github(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[FakeGitHub]]:
         "pr_files": [],
         "head_sha": "c" * 40,
         "author": BOT,
+        "deployments": {},
+        "deployment_statuses": {},
     }
     handler = type("Handler", (FakeGitHub,), attributes)
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)

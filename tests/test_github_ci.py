@@ -242,3 +242,43 @@ def test_comment_promotion_outside_a_push_is_a_clear_error(
     assert code == 2
     assert "push event" in err
     assert github.comments == {}
+
+
+@pytest.fixture
+def two_versions_in_git(demo_repo: Path, run_cli: RunCli) -> tuple[Path, str]:
+    assert run_cli("new", "demo-v2", "--from", "demo-v1", "--repo", demo_repo)[0] == 0
+    git(demo_repo, "init", "-q", "-b", "main")
+    git(demo_repo, "add", ".")
+    git(demo_repo, "commit", "-qm", "base")
+    return demo_repo, git(demo_repo, "rev-parse", "HEAD")
+
+
+def test_a_pull_request_that_only_moves_a_channel_checks_the_newest_version(
+    two_versions_in_git: tuple[Path, str],
+    run_cli: RunCli,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    root, base = two_versions_in_git
+    assert run_cli("rollback", "demo", "--repo", root)[0] == 0
+    git(root, "add", ".")
+    git(root, "commit", "-qm", "roll back demo stable to v1")
+    outputs = event(monkeypatch, tmp_path, "pull_request", pull_request(base))
+    code, _, err = run_cli("ci", "changed", "--repo", root)
+    assert code == 0, err
+    assert outputs.read_text() == 'adapters=["demo-v2"]\nany=true\n'
+
+
+def test_a_pull_request_that_removes_a_version_checks_the_newest_one_left(
+    two_versions_in_git: tuple[Path, str],
+    run_cli: RunCli,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    root, base = two_versions_in_git
+    git(root, "rm", "-rq", "adapters/demo-v2")
+    git(root, "commit", "-qm", "withdraw demo-v2")
+    outputs = event(monkeypatch, tmp_path, "pull_request", pull_request(base))
+    code, _, err = run_cli("ci", "changed", "--repo", root)
+    assert code == 0, err
+    assert outputs.read_text() == 'adapters=["demo-v1"]\nany=true\n'

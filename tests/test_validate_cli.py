@@ -4,6 +4,7 @@ selection with immutable versions, and `runner plan`."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -209,3 +210,53 @@ def test_changed_since_with_explicit_adapters_validates_only_those(git_repo, run
     code, _, err = run_cli("validate", "--repo", git_repo, A, "--changed-since", "nope")
     assert code == 2
     assert "git cannot find 'nope' here" in err
+
+
+def test_a_channel_naming_a_version_not_in_git_is_reported_at_its_line_with_the_fix(
+    demo_repo, run_cli
+):
+    (demo_repo / "channels").mkdir()
+    (demo_repo / "channels/demo.yaml").write_text("# pinned\nchannels:\n  stable: 3\n")
+    code, found = findings(run_cli, demo_repo, A)
+    assert code == 1
+    [missing] = [f for f in found if f["rule_id"] == "channels.unknown-version"]
+    assert (missing["path"], missing["line"]) == ("channels/demo.yaml", 3)
+    assert (
+        "names v3, but adapters/demo-v3/ is not in git (versions in git: v1)"
+        in (missing["message"])
+    )
+    assert "runner rollback demo --channel stable --to N" in missing["hint"]
+    code, out, _ = run_cli("validate", "--repo", demo_repo, A, "--format", "markdown")
+    assert "`channels/demo.yaml:3`" in out
+
+
+def test_a_channels_file_that_does_not_load_fails_its_adapter(demo_repo, run_cli):
+    (demo_repo / "channels").mkdir()
+    (demo_repo / "channels/demo.yaml").write_text("channels:\n  stable: 1\n  v2: 1\n")
+    code, found = findings(run_cli, demo_repo, A)
+    assert code == 1
+    assert rules_at(found, "channels/demo.yaml") == [(3, "spec.channel-name")]
+
+
+def test_a_channels_file_of_no_adapter_fails_the_repository_validation(demo_repo, run_cli):
+    (demo_repo / "channels").mkdir()
+    (demo_repo / "channels/dmeo.yaml").write_text("channels:\n  stable: 1\n")
+    code, out, _ = run_cli("validate", "--repo", demo_repo)
+    assert code == 2
+    assert "FAIL channels/dmeo.yaml" in out
+    assert "no adapters/dmeo-v<N>/ in git" in " ".join(out.split())
+    assert run_cli("validate", "--repo", demo_repo, A)[0] == 0  # not this adapter's file
+
+
+def test_a_change_that_withdraws_an_adapters_last_version_fails_on_its_channels_file(
+    git_repo, run_cli
+):
+    (git_repo / "channels").mkdir()
+    (git_repo / "channels/demo.yaml").write_text("channels:\n  stable: 1\n")
+    shutil.copytree(git_repo / A, git_repo / "adapters/other-v1")  # adapters/ stays
+    git(git_repo, "-c", "user.name=t", "-c", "user.email=t@e", "add", "-A")
+    git(git_repo, "-c", "user.name=t", "-c", "user.email=t@e", "commit", "-qm", "channels")
+    git(git_repo, "rm", "-rq", A)
+    code, out, _ = run_cli("validate", "--repo", git_repo, "--changed-since", "main")
+    assert code == 2
+    assert "FAIL channels/demo.yaml" in out

@@ -259,7 +259,7 @@ def test_candidate_training_is_label_gated_and_same_repo_only():
 def test_pr_checks_cover_the_changed_adapters():
     workflow = load(WORKFLOWS_DIR / "pr.yml")
     paths = triggers(workflow)["pull_request"]["paths"]
-    assert set(paths) == {"adapters/**", "datasets/**", "policies/**", "runner/**"}
+    assert set(paths) == {"adapters/**", "channels/**", "datasets/**", "policies/**", "runner/**"}
     runs = [s["run"] for _, s in steps(workflow) if "run" in s]
     for expected in (
         f"{RUNNER} ci changed",
@@ -328,6 +328,18 @@ def test_the_merged_pr_hears_the_promotion_result_from_a_job_without_the_hub_tok
     assert "secrets." not in yaml.safe_dump(job)
     runs = [s["run"] for s in job["steps"] if "run" in s]
     assert f'{RUNNER} ci comment-promotion "$RUNNER_TEMP/reconcile/result.json"' in runs
+
+
+def test_channel_moves_are_announced_after_every_reconcile_without_the_hub_token():
+    job = load(WORKFLOWS_DIR / "promote.yml")["jobs"]["announce"]
+    assert job["needs"] == "reconcile"
+    assert job["if"] == "${{ !cancelled() }}"  # scheduled and manual runs move channels too
+    assert "environment" not in job
+    assert job["permissions"] == {"contents": "read", "deployments": "write"}
+    secrets = set(re.findall(r"secrets\.(\w+)", yaml.safe_dump(job)))
+    assert secrets == {"CHANNEL_WEBHOOK_URL", "CHANNEL_WEBHOOK_SECRET"}
+    runs = [s["run"] for s in job["steps"] if "run" in s]
+    assert f'{RUNNER} ci announce-channels "$RUNNER_TEMP/reconcile/result.json"' in runs
 
 
 def test_every_make_call_names_a_makefile_target():

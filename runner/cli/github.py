@@ -1,5 +1,5 @@
 """CLI verbs for GitHub Actions steps: `runner ci changed`, `ci comment`, `ci post-comments`,
-`ci comment-promotion`.
+`ci comment-promotion`, `ci announce-channels`.
 Each workflow step is one runner call; the logic lives here, tested."""
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import Annotated
 import typer
 
 from runner.changes import affected_adapters
-from runner.cli.shared import AdapterArg, RepoOption, out, workspace_for
-from runner.errors import InputError
+from runner.cli.shared import AdapterArg, RepoOption, err, out, workspace_for
+from runner.errors import InputError, RunnerError
 from runner.github.comments import (
     BOT_LOGIN_ENV,
     DEFAULT_BOT_LOGIN,
@@ -28,10 +28,14 @@ from runner.github.comments import (
     sticky_text,
 )
 from runner.github.context import GitHubContext, positive_number, write_output
+from runner.github.deployments import GitHubDeployments, Move, moves
+from runner.github.rest import DEFAULT_API_URL
 from runner.github.untrusted import neutralized, own_code_areas, trusted_hosts
+from runner.github.webhook import Webhook
 from runner.gitutil import changed_paths
 from runner.promote.result import ReconcileResult
 from runner.repofiles import declared_file, read_regular_bytes
+from runner.report.console import print_plain
 from runner.report.markdown import pr_code_banner
 from runner.report.reconcile import promotion_comment
 from runner.workspace import Workspace
@@ -111,20 +115,74 @@ def ci_comment_promotion(
     for number in pulls:
         for adapter in adapters:
             row = done.of(adapter) if done else None
-            body = promotion_comment(row, adapter, commit, context.run_url)
+            channels = done.channels_of(adapter) if done else ()
+            body = promotion_comment(row, adapter, commit, context.run_url, channels)
             text = sticky_text("promotion", adapter, body)
             action = comments.upsert(number, "promotion", adapter, text)
             out.print(f"promotion comment for {adapter} on #{number}: {action}")
 
 
+def ci_announce_channels(
+    result: Annotated[Path, typer.Argument(help="What `runner reconcile --result` wrote.")],
+) -> None:
+    """Announce every channel that reconcile moved: a GitHub deployment per move (environment
+    `<adapter>-<channel>`, so GitHub's deployments view is each channel's release history)
+    and, when CHANNEL_WEBHOOK_URL is set, the move's JSON payload to that webhook (signed
+    with CHANNEL_WEBHOOK_SECRET when set). A rerun creates no second deployment; the webhook
+    hears every run and tells a repeated move by its `id`. Exit 1 if any announcement
+    failed, after trying all of them.
+
+    Example: runner ci announce-channels "$RUNNER_TEMP/reconcile/result.json"
+    """
+    if not result.exists():
+        out.print(f"{result} is missing (reconcile stopped before writing it): no known move")
+        return
+    done = ReconcileResult.read(result)
+    found = moves(done, GitHubContext.from_env().run_url)
+    if not found:
+        out.print("no channel moved: nothing to announce")
+        return
+    if done.commit is None:
+        raise InputError(f"{result} names no git commit to deploy; reconcile ran outside git")
+    deployments, webhook = _deployments(), Webhook.from_env()
+    failed = [move for move in found if not _announce(move, deployments, webhook)]
+    if failed:
+        raise typer.Exit(1)
+
+
+def _announce(move: Move, deployments: GitHubDeployments, webhook: Webhook | None) -> bool:
+    """Announce `move` everywhere it goes, printing what each did; False if any failed."""
+    steps = [("deployment", partial(deployments.announce, move))]
+    if webhook is not None:
+        steps.append(("webhook", partial(webhook.send, move.payload)))
+    ok = True
+    for what, step in steps:
+        try:
+            print_plain(out, f"{move.title}: {step()}")
+        except RunnerError as error:
+            print_plain(err, f"{move.title}: {what} failed: {error}")
+            ok = False
+    return ok
+
+
+def _deployments() -> GitHubDeployments:
+    token, repository, api = _github_access("announcing a channel move")
+    return GitHubDeployments(repository, token, api)
+
+
 def _comments() -> GitHubComments:
-    token, repository = os.environ.get("GITHUB_TOKEN"), os.environ.get("GITHUB_REPOSITORY")
-    if not token or not repository:
-        raise InputError("posting a comment needs GITHUB_TOKEN and GITHUB_REPOSITORY")
-    api = os.environ.get("GITHUB_API_URL") or "https://api.github.com"
+    token, repository, api = _github_access("posting a comment")
     return GitHubComments(
         repository, token, api, os.environ.get(BOT_LOGIN_ENV) or DEFAULT_BOT_LOGIN
     )
+
+
+def _github_access(doing: str) -> tuple[str, str, str]:
+    """The token, repository and API address the workflow gives a step."""
+    token, repository = os.environ.get("GITHUB_TOKEN"), os.environ.get("GITHUB_REPOSITORY")
+    if not token or not repository:
+        raise InputError(f"{doing} needs GITHUB_TOKEN and GITHUB_REPOSITORY")
+    return token, repository, os.environ.get("GITHUB_API_URL") or DEFAULT_API_URL
 
 
 def _pr(number: int | None) -> int:

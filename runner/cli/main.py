@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from runner import __version__
-from runner.cli import github, hub, promote, specs, train
+from runner.cli import channels, github, hub, promote, specs, train
 from runner.cli.shared import err, out, unwrap_help
 from runner.errors import RunnerError
 from runner.report.console import print_error
@@ -55,6 +55,7 @@ def assemble() -> typer.Typer:
         root.command()(verb)
     for verb in (promote.doctor, promote.status, promote.reconcile, promote.demo):
         root.command()(verb)
+    root.command()(channels.rollback)
     root.command()(train.train)
     root.command()(train.smoke)
     root.command("eval")(train.evaluate)
@@ -68,6 +69,7 @@ def assemble() -> typer.Typer:
     ci = _group(root, "ci", "Steps of the GitHub workflows.")
     ci.command("changed")(github.ci_changed)
     ci.command("comment-promotion")(github.ci_comment_promotion)
+    ci.command("announce-channels")(github.ci_announce_channels)
     ci.command("comment")(github.ci_comment)
     ci.command("post-comments")(github.ci_post_comments)
     ci.command("pr-info")(github.ci_pr_info)

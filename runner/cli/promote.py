@@ -17,9 +17,16 @@ from runner.gitutil import head_commit
 from runner.hub.client import HubClient
 from runner.policy.loading import load_policies
 from runner.policy.training import CostEstimate
+from runner.promote.channels import ChannelContext, converge_channels, observe_channels
 from runner.promote.reconcile import Action, AdapterState, observe
-from runner.promote.result import reconcile_result
-from runner.report.console import print_dry_run, print_outcomes, print_plain, print_states
+from runner.promote.result import channel_results, reconcile_result
+from runner.report.console import (
+    print_channels,
+    print_dry_run,
+    print_outcomes,
+    print_plain,
+    print_states,
+)
 from runner.report.cost import print_spend
 from runner.report.github import write_step_summary
 from runner.report.progress import TrainProgress
@@ -27,11 +34,22 @@ from runner.report.reconcile import reconcile_summary
 from runner.runs.cost import read_prices, spend_by_adapter
 from runner.specs import require_adapter
 from runner.specs.bundle import AdapterBundle
+from runner.specs.channels import ChannelsFile, require_channels
 from runner.workspace import Workspace
 
 
 def _bundles(workspace: Workspace) -> list[AdapterBundle]:
     return [require_adapter(workspace, d) for d in workspace.list_adapter_dirs()]
+
+
+def _channel_files(workspace: Workspace, states: list[AdapterState]) -> dict[str, ChannelsFile]:
+    """The release channels of every adapter name in git (a file that does not load stops
+    the verb with its findings, as a broken spec does)."""
+    return {name: require_channels(workspace, name) for name in _names(states)}
+
+
+def _names(states: list[AdapterState]) -> set[str]:
+    return {s.bundle.adapter.name for s in states if s.bundle is not None}
 
 
 def acted_on(states: list[AdapterState], adapter: str | None) -> list[AdapterState]:
@@ -132,7 +150,9 @@ def status(
     with err.status("reading the Hub"):
         client = HubClient().require_token("status")
         states = observe(bundles, workspace.root, client)
+        channels = observe_channels(states, _channel_files(workspace, states), client)
     print_states(out, states)
+    print_channels(out, channels)
     if spend:
         with err.status("reading run records"):
             prices, policy = read_prices(client), load_policies(workspace).training
@@ -170,11 +190,16 @@ def reconcile(
 
     workspace = workspace_for(repo)
     client = HubClient().require_token("reconcile")
+    commit = head_commit(workspace.root)
     with err.status("reading the Hub"):
         observed = observe(_bundles(workspace), workspace.root, client)
-    states = acted_on(observed, adapter)
+        states = acted_on(observed, adapter)
+        files = _channel_files(workspace, observed)
+        only = None if adapter is None else _names(states)
+        plans = observe_channels(observed, files, client, only=only)
     print_states(out, states)
-    outcomes = None
+    print_channels(out, plans)
+    outcomes, moves = None, None
     if apply:
         with TrainProgress(err, "reconcile") as progress:
             context = Context(
@@ -186,14 +211,21 @@ def reconcile(
                 progress.update,
                 partial(print_plain, err),  # ids and times stay whole
                 eval_comment,
+                files,
             )
             outcomes = converge(states, context)
-        print_outcomes(out, outcomes, states)
+            progress.update({"stage": "moving release channels"})
+            moving = ChannelContext(client, f"git {commit[:12]}", repair_drift)
+            plans, moves = converge_channels(observed, files, moving, only=only)
+        print_outcomes(out, outcomes, states, moves)
     else:
-        print_dry_run(out, states, training_estimates(states, workspace, client))
-    commit = head_commit(workspace.root)
+        print_dry_run(out, states, training_estimates(states, workspace, client), plans)
     done = reconcile_result(
-        states, outcomes, None if commit == "unknown" else commit, client.endpoint
+        states,
+        outcomes,
+        None if commit == "unknown" else commit,
+        client.endpoint,
+        channel_results(plans, moves, client.endpoint),
     )
     if result is not None:
         done.write(result)

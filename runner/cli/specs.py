@@ -23,7 +23,7 @@ from runner.specs.diff import diff_bundles
 from runner.specs.scaffold import scaffold_version
 from runner.specs.schema import stale_schemas, write_schemas
 from runner.specs.yamlio import dump_yaml
-from runner.validation import exit_code, validate_adapter
+from runner.validation import exit_code, orphan_channels, validate_adapter
 
 
 class PlanFormat(StrEnum):
@@ -55,7 +55,8 @@ def validate(
     ),
     repo: RepoOption = None,
 ) -> None:
-    """Check specs, policies and data; exit 0 clean, 1 on error findings, 2 on unusable input.
+    """Check specs, channels, policies and data; exit 0 clean, 1 on error findings, 2 on
+    unusable input (a channels file of no adapter in git included).
 
     Example: runner validate adapters/kwanzaa-mini-v2 --changed-since origin/main
     """
@@ -69,7 +70,7 @@ def validate(
     else:
         directories = workspace.list_adapter_dirs()
     policies = load_policies(workspace)
-    results = []
+    results = [] if adapters else orphan_channels(workspace, changed)
     for directory in directories:
         with err.status(f"validating {workspace.rel(directory)}"):
             results.append(validate_adapter(workspace, directory, policies, changed_since))
@@ -94,7 +95,11 @@ def plan(
     workspace = workspace_for(repo)
     with err.status(f"planning {adapter}"):
         result = make_plan(
-            workspace, workspace.adapter_dir(adapter), load_policies(workspace), HubClient()
+            workspace,
+            workspace.adapter_dir(adapter),
+            load_policies(workspace),
+            HubClient(),
+            with_channels=True,
         )
     if output is PlanFormat.json:
         out.print_json(json.dumps(result.to_dict()))

@@ -4,15 +4,12 @@ its hidden marker among the bot's own comments and edited in place, through GitH
 
 from __future__ import annotations
 
-import json
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from runner.errors import RunnerError
-from runner.hub.redact import redact, register_secret
+from runner.github.rest import DEFAULT_API_URL, github_call
+from runner.hub.redact import register_secret
 from runner.report.markdown import comment_marker, truncation_note
 
 KINDS = ("validation", "plan", "eval", "promotion")
@@ -33,6 +30,7 @@ COMMENT_PAGES = 100
 # A body longer than this is cut without cleaning the rest: cleaning removes no more than an
 # escape's backslash (and control characters, which no report holds), so it still fills one.
 _READ_AHEAD = 4 * COMMENT_LIMIT
+_NEEDS = "`pull-requests: write` (or `issues: write`)"
 
 marker = comment_marker
 
@@ -79,15 +77,11 @@ class PullFiles:
     complete: bool
 
 
-class GitHubError(RunnerError):
-    """A GitHub API call that failed; the token never appears in it."""
-
-
 @dataclass
 class GitHubComments:
     repository: str
     token: str
-    api_url: str = "https://api.github.com"
+    api_url: str = DEFAULT_API_URL
     bot_login: str = DEFAULT_BOT_LOGIN
 
     def __post_init__(self) -> None:
@@ -146,28 +140,4 @@ class GitHubComments:
         return found, False
 
     def _call(self, method: str, path: str, payload: dict[str, Any] | None = None) -> Any:
-        request = urllib.request.Request(
-            self.api_url.rstrip("/") + path,
-            method=method,
-            data=json.dumps(payload).encode() if payload is not None else None,
-            headers={
-                "Authorization": f"Bearer {self.token}",
-                "Accept": "application/vnd.github+json",
-                "X-GitHub-Api-Version": "2022-11-28",
-                "Content-Type": "application/json",
-            },
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return json.loads(response.read() or b"null")
-        except urllib.error.HTTPError as error:
-            raise GitHubError(
-                redact(
-                    f"GitHub answered {error.code} to {method} {path}: {error.reason}; the job "
-                    "needs `pull-requests: write` (or `issues: write`) and a valid GITHUB_TOKEN"
-                )
-            ) from None
-        except OSError as error:  # refused, reset, timed out, DNS: URLError is one too
-            raise GitHubError(
-                redact(f"GitHub could not be reached ({error}); run the job again")
-            ) from None
+        return github_call(self.api_url, self.token, method, path, payload, needs=_NEEDS)

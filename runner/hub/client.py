@@ -409,14 +409,20 @@ class HubClient:
             return None
 
     def sync_folder(
-        self, repo: RepoRef, folder: Path, message: str, *, parent_commit: str | None = None
+        self,
+        repo: RepoRef,
+        folder: Path,
+        message: str,
+        *,
+        parent_commit: str | None = None,
+        revision: str = "main",
     ) -> str:
-        """Make the repo hold exactly `folder`: changed files uploaded, stray files deleted,
-        in one commit; unchanged files are not sent again."""
+        """Make the branch `revision` hold exactly `folder`: changed files uploaded, stray
+        files deleted, in one commit; unchanged files are not sent again."""
         return self._commit_once(
             "sync folder to",
             repo,
-            "main",
+            revision,
             lambda marker: self._api.upload_folder(
                 repo_id=repo.repo_id,
                 repo_type=repo.repo_type,
@@ -425,8 +431,29 @@ class HubClient:
                 commit_description=marker,
                 delete_patterns="*",
                 parent_commit=parent_commit,
+                revision=revision,
             ),
         )
+
+    def create_branch(self, repo: RepoRef, branch: str, revision: str) -> str:
+        """Create `branch` at the commit id `revision`, which it returns. A branch that exists
+        already (another run made it) is left as it is: StaleParentError, so the caller
+        looks again rather than trusting either."""
+        try:
+            self._run(
+                "create branch on",
+                repo,
+                lambda: self._api.create_branch(
+                    repo.repo_id, branch=branch, revision=revision, repo_type=repo.repo_type
+                ),
+            )
+        except HubError as error:
+            if error.status != 409:
+                raise
+            raise StaleParentError(
+                "create branch on", str(repo), f"branch {branch} exists already"
+            ) from None
+        return revision
 
     def files_at(self, repo: RepoRef, revision: str = "main") -> dict[str, RepoFile]:
         """Path -> listing (blob id, size, LFS info) of every file at `revision`."""

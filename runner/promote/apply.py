@@ -9,8 +9,8 @@ converge."""
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from runner import __version__
@@ -26,12 +26,14 @@ from runner.hub.client import HubClient, HubSetupError, NotFoundError, RepoRef
 from runner.policy.access import require_writable
 from runner.policy.loading import Policies
 from runner.promote.card import Provenance, withdrawn_card
+from runner.promote.channels import withdrawal_refusal
 from runner.promote.lock import HubLock, LockRecord, default_owner
 from runner.promote.promote import Promotion, promote, read_record
 from runner.promote.reconcile import Action, AdapterState, State, version_order
 from runner.runs.location import candidate_location
 from runner.runs.versions import tag_version, version_tag
 from runner.specs.bundle import AdapterBundle
+from runner.specs.channels import ChannelsFile
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,7 @@ class Context:
     on_event: EventSink
     notify: Callable[[str], None]  # a line for the log: waiting for a lock, and whose
     render: Callable[[EvalReport], str]  # the eval report's markdown, published beside it
+    channels: Mapping[str, ChannelsFile] = field(default_factory=dict)  # by adapter name
 
 
 LOCK_TTL_S = 600.0
@@ -92,6 +95,9 @@ def _carry_out(state: AdapterState, ctx: Context) -> Outcome | None:
     if state.action is Action.NONE:
         return None
     if state.action is Action.WITHDRAW:
+        refused = withdrawal_refusal(state, ctx.channels)
+        if refused is not None:
+            return Outcome(state.adapter, state.action, False, refused)
         return done(withdraw(state, ctx.client))
     bundle = state.bundle
     assert bundle is not None

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
@@ -34,6 +34,7 @@ DECIMALS = 4
 DASH = "\u2014"
 WITHDRAWN_TAG = "withdrawn"
 WITHDRAWN_MARKER = "<!-- adapter-gitops:withdrawn -->"
+CHANNELS_MARKER = "<!-- adapter-gitops:channels -->"
 _FRONT_MATTER = re.compile(r"\A\s*---[ \t]*\r?\n.*?\r?\n---[ \t]*(?:\r?\n|\Z)", re.DOTALL)
 
 
@@ -95,12 +96,48 @@ def withdrawn_notice(reason: str) -> str:
     )
 
 
-def _without_notice(body: str) -> str:
-    start = body.find(WITHDRAWN_MARKER)
-    end = body.find(WITHDRAWN_MARKER, start + 1)
+def _without_notice(body: str, marker: str = WITHDRAWN_MARKER) -> str:
+    start = body.find(marker)
+    end = body.find(marker, start + 1)
     if start == -1 or end == -1:
         return body
-    return body[:start] + body[end + len(WITHDRAWN_MARKER) :]
+    return body[:start] + body[end + len(marker) :]
+
+
+def with_channels_section(
+    card_text: str, channels: Mapping[str, int | None], version: int | None
+) -> str:
+    """The card with its release channels section (channel -> version, `version` being the
+    one this card describes) at the end, replacing the one it had; the rest is unchanged."""
+    body = without_channels_section(card_text).rstrip("\n")
+    return f"{body}\n\n{channels_section(channels, version)}\n"
+
+
+def without_channels_section(card_text: str) -> str:
+    """The card as promoted: what drift is judged on, since channels move after promotion."""
+    stripped = _without_notice(card_text, CHANNELS_MARKER)
+    return stripped if stripped == card_text else stripped.rstrip("\n") + "\n"
+
+
+def channels_section(channels: Mapping[str, int | None], version: int | None) -> str:
+    rows = [
+        [
+            _code(channel),
+            DASH if target is None else f"v{target}" + (" (this card)" * (target == version)),
+            _code(f'revision="{channel}"'),
+        ]
+        for channel, target in sorted(channels.items())
+    ]
+    here = [c for c, target in sorted(channels.items()) if target == version and version]
+    on = ", ".join(_code(c) for c in here) if here else "no channel"
+    return (
+        f"{CHANNELS_MARKER}\n## Release channels\n\n"
+        f"This card is v{version}'s; {on} points at it. Each channel is a branch of this repo "
+        "holding exactly its version's promoted files, moved by a change to the adapters "
+        "repository's `channels/` file (a rollback is a pull request).\n\n"
+        + table(["channel", "version", "load it with"], rows)
+        + f"\n{CHANNELS_MARKER}"
+    )
 
 
 # -- metadata -------------------------------------------------------------------------------

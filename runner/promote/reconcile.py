@@ -20,12 +20,15 @@ from runner.engines import engine_for
 from runner.evaluate.pipeline import read_report
 from runner.gitutil import removed_files
 from runner.hub.client import HubClient, NotFoundError, Refs, RepoRef
+from runner.promote.card import without_channels_section
 from runner.promote.promote import superseded_message
 from runner.runs.location import candidate_location
 from runner.runs.record import read_run
 from runner.runs.run_id import run_id
 from runner.runs.versions import newest_version_tag, tag_version, version_tag
 from runner.specs.bundle import AdapterBundle
+
+CARD = "README.md"
 
 
 class State(StrEnum):
@@ -159,12 +162,23 @@ def withdrawn(
 
 
 def _drifted(client: HubClient, repo: RepoRef, refs: Refs, tag: str) -> bool:
-    """main's files differ from the tag's. Same commit: no request; a repaired main is a new
-    commit with the tag's content, so content decides."""
-    main = refs.branches.get("main")
-    if main == refs.tags[tag]:
+    """main's files differ from the tag's, its card's release channels section aside (it
+    moves with the channels). Same commit: no request; a repaired main is a new commit with
+    the tag's content, so content decides."""
+    main = refs.branches.get("main") or "main"
+    promoted = refs.tags[tag]
+    if main == promoted:
         return False
-    return client.file_oids(repo, revision=refs.tags[tag]) != client.file_oids(repo, main or "main")
+    tagged, now = client.file_oids(repo, revision=promoted), client.file_oids(repo, main)
+    if tagged == now:
+        return False
+    if {**tagged, CARD: ""} != {**now, CARD: ""} or CARD not in now:
+        return True
+    cards = [
+        client.download(repo, CARD, revision=at).read_text(encoding="utf-8")
+        for at in (promoted, main)
+    ]
+    return cards[0] != without_channels_section(cards[1])
 
 
 def _publish_refs(repo_ids: set[str], client: HubClient) -> dict[str, Refs | None]:

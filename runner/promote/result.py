@@ -8,15 +8,16 @@ import json
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from runner.errors import InputError
 from runner.promote.reconcile import Action, AdapterState, State
 
 if TYPE_CHECKING:  # apply pulls in training and evaluation; a comment job reads results only
     from runner.promote.apply import Outcome
+    from runner.promote.channels import ChannelMove, ChannelPlan
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class Verdict(StrEnum):
@@ -43,14 +44,54 @@ class AdapterResult:
 
 
 @dataclass(frozen=True)
+class ChannelResult:
+    """One release channel: where it pointed, where git wants it, and what reconcile did.
+    `moved` rows are what deployments and the webhook announce."""
+
+    adapter: str  # the adapter's name: `kwanzaa-mini`
+    channel: str
+    repo_id: str
+    declared: str  # as git writes it: `2` or `latest`
+    state: str  # as observed before acting (ChannelState's value)
+    from_version: int | None
+    to_version: int | None
+    ok: bool
+    moved: bool
+    result: str
+    commit: str | None = None  # the channel branch's commit after this run
+    link: str | None = None  # the channel's page on the Hub
+    eval: dict[str, Any] | None = None  # the eval summary of `to_version`, when it moved
+
+    @property
+    def environment(self) -> str:
+        """The GitHub deployment environment of this channel."""
+        return f"{self.adapter}-{self.channel}"
+
+    @property
+    def planned(self) -> bool:
+        return not self.moved and self.state in ("to create", "to move", "drifted")
+
+
+@dataclass(frozen=True)
 class ReconcileResult:
     applied: bool
     commit: str | None
     adapters: tuple[AdapterResult, ...]
+    channels: tuple[ChannelResult, ...] = ()
 
     @property
     def ok(self) -> bool:
-        return all(a.verdict is not Verdict.FAILED for a in self.adapters)
+        return all(a.verdict is not Verdict.FAILED for a in self.adapters) and all(
+            c.ok for c in self.channels
+        )
+
+    def moves(self) -> tuple[ChannelResult, ...]:
+        return tuple(c for c in self.channels if c.moved)
+
+    def channels_of(self, adapter: str) -> tuple[ChannelResult, ...]:
+        """The channels of an adapter, by its name or a version's directory name."""
+        name = adapter_name(adapter)
+        return tuple(c for c in self.channels if c.adapter == name)
 
     def of(self, adapter: str) -> AdapterResult | None:
         return next((a for a in self.adapters if a.adapter == adapter), None)
@@ -67,7 +108,8 @@ class ReconcileResult:
             if payload.pop("schema_version", None) != SCHEMA_VERSION:
                 raise ValueError(f"expected schema_version {SCHEMA_VERSION}")
             rows = tuple(_row(row) for row in payload.pop("adapters"))
-            return cls(adapters=rows, **payload)
+            channels = tuple(ChannelResult(**row) for row in payload.pop("channels"))
+            return cls(adapters=rows, channels=channels, **payload)
         except OSError as error:
             raise InputError(f"{path}: {error.strerror}; did `runner reconcile` run?") from None
         except (ValueError, KeyError, TypeError, AttributeError) as error:
@@ -85,11 +127,47 @@ def _row(row: dict[str, object]) -> AdapterResult:
     return AdapterResult(**{**row, **enums})  # type: ignore[arg-type]
 
 
+def adapter_name(adapter: str) -> str:
+    """`kwanzaa-mini` of `kwanzaa-mini-v2`; a name without a version is itself."""
+    name, _, version = adapter.rpartition("-")
+    return name if name and version[:1] == "v" and version[1:].isdigit() else adapter
+
+
+def channel_results(
+    plans: list[ChannelPlan], moves: list[ChannelMove] | None, hub_url: str
+) -> tuple[ChannelResult, ...]:
+    """`moves` is None for a plan (no --apply)."""
+    done = {(m.plan.adapter, m.plan.channel): m for m in moves or []}
+    rows = []
+    for plan in plans:
+        move = done.get((plan.adapter, plan.channel))
+        moved = move is not None and move.moved
+        rows.append(
+            ChannelResult(
+                plan.adapter,
+                plan.channel,
+                plan.repo_id,
+                plan.declared,
+                plan.state.value,
+                plan.current,
+                plan.target,
+                ok=move.ok if move is not None else not plan.failed,
+                moved=moved,
+                result=move.result if move is not None else plan.detail,
+                commit=(move.commit if move is not None else None) or plan.branch_commit,
+                link=f"{hub_url.rstrip('/')}/{plan.repo_id}/tree/{plan.channel}",
+                eval=move.eval if move is not None else None,
+            )
+        )
+    return tuple(rows)
+
+
 def reconcile_result(
     states: list[AdapterState],
     outcomes: list[Outcome] | None,
     commit: str | None,
     hub_url: str,
+    channels: tuple[ChannelResult, ...] = (),
 ) -> ReconcileResult:
     """`outcomes` is None for a plan (no --apply)."""
     done = {o.adapter: o for o in outcomes or []}
@@ -112,7 +190,7 @@ def reconcile_result(
                 link=tag_url(hub_url, promoted_as) if promoted_as else None,
             )
         )
-    return ReconcileResult(outcomes is not None, commit, tuple(rows))
+    return ReconcileResult(outcomes is not None, commit, tuple(rows), channels)
 
 
 def _verdict(

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from rich.console import Console
@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # types only: promote.apply imports training and evaluation
     from runner.evaluate.report import EvalReport
     from runner.policy.training import CostEstimate
     from runner.promote.apply import Outcome
+    from runner.promote.channels import ChannelMove, ChannelPlan
     from runner.promote.reconcile import AdapterState
 
 _STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
@@ -132,19 +133,47 @@ def print_states(console: Console, states: list[AdapterState]) -> None:
             )
 
 
-def print_outcomes(console: Console, outcomes: list[Outcome], states: list[AdapterState]) -> None:
-    for outcome in outcomes:
-        mark = Text("ok   ", style="green") if outcome.ok else Text("FAIL ", style="bold red")
-        console.print(
-            Text.assemble(mark, (outcome.adapter, "bold"), f": {outcome.result}"), soft_wrap=True
-        )
-    if not outcomes:
+def print_outcomes(
+    console: Console,
+    outcomes: list[Outcome],
+    states: list[AdapterState],
+    moves: Sequence[ChannelMove] = (),
+) -> None:
+    acted = [m for m in moves if m.moved or not m.ok or m.plan.moves]
+    for name, ok, result in [
+        *((o.adapter, o.ok, o.result) for o in outcomes),
+        *((f"{m.plan.adapter} {m.plan.channel}", m.ok, m.result) for m in acted),
+    ]:
+        mark = Text("ok   ", style="green") if ok else Text("FAIL ", style="bold red")
+        console.print(Text.assemble(mark, (name, "bold"), f": {result}"), soft_wrap=True)
+    if not outcomes and not acted:
         print_plain(console, nothing_to_do(states))
 
 
+def print_channels(console: Console, plans: Sequence[ChannelPlan]) -> None:
+    """Release channels: what git declares, the version each branch holds, and the state;
+    the details after the table, one line each."""
+    if not plans:
+        return
+    table = Table(show_lines=False)
+    for column in ("adapter", "channel", "git", "on the Hub", "state"):
+        table.add_column(column, overflow="fold")
+    for plan in plans:
+        holds = f"v{plan.current}" if plan.current is not None else "—"
+        table.add_row(plan.adapter, plan.channel, plan.declared, holds, plan.state.value)
+    console.print(table)
+    for plan in plans:
+        if plan.detail:
+            name = f"{plan.adapter} {plan.channel}"
+            console.print(Text.assemble((name, "bold"), f": {plan.detail}"), soft_wrap=True)
+
+
 def print_dry_run(
-    console: Console, states: list[AdapterState], estimates: list[CostEstimate | None]
+    console: Console,
+    states: list[AdapterState],
+    estimates: list[CostEstimate | None],
+    channels: Sequence[ChannelPlan] = (),
 ) -> None:
     """What --apply would do, with the GPU time and cost `runner plan` estimates for each
     adapter it would train."""
-    print_plain(console, dry_run_line(states, estimates))
+    print_plain(console, dry_run_line(states, estimates, channels))

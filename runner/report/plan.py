@@ -7,6 +7,7 @@ from rich.text import Text
 
 from runner.plan import Plan
 from runner.power import POWER
+from runner.promote.channels import ChannelForecast, ChannelPlan, ChannelState
 from runner.report.console import print_diff
 from runner.report.markdown import cell
 from runner.report.values import show_count, show_value
@@ -77,6 +78,65 @@ def plan_heading(plan: Plan) -> str:
     )
 
 
+def channel_lines(plan: Plan) -> list[str]:
+    """Markdown: where each release channel is, where the merge moves it, and the promoted
+    eval results of the versions a moving channel leaves and reaches."""
+    forecast = plan.channels
+    if forecast is None:
+        return []
+    lines = ["", "### Release channels", ""]
+    if forecast.problem:
+        return [*lines, f"The Hub could not say where the channels point: {cell(forecast.problem)}"]
+    lines += ["| channel | git | on the Hub now | after the merge |", "|---|---|---|---|"]
+    for p in forecast.plans:
+        now = f"v{p.current}" if p.current is not None else "—"
+        lines.append(f"| `{cell(p.channel)}` | `{cell(p.declared)}` | {now} | {_after(p)} |")
+    for p in forecast.plans:
+        if p.current is not None and p.target is not None and p.current != p.target:
+            lines += ["", *comparison_lines(forecast, p.channel, p.current, p.target)]
+    return lines
+
+
+def _after(plan: ChannelPlan) -> str:
+    target = f"v{plan.target}" if plan.target is not None else "—"
+    return {
+        ChannelState.IN_SYNC: f"{target} (unchanged)",
+        ChannelState.CREATE: f"🚀 {target} (created)",
+        ChannelState.MOVE: f"🚀 {target}",
+        ChannelState.DRIFTED: f"{target} (drifted: `--repair-drift` restores it)",
+        ChannelState.PENDING: f"🚀 {target} once it is promoted",
+        ChannelState.EMPTY: "— (nothing promoted yet)",
+        ChannelState.REFUSED: f"❌ refused: {cell(plan.detail)}",
+    }[plan.state]
+
+
+def comparison_lines(forecast: ChannelForecast, channel: str, now: int, after: int) -> list[str]:
+    """The two versions' eval results as promoted (each version's model card), side by side."""
+    old, new = forecast.evals.get(now), forecast.evals.get(after)
+    head = f"**`{cell(channel)}`: v{now} → v{after}.**"
+    if old is None or new is None:
+        missing = ", ".join(f"v{v}" for v, found in ((now, old), (after, new)) if found is None)
+        return [f"{head} No promoted eval results for {missing} to compare."]
+    lines = [
+        f"{head} Eval results each version was promoted with:",
+        "",
+        f"| metric | v{now} (now) | v{after} (after the merge) | change |",
+        "|---|---|---|---|",
+    ]
+    for metric in sorted(old.keys() | new.keys(), key=lambda m: (m != forecast.primary_metric, m)):
+        name = (
+            f"**{cell(metric)}** (primary)" if metric == forecast.primary_metric else cell(metric)
+        )
+        before, later = old.get(metric), new.get(metric)
+        change = f"{later - before:+.4f}" if before is not None and later is not None else "—"
+        lines.append(f"| {name} | {_figure(before)} | {_figure(later)} | {change} |")
+    return lines
+
+
+def _figure(value: float | None) -> str:
+    return "—" if value is None else f"{value:.4f}"
+
+
 def waiver_lines(plan: Plan) -> list[str]:
     return [
         f"- `{w.metric}`{f' ({w.category})' if w.category else ''}: {w.reason} "
@@ -120,6 +180,7 @@ def plan_markdown(plan: Plan) -> str:
         ]
     if plan.waivers:
         lines += ["", "### Waivers", "", *waiver_lines(plan)]
+    lines += channel_lines(plan)
     return "\n".join(lines) + "\n"
 
 
@@ -136,3 +197,5 @@ def print_plan(console: Console, plan: Plan) -> None:
         console.print(Text("Waivers", style="bold"))
         for line in waiver_lines(plan):
             console.print(Text(line.replace("`", "")), soft_wrap=True)
+    for line in channel_lines(plan)[1:]:
+        console.print(Text(line.replace("`", "")), soft_wrap=True)

@@ -8,8 +8,9 @@ from collections import Counter
 from collections.abc import Sequence
 
 from runner.policy.training import CostEstimate
+from runner.promote.channels import ChannelPlan, ChannelState
 from runner.promote.reconcile import Action, AdapterState, State
-from runner.promote.result import AdapterResult, ReconcileResult, Verdict
+from runner.promote.result import AdapterResult, ChannelResult, ReconcileResult, Verdict
 from runner.report.markdown import cell
 
 _ICON = {
@@ -36,14 +37,52 @@ def reconcile_summary(result: ReconcileResult, run_url: str | None = None) -> st
     failed = [row.adapter for row in result.adapters if row.verdict is Verdict.FAILED]
     if failed:
         lines += ["", f"**{len(failed)} adapter(s) did not finish**: {_rerun_hint()}"]
+    lines += channels_table(result.channels)
     return "\n".join(lines) + "\n"
 
 
+def channels_table(rows: Sequence[ChannelResult]) -> list[str]:
+    """Markdown lines: every release channel, what git says, where it was and where it is."""
+    if not rows:
+        return []
+    lines = [
+        "",
+        "### Release channels",
+        "",
+        "| adapter | channel | git | was | now | result |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        now = row.to_version if row.moved else row.from_version
+        link = f"[{_version(now)}]({row.link})" if row.link and now is not None else _version(now)
+        lines.append(
+            f"| `{cell(row.adapter)}` | `{cell(row.channel)}` | `{cell(row.declared)}` "
+            f"| {_version(row.from_version)} | {link} | {_channel_icon(row)} {cell(row.result)} |"
+        )
+    return lines
+
+
+def _version(version: int | None) -> str:
+    return "—" if version is None else f"v{version}"
+
+
+def _channel_icon(row: ChannelResult) -> str:
+    if not row.ok:
+        return "❌"
+    if row.moved:
+        return "🚀"
+    return "📋" if row.planned else "🔹"
+
+
 def promotion_comment(
-    row: AdapterResult | None, adapter: str, commit: str | None, run_url: str | None
+    row: AdapterResult | None,
+    adapter: str,
+    commit: str | None,
+    run_url: str | None,
+    channels: Sequence[ChannelResult] = (),
 ) -> str:
-    """The merged PR's comment for one adapter; `row` is None when the promote run wrote
-    no result (it stopped before reaching this adapter)."""
+    """The merged PR's comment for one adapter, with its name's release channels; `row` is
+    None when the promote run wrote no result (it stopped before reaching this adapter)."""
     run = f"[the promote run]({run_url})" if run_url else "the promote run"
     merged = f" of `{commit[:12]}`" if commit else ""
     if row is None:
@@ -67,6 +106,7 @@ def promotion_comment(
         f"| {row.state.value} | {row.action.value} | {cell(row.result or row.detail or '—')} |",
         "",
         f"Run id `{row.run_id or '—'}` · {run}{merged}",
+        *channels_table(channels),
     ]
     return "\n".join(lines) + "\n"
 
@@ -128,9 +168,29 @@ def nothing_to_do(states: Sequence[AdapterState]) -> str:
     )
 
 
-def dry_run_line(states: Sequence[AdapterState], training: Sequence[CostEstimate | None]) -> str:
+def dry_run_line(
+    states: Sequence[AdapterState],
+    training: Sequence[CostEstimate | None],
+    channels: Sequence[ChannelPlan] = (),
+) -> str:
     """The closing line of `runner reconcile` without --apply: nothing changed, and what
     --apply would do; `training` holds the plan's estimate of each adapter it would train."""
+    steps = _adapter_steps(states, training)
+    moving = Counter(plan.state for plan in channels)
+    if moves := moving[ChannelState.CREATE] + moving[ChannelState.MOVE]:
+        steps.append(f"move {moves} release channel(s)")
+    if moving[ChannelState.DRIFTED]:
+        steps.append(f"with --repair-drift, restore {moving[ChannelState.DRIFTED]} channel(s)")
+    if moving[ChannelState.REFUSED]:
+        steps.append(f"refuse {moving[ChannelState.REFUSED]} channel(s) (see above)")
+    if not steps:
+        return f"dry run: nothing changed, and `--apply` has {nothing_to_do(states)}"
+    return f"dry run: nothing changed. `--apply` would {_and(steps)}"
+
+
+def _adapter_steps(
+    states: Sequence[AdapterState], training: Sequence[CostEstimate | None]
+) -> list[str]:
     counts = Counter(state.action for state in states)
     evaluated = counts[Action.TRAIN] + counts[Action.EVALUATE]
     steps = []
@@ -147,9 +207,7 @@ def dry_run_line(states: Sequence[AdapterState], training: Sequence[CostEstimate
         steps.append(
             f"with --repair-drift, restore {counts[Action.REPAIR]} drifted publish repo(s)"
         )
-    if not steps:
-        return f"dry run: nothing changed, and `--apply` has {nothing_to_do(states)}"
-    return f"dry run: nothing changed. `--apply` would {_and(steps)}"
+    return steps
 
 
 def _training_cost(estimates: Sequence[CostEstimate | None]) -> str:

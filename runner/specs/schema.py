@@ -1,27 +1,32 @@
 """JSON Schemas of the spec files, generated from the models, so editors validate and
-complete `adapters/*/*.yaml` through the `# yaml-language-server` line."""
+complete `adapters/*/*.yaml` and `channels/*.yaml` through the `# yaml-language-server` line."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+from pydantic import BaseModel
+
 from runner.specs.bundle import SPEC_FILES
+from runner.specs.channels import CHANNELS_DIR, SCHEMA_FILENAME, ChannelsSpec
 
 
 def render_schemas() -> dict[str, str]:
-    rendered = {}
-    for spec_file in SPEC_FILES:
-        schema = {
-            "$schema": "https://json-schema.org/draft/2020-12/schema",
-            "$id": spec_file.schema_filename,
-            **spec_file.model.model_json_schema(mode="validation"),
-        }
-        schema["title"] = spec_file.filename
-        rendered[spec_file.schema_filename] = (
-            json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
-        )
-    return rendered
+    """Schema filename -> its text: the four spec files of a version, then the channels file."""
+    specs = [(s.schema_filename, s.filename, s.model) for s in SPEC_FILES]
+    specs.append((SCHEMA_FILENAME, f"{CHANNELS_DIR}/<adapter name>.yaml", ChannelsSpec))
+    return {name: _render(name, title, model) for name, title, model in specs}
+
+
+def _render(name: str, title: str, model: type[BaseModel]) -> str:
+    schema = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": name,
+        **model.model_json_schema(mode="validation"),
+    }
+    schema["title"] = title
+    return json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
 
 
 def write_schemas(directory: Path) -> list[Path]:
