@@ -21,6 +21,7 @@ from runner.runs.run_id import run_id
 from runner.specs import require_adapter
 from runner.workspace import Workspace
 from tests.conftest import TOKEN, RunCli
+from tests.github_standin import event, push
 from tests.test_promotion_order import PUBLISH, V1, add_version, plant
 from tests.test_reconcile import git, writes
 from tests.test_reconcile_faults import held
@@ -81,7 +82,7 @@ def reconcile(run_cli: RunCli, root: Path, *args: str) -> str:
 
 
 def test_stable_follows_promotions_a_pr_rolls_it_back_and_a_second_reconcile_writes_nothing(
-    demo_repo: Path, env: Any, run_cli: RunCli, tmp_path: Path
+    demo_repo: Path, env: Any, run_cli: RunCli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     api = HfApi(endpoint=env.endpoint, token=TOKEN)
     commit_all(demo_repo, "v1")
@@ -108,9 +109,11 @@ def test_stable_follows_promotions_a_pr_rolls_it_back_and_a_second_reconcile_wri
     assert code == 0
     assert "move 1 release channel(s)" in out
     assert files_at(env, tmp_path, "stable") == v2_files
-    result = tmp_path / "result.json"
+    result, summary = tmp_path / "result.json", tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     out = reconcile(run_cli, demo_repo, "--result", str(result))
     assert "demo stable: moved: stable v2 → v1" in out
+    assert "| `demo` | `stable` | `1` | v2 | [v1](" in summary.read_text()
     assert files_at(env, tmp_path, "stable") == v1_files  # exactly v1's files, card included
     [row] = json.loads(result.read_text())["channels"]
     assert (row["channel"], row["from_version"], row["to_version"], row["moved"]) == (
@@ -294,3 +297,61 @@ GUARDED = (
     "```python\ndef square(x: float) -> float:\n    if x != x:\n        raise ValueError('nan')\n"
     "    return x * x\n\n\ndef test_square() -> None:\n    assert square(3) == 9\n```"
 )
+
+
+def test_a_merged_rollback_is_told_on_the_pr_and_becomes_a_github_deployment(
+    two_promoted: Path,
+    env: Any,
+    run_cli: RunCli,
+    tmp_path: Path,
+    github: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The promote workflow's three jobs, through the CLI: reconcile, comment, announce."""
+    declare(two_promoted, "channels:\n  stable: 1\n")
+    result = tmp_path / "result.json"
+    reconcile(run_cli, two_promoted, "--result", str(result))
+    event(monkeypatch, tmp_path, "push", push(two_promoted, "HEAD~1"))
+    github.pr_files = ["channels/demo.yaml"]
+
+    code, out, err = run_cli("ci", "comment-promotion", result, "--repo", two_promoted)
+    assert code == 0, out + err
+    [comment] = [c["body"] for c in github.comments.values()]
+    assert "### Release channels" in comment
+    assert f"| `demo` | `stable` | `1` | v2 | [v1]({env.endpoint}/{PUBLISH}/tree/stable) |" in (
+        comment
+    )
+    assert "🚀 moved: stable v2 → v1" in comment
+    assert "🚀 **Release channels moved:** `stable` v2 → v1." in comment
+
+    code, out, err = run_cli("ci", "announce-channels", result)
+    assert code == 0, out + err
+    [deployment] = github.deployments.values()
+    assert deployment["environment"] == "demo-stable"
+    assert deployment["production_environment"] is True
+    payload = deployment["payload"]
+    assert (payload["adapter"], payload["channel"], payload["from"], payload["to"]) == (
+        "demo",
+        "stable",
+        2,
+        1,
+    )
+    assert payload["hub_commit"] == branches(HfApi(endpoint=env.endpoint, token=TOKEN))["stable"]
+    assert payload["eval"]["passed"] is True
+
+
+def test_a_latest_channel_follows_a_withdrawal_back_to_the_newest_version_left(
+    two_promoted: Path, env: Any, run_cli: RunCli, tmp_path: Path
+) -> None:
+    shutil.rmtree(two_promoted / "adapters" / "demo-v2")
+    commit_all(two_promoted, "Merge pull request #23: withdraw demo-v2")
+
+    out = reconcile(run_cli, two_promoted)
+
+    assert f"marked {PUBLISH}@v2 withdrawn" in out
+    assert "demo stable: moved: stable v2 → v1" in out
+    assert files_at(env, tmp_path, "stable") == files_at(env, tmp_path, "v1")
+    card = Path(HfApi(endpoint=env.endpoint, token=TOKEN).hf_hub_download(PUBLISH, "README.md"))
+    text = card.read_text()
+    assert "**Withdrawn.**" in text
+    assert "| `stable` | v1 |" in text

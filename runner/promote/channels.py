@@ -407,8 +407,16 @@ def converge_channels(
             move = replace(move, eval=eval_summary(state.bundle, state.run_id, ctx.client))
         moves.append(move)
     for repo_id, rows in _card_rows(plans, moves).items():
-        list_on_card(ctx.client, repo_id, rows, why=ctx.why)
+        try:
+            list_on_card(ctx.client, repo_id, rows, why=ctx.why)
+        except RunnerError as error:  # the channels moved; the card says so on the next run
+            moves = [_card_failed(m, error) if m.plan.repo_id == repo_id else m for m in moves]
     return plans, moves
+
+
+def _card_failed(move: ChannelMove, error: RunnerError) -> ChannelMove:
+    note = f"{move.result}; the card on main does not list the channels yet ({error}): run again"
+    return replace(move, ok=False, result=note)
 
 
 def _card_rows(

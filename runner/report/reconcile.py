@@ -100,6 +100,12 @@ def promotion_comment(
     lines = [f"## Promotion: `{adapter}` {_ICON[row.verdict]} {headline}", ""]
     if explanation := _explain(row):
         lines += [explanation, ""]
+    if moved := [c for c in channels if c.moved]:
+        shown = ", ".join(
+            f"`{cell(c.channel)}` {_version(c.from_version)} → {_version(c.to_version)}"
+            for c in moved
+        )
+        lines += [f"🚀 **Release channels moved:** {shown}.", ""]
     lines += [
         "| state before | action | result |",
         "|---|---|---|",
