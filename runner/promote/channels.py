@@ -122,7 +122,7 @@ def observe_channels(
 ) -> list[ChannelPlan]:
     """Every declared channel of every adapter in git (or of the adapter names in `only`),
     as it is on the Hub now and what git wants of it. Before --apply acts, a version that
-    `states` say reconcile would promote is on its way (`waiting`); once it has acted
+    `states` say reconcile would promote is on its way (`pending`); once it has acted
     (`settled`), a version not promoted is not coming."""
     plans = []
     chosen = None if only is None else set(only)

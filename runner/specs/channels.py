@@ -108,8 +108,8 @@ def require_channels(workspace: Workspace, adapter: str) -> ChannelsFile:
     channels, findings = load_channels(workspace, adapter)
     if channels is None:
         raise SpecError(
-            f"{channels_path(adapter)}: the release channels do not load; fix the file and "
-            "run again",
+            f"{channels_path(adapter)} does not load: fix the release channels listed above "
+            "and run again",
             findings,
         )
     return channels

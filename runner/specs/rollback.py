@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from runner.errors import InputError, SpecError
+from runner.errors import InputError
 from runner.findings import quote
 from runner.specs.channels import (
     CHANNELS_DIR,
@@ -17,7 +17,7 @@ from runner.specs.channels import (
     SCHEMA_HEADER,
     ChannelsFile,
     ChannelsSpec,
-    load_channels,
+    require_channels,
 )
 from runner.specs.yamlio import dump_yaml, round_trip_yaml
 from runner.workspace import Workspace, split_adapter_dirname
@@ -63,7 +63,7 @@ def set_channel(workspace: Workspace, ref: str, channel: str, to: int | None) ->
     name = adapter_name(workspace, ref)
     _check_name(channel)
     versions = sorted(workspace.adapter_versions()[name])
-    channels = _loaded(workspace, name)
+    channels = require_channels(workspace, name)
     declared = channels.spec.channels
     before = channels.declared(channel) if channel in declared else ""
     target = to if to is not None else _version_below(channels, channel, versions)
@@ -89,17 +89,6 @@ def _check_spec(channels: dict[str, int | str]) -> None:
         ChannelsSpec.model_validate({"channels": channels})
     except ValidationError as error:
         raise InputError("; ".join(e["msg"] for e in error.errors())) from None
-
-
-def _loaded(workspace: Workspace, name: str) -> ChannelsFile:
-    channels, findings = load_channels(workspace, name)
-    if channels is None:
-        raise SpecError(
-            f"channels/{name}.yaml does not load; fix what is listed above, then run "
-            "`runner rollback` again",
-            findings,
-        )
-    return channels
 
 
 def _version_below(channels: ChannelsFile, channel: str, versions: list[int]) -> int:
