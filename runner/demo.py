@@ -358,7 +358,8 @@ def _merged_pr_comment(result: Path) -> str:
     from runner.report.reconcile import promotion_comment
 
     done = ReconcileResult.read(result)
-    return promotion_comment(done.of(ADAPTER), ADAPTER, done.commit, run_url=None)
+    channels = done.channels_of(ADAPTER)
+    return promotion_comment(done.of(ADAPTER), ADAPTER, done.commit, None, channels)
 
 
 def _promoted_card(endpoint: str, folder: Path) -> str:

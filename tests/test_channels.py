@@ -88,7 +88,7 @@ def test_stable_follows_promotions_a_pr_rolls_it_back_and_a_second_reconcile_wri
     commit_all(demo_repo, "v1")
     plant(env, demo_repo, V1)
     out = reconcile(run_cli, demo_repo)
-    assert "demo stable: created: stable nothing → v1" in out
+    assert "demo stable: created: stable at v1" in out
     v1_files = files_at(env, tmp_path, "v1")
     assert files_at(env, tmp_path, "stable") == v1_files
     assert b"weights" in v1_files["adapter_model.safetensors"]
@@ -268,7 +268,7 @@ def test_a_channel_changed_by_hand_is_shown_drifted_and_repaired_on_request(
     assert "--repair-drift restores its version's files" in out
     assert files_at(env, tmp_path, "stable") != files_at(env, tmp_path, "v2")
     out = reconcile(run_cli, two_promoted, "--repair-drift")
-    assert "demo stable: restored: stable v2 → v2" in out
+    assert "demo stable: restored: stable to v2's files" in out
     assert files_at(env, tmp_path, "stable") == files_at(env, tmp_path, "v2")
 
 

@@ -291,7 +291,7 @@ def move_channel(
     refs = client.refs(repo)
     if tag not in refs.tags:
         raise RunnerError(f"{plan.repo_id}@{tag} is gone from the Hub; run reconcile again")
-    was = f"v{plan.current}" if plan.current is not None else "nothing"
+    was = f"v{plan.current}" if plan.current is not None else "files of no promoted version"
     try:
         if plan.branch_commit is None:
             commit = client.create_branch(repo, plan.channel, refs.tags[tag])
@@ -306,10 +306,13 @@ def move_channel(
             f"{plan.repo_id}: branch {plan.channel} changed while it was being moved (another "
             "reconcile?); nothing was overwritten: run reconcile again"
         ) from None
-    verb = "restored" if plan.state is ChannelState.DRIFTED else "moved"
     if plan.branch_commit is None:
-        verb = "created"
-    return ChannelMove(plan, True, True, f"{verb}: {plan.channel} {was} → {tag}", commit)
+        done = f"created: {plan.channel} at {tag}"
+    elif plan.state is ChannelState.DRIFTED:
+        done = f"restored: {plan.channel} to {tag}'s files"
+    else:
+        done = f"moved: {plan.channel} {was} → {tag}"
+    return ChannelMove(plan, True, True, done, commit)
 
 
 def list_on_card(

@@ -102,7 +102,9 @@ def promotion_comment(
         lines += [explanation, ""]
     if moved := [c for c in channels if c.moved]:
         shown = ", ".join(
-            f"`{cell(c.channel)}` {_version(c.from_version)} → {_version(c.to_version)}"
+            f"`{cell(c.channel)}` "
+            + (f"v{c.from_version} → " if c.from_version is not None else "created at ")
+            + _version(c.to_version)
             for c in moved
         )
         lines += [f"🚀 **Release channels moved:** {shown}.", ""]
