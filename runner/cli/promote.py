@@ -18,7 +18,7 @@ from runner.hub.client import HubClient
 from runner.policy.loading import load_policies
 from runner.policy.training import CostEstimate
 from runner.promote.channels import ChannelContext, converge_channels, observe_channels
-from runner.promote.reconcile import Action, AdapterState, observe
+from runner.promote.reconcile import Action, AdapterState, observe, publish_refs
 from runner.promote.result import channel_results, reconcile_result
 from runner.report.console import (
     print_channels,
@@ -149,8 +149,10 @@ def status(
     bundles = _bundles(workspace)
     with err.status("reading the Hub"):
         client = HubClient().require_token("status")
-        states = observe(bundles, workspace.root, client)
-        channels = observe_channels(states, _channel_files(workspace, states), client)
+        refs = publish_refs(bundles, workspace.root, client)
+        states = observe(bundles, workspace.root, client, refs)
+        files = _channel_files(workspace, states)
+        channels = observe_channels(states, files, client, refs=refs)
     print_states(out, states)
     print_channels(out, channels)
     if spend:
@@ -192,11 +194,13 @@ def reconcile(
     client = HubClient().require_token("reconcile")
     commit = head_commit(workspace.root)
     with err.status("reading the Hub"):
-        observed = observe(_bundles(workspace), workspace.root, client)
+        bundles = _bundles(workspace)
+        refs = publish_refs(bundles, workspace.root, client)
+        observed = observe(bundles, workspace.root, client, refs)
         states = acted_on(observed, adapter)
         files = _channel_files(workspace, observed)
         only = None if adapter is None else _names(states)
-        plans = observe_channels(observed, files, client, only=only)
+        plans = observe_channels(observed, files, client, only=only, refs=refs)
     print_states(out, states)
     print_channels(out, plans)
     outcomes, moves = None, None

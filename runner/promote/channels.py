@@ -25,7 +25,7 @@ from runner.evaluate.pipeline import read_report
 from runner.hub.client import HubClient, NotFoundError, Refs, RepoRef, StaleParentError
 from runner.promote.card import with_channels_section
 from runner.promote.promote import read_record
-from runner.promote.reconcile import Action, AdapterState, observe
+from runner.promote.reconcile import Action, AdapterState, observe, publish_refs
 from runner.runs.location import candidate_location
 from runner.runs.versions import tag_version, version_tag
 from runner.specs.bundle import AdapterBundle
@@ -119,11 +119,13 @@ def observe_channels(
     *,
     only: Iterable[str] | None = None,
     settled: bool = False,
+    refs: Mapping[str, Refs | None] | None = None,
 ) -> list[ChannelPlan]:
     """Every declared channel of every adapter in git (or of the adapter names in `only`),
     as it is on the Hub now and what git wants of it. Before --apply acts, a version that
     `states` say reconcile would promote is on its way (`pending`); once it has acted
-    (`settled`), a version not promoted is not coming."""
+    (`settled`), a version not promoted is not coming. `refs`: the publish repos' refs as
+    `observe` read them (else read here: after --apply acted, they have changed)."""
     plans = []
     chosen = None if only is None else set(only)
     for name, versions in sorted(adapter_versions(states).items()):
@@ -136,7 +138,7 @@ def observe_channels(
             repo,
             {n: s.bundle for n, s in versions.items() if s.bundle is not None},
             {} if settled else versions,
-            _refs(client, RepoRef(repo)),
+            refs[repo] if refs is not None and repo in refs else _refs(client, RepoRef(repo)),
         )
         plans += [
             _plan_one(observed, channels, channel, client) for channel in channels.spec.channels
@@ -457,8 +459,9 @@ def forecast_channels(
     newest = max(bundles, key=lambda b: b.adapter.version)
     primary = newest.evaluation.primary_metric
     try:
-        states = observe(bundles, repo_root, client)
-        plans = observe_channels(states, {channels.adapter: channels}, client)
+        refs = publish_refs(bundles, repo_root, client)
+        states = observe(bundles, repo_root, client, refs)
+        plans = observe_channels(states, {channels.adapter: channels}, client, refs=refs)
         repo = RepoRef(newest.adapter.publish.repo_id)
         evals = {v: promoted_eval(client, repo, v) for v in _compared(plans)}
     except RunnerError as error:

@@ -78,17 +78,41 @@ class AdapterState:
         return ACTIONS[self.state]
 
 
-def observe(bundles: list[AdapterBundle], repo_root: Path, client: HubClient) -> list[AdapterState]:
+def observe(
+    bundles: list[AdapterBundle],
+    repo_root: Path,
+    client: HubClient,
+    refs: dict[str, Refs | None] | None = None,
+) -> list[AdapterState]:
     """The state of every adapter in git, then of promoted versions git no longer has (their
-    publish repos come from the adapters in git and from adapter.yaml files git removed)."""
-    repos = {b.adapter.publish.repo_id: b.adapter.name for b in bundles}
-    repos = removed_publish_repos(repo_root) | repos
-    refs = _publish_refs(set(repos), client)
+    publish repos come from the adapters in git and from adapter.yaml files git removed).
+    `refs`: the publish repos' refs, when `publish_refs` has read them already."""
+    repos = publish_repos(bundles, repo_root)
+    refs = refs if refs is not None else publish_refs(bundles, repo_root, client)
     states = [
         observe_one(b, repo_root, client, refs[b.adapter.publish.repo_id])
         for b in sorted(bundles, key=version_order)
     ]
     return states + withdrawn(bundles, refs, repos)
+
+
+def publish_repos(bundles: list[AdapterBundle], repo_root: Path) -> dict[str, str]:
+    """Publish repo -> adapter name, of the adapters in git and of those git removed."""
+    repos = {b.adapter.publish.repo_id: b.adapter.name for b in bundles}
+    return removed_publish_repos(repo_root) | repos
+
+
+def publish_refs(
+    bundles: list[AdapterBundle], repo_root: Path, client: HubClient
+) -> dict[str, Refs | None]:
+    """Each publish repo's branches and tags (None: no such repo), one request each."""
+    found: dict[str, Refs | None] = {}
+    for repo_id in sorted(publish_repos(bundles, repo_root)):
+        try:
+            found[repo_id] = client.refs(RepoRef(repo_id))
+        except NotFoundError:
+            found[repo_id] = None
+    return found
 
 
 def version_order(bundle: AdapterBundle) -> tuple[str, int]:
@@ -179,13 +203,3 @@ def _drifted(client: HubClient, repo: RepoRef, refs: Refs, tag: str) -> bool:
         for at in (promoted, main)
     ]
     return cards[0] != without_channels_section(cards[1])
-
-
-def _publish_refs(repo_ids: set[str], client: HubClient) -> dict[str, Refs | None]:
-    found: dict[str, Refs | None] = {}
-    for repo_id in sorted(repo_ids):
-        try:
-            found[repo_id] = client.refs(RepoRef(repo_id))
-        except NotFoundError:
-            found[repo_id] = None
-    return found
