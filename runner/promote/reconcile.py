@@ -10,6 +10,7 @@ version is superseded whatever its candidate says.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -88,7 +89,7 @@ def observe(
     publish repos come from the adapters in git and from adapter.yaml files git removed).
     `refs`: the publish repos' refs, when `publish_refs` has read them already."""
     repos = publish_repos(bundles, repo_root)
-    refs = refs if refs is not None else publish_refs(bundles, repo_root, client)
+    refs = refs if refs is not None else _read_refs(repos, client)
     states = [
         observe_one(b, repo_root, client, refs[b.adapter.publish.repo_id])
         for b in sorted(bundles, key=version_order)
@@ -106,8 +107,12 @@ def publish_refs(
     bundles: list[AdapterBundle], repo_root: Path, client: HubClient
 ) -> dict[str, Refs | None]:
     """Each publish repo's branches and tags (None: no such repo), one request each."""
+    return _read_refs(publish_repos(bundles, repo_root), client)
+
+
+def _read_refs(repo_ids: Iterable[str], client: HubClient) -> dict[str, Refs | None]:
     found: dict[str, Refs | None] = {}
-    for repo_id in sorted(publish_repos(bundles, repo_root)):
+    for repo_id in sorted(repo_ids):
         try:
             found[repo_id] = client.refs(RepoRef(repo_id))
         except NotFoundError:
