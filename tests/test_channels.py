@@ -7,9 +7,7 @@ per test."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +22,7 @@ from tests.conftest import TOKEN, RunCli
 from tests.github_standin import event, push
 from tests.test_promotion_order import PUBLISH, V1, add_version, plant
 from tests.test_reconcile import git, writes
-from tests.test_reconcile_faults import held
-from tests.test_reconcile_faults import reconcile as subprocess_reconcile
+from tests.test_reconcile_faults import killed_then_run_again
 
 
 def commit_all(root: Path, message: str) -> None:
@@ -169,16 +166,10 @@ def test_a_reconcile_killed_mid_move_ends_at_the_declared_version_on_the_next_ru
     tags = {t.name: t.target_commit for t in api.list_repo_refs(PUBLISH).tags}
     candidates = [c.commit_id for c in api.list_repo_commits(f"{PUBLISH}-candidates")]
     env.fail("POST", hold, mode="timeout", delay=120.0, times=1)
-    process = subprocess_reconcile(env, two_promoted)
-    try:
-        held(env, hold)
-    finally:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
 
-    again = subprocess_reconcile(env, two_promoted)
-    output, _ = again.communicate(timeout=300)
-    assert again.returncode == 0, output[-3000:]
+    code, output = killed_then_run_again(env, two_promoted, hold)
+
+    assert code == 0, output[-3000:]
     assert files_at(env, tmp_path, "stable") == v1_files
     assert {t.name: t.target_commit for t in api.list_repo_refs(PUBLISH).tags} == tags
     assert sorted(branches(api)) == ["main", "stable"]

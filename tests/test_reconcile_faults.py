@@ -44,6 +44,20 @@ def held(hub: Any, pattern: str, timeout: float = 180.0) -> None:
     raise AssertionError(f"no request to {pattern} was held within {timeout} s")
 
 
+def killed_then_run_again(hub: Any, root: Path, hold: str) -> tuple[int, str]:
+    """A reconcile killed (SIGKILL) while the emulator holds its request to `hold`, then a
+    second one run to its end: the second's exit code and output."""
+    process = reconcile(hub, root)
+    try:
+        held(hub, hold)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    again = reconcile(hub, root)
+    output, _ = again.communicate(timeout=300)
+    return again.returncode, output
+
+
 def trainings(api: HfApi) -> int:
     return sum(c.title.startswith("Candidate ") for c in api.list_repo_commits(CANDIDATES))
 
@@ -65,16 +79,10 @@ def test_a_reconcile_killed_at_any_point_finishes_on_the_next_run(
 ) -> None:
     lenient(tiny_repo)
     env.fail(None, hold.replace(".", r"\."), mode="timeout", delay=120.0, times=1)
-    process = reconcile(env, tiny_repo)
-    try:
-        held(env, hold)
-    finally:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
 
-    again = reconcile(env, tiny_repo)
-    output, _ = again.communicate(timeout=300)
-    assert again.returncode == 0, output[-3000:]
+    code, output = killed_then_run_again(env, tiny_repo, hold)
+
+    assert code == 0, output[-3000:]
     api = HfApi(endpoint=env.endpoint, token=TOKEN)
     assert trainings(api) == 1, point
     assert promotions(api) == 1, point
