@@ -346,3 +346,25 @@ def test_a_latest_channel_follows_a_withdrawal_back_to_the_newest_version_left(
     text = card.read_text()
     assert "**Withdrawn.**" in text
     assert "| `stable` | v1 |" in text
+
+
+def test_the_plan_without_a_token_says_it_cannot_see_a_private_publish_repo(
+    two_promoted: Path, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fork's PR job has no HF_TOKEN: the Hub shows it no private repo, and the plan must not
+    read that as "nothing promoted"."""
+    declare(two_promoted, "channels:\n  stable: 1\n")
+    monkeypatch.delenv("HF_TOKEN")
+    monkeypatch.setenv("HF_HOME", str(two_promoted.parent / "no-token-home"))
+
+    code, out, err = run_cli(
+        "plan", "adapters/demo-v2", "--format", "markdown", "--repo", two_promoted
+    )
+
+    assert code == 0, out + err
+    section = " ".join(out[out.index("### Release channels") :].split())
+    assert (
+        f"The Hub could not say where the channels point: {PUBLISH} is not visible without a "
+        "token (private, or not created yet)" in section
+    )
+    assert "| `stable` |" not in section

@@ -458,11 +458,17 @@ def forecast_channels(
     versions in git."""
     newest = max(bundles, key=lambda b: b.adapter.version)
     primary = newest.evaluation.primary_metric
+    repo = RepoRef(newest.adapter.publish.repo_id)
     try:
         refs = publish_refs(bundles, repo_root, client)
+        if refs.get(repo.repo_id) is None and not client.has_token:
+            raise RunnerError(
+                f"{repo.repo_id} is not visible without a token (private, or not created yet), "
+                "and this job has no HF_TOKEN; the merge's reconcile moves the channels as "
+                f"{channels.path} says"
+            )
         states = observe(bundles, repo_root, client, refs)
         plans = observe_channels(states, {channels.adapter: channels}, client, refs=refs)
-        repo = RepoRef(newest.adapter.publish.repo_id)
         evals = {v: promoted_eval(client, repo, v) for v in _compared(plans)}
     except RunnerError as error:
         return ChannelForecast(channels.adapter, primary, [], {}, str(error))
