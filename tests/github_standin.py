@@ -107,8 +107,8 @@ class FakeGitHub(BaseHTTPRequestHandler):
         """`rest`: "" for the deployments, "{id}/statuses" for one's statuses."""
         if rest:
             number = int(rest.split("/")[0])
-            if self.command == "GET":
-                return self._reply(200, self.deployment_statuses.get(number, []))
+            if self.command == "GET":  # newest first, as GitHub lists them
+                return self._reply(200, self.deployment_statuses.get(number, [])[::-1])
             self.deployment_statuses.setdefault(number, []).append(data)
             return self._reply(201, data)
         if self.command == "POST":

@@ -150,6 +150,27 @@ def test_a_channel_move_becomes_a_github_deployment_with_a_successful_status(
     }
 
 
+def test_a_later_move_leaves_one_active_deployment_per_channel(
+    github: type[FakeGitHub], rolled_back: Path, run_cli: RunCli, tmp_path: Path
+) -> None:
+    """GitHub's auto_inactive skips production environments: `stable`'s earlier deployment is
+    made inactive by the runner itself."""
+    assert run_cli("ci", "announce-channels", rolled_back)[0] == 0
+    later = tmp_path / "later"
+    later.mkdir()
+    ReconcileResult(True, "f" * 40, (), (channel("stable", 1, 2),)).write(later / "result.json")
+
+    code, out, err = run_cli("ci", "announce-channels", later / "result.json")
+
+    assert code == 0, err
+    assert "kwanzaa-mini stable: v1 → v2: deployment 2 created; 1 now inactive" in out
+    assert [s["state"] for s in github.deployment_statuses[1]] == ["success", "inactive"]
+    assert [s["state"] for s in github.deployment_statuses[2]] == ["success"]
+    code, out, _ = run_cli("ci", "announce-channels", later / "result.json")
+    assert "already announced (deployment 2)" in out
+    assert len(github.deployment_statuses[1]) == 2  # not retired twice
+
+
 def test_a_canary_deployment_is_not_a_production_one(
     github: type[FakeGitHub], run_cli: RunCli, tmp_path: Path
 ) -> None:

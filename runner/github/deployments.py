@@ -81,11 +81,31 @@ class GitHubDeployments:
             if not isinstance(created, dict) or "id" not in created:
                 raise GitHubError(f"GitHub did not create the deployment of {move.title}")
             self._succeed(created["id"], move)
-            return f"deployment {created['id']} created"
+            return f"deployment {created['id']} created" + self._retire_earlier(move, created["id"])
         if not self._succeeded(existing["id"]):  # the job stopped between the two calls
             self._succeed(existing["id"], move)
-            return f"deployment {existing['id']} completed"
+            done = self._retire_earlier(move, existing["id"])
+            return f"deployment {existing['id']} completed{done}"
         return f"already announced (deployment {existing['id']})"
+
+    def _retire_earlier(self, move: Move, current: int) -> str:
+        """Mark the environment's earlier successful deployments inactive, newest first, up to
+        the first one already inactive: GitHub's `auto_inactive` leaves those of a production
+        environment (`stable`) active, and the view should show one active version."""
+        query = f"environment={quote(move.payload['environment'])}&per_page={_PAGE}"
+        listed = self._call("GET", f"/repos/{self.repository}/deployments?{query}")
+        retired = []
+        for deployment in (d for d in listed if d["id"] != current):
+            path = f"/repos/{self.repository}/deployments/{deployment['id']}/statuses"
+            statuses = self._call("GET", f"{path}?per_page=1")  # newest first
+            latest = statuses[0].get("state") if statuses else None
+            if latest == "inactive":
+                break
+            if latest == "success":
+                replaced = f"replaced by {move.title}"[:DESCRIPTION_LIMIT]
+                self._call("POST", path, {"state": "inactive", "description": replaced})
+                retired.append(str(deployment["id"]))
+        return f"; {', '.join(retired)} now inactive" if retired else ""
 
     def _deployment_of(self, move: Move) -> dict[str, Any] | None:
         p = move.payload
