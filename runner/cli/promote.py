@@ -17,7 +17,12 @@ from runner.gitutil import head_commit
 from runner.hub.client import HubClient
 from runner.policy.loading import load_policies
 from runner.policy.training import CostEstimate
-from runner.promote.channels import ChannelContext, converge_channels, observe_channels
+from runner.promote.channels import (
+    ChannelContext,
+    adapter_versions,
+    converge_channels,
+    observe_channels,
+)
 from runner.promote.reconcile import Action, AdapterState, observe, publish_refs
 from runner.promote.result import channel_results, reconcile_result
 from runner.report.console import (
@@ -45,11 +50,7 @@ def _bundles(workspace: Workspace) -> list[AdapterBundle]:
 def _channel_files(workspace: Workspace, states: list[AdapterState]) -> dict[str, ChannelsFile]:
     """The release channels of every adapter name in git (a file that does not load stops
     the verb with its findings, as a broken spec does)."""
-    return {name: require_channels(workspace, name) for name in _names(states)}
-
-
-def _names(states: list[AdapterState]) -> set[str]:
-    return {s.bundle.adapter.name for s in states if s.bundle is not None}
+    return {name: require_channels(workspace, name) for name in adapter_versions(states)}
 
 
 def acted_on(states: list[AdapterState], adapter: str | None) -> list[AdapterState]:
@@ -199,7 +200,7 @@ def reconcile(
         observed = observe(bundles, workspace.root, client, refs)
         states = acted_on(observed, adapter)
         files = _channel_files(workspace, observed)
-        only = None if adapter is None else _names(states)
+        only = None if adapter is None else set(adapter_versions(states))
         plans = observe_channels(observed, files, client, only=only, refs=refs)
     print_states(out, states)
     print_channels(out, plans)

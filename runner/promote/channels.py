@@ -30,6 +30,7 @@ from runner.runs.location import candidate_location
 from runner.runs.versions import tag_version, version_tag
 from runner.specs.bundle import AdapterBundle
 from runner.specs.channels import LATEST, ChannelsFile
+from runner.workspace import split_adapter_dirname
 
 # What an adapter's versions will be once reconcile --apply has acted: promoted, if they pass.
 _PROMOTING = {Action.TRAIN, Action.EVALUATE, Action.PROMOTE}
@@ -45,6 +46,10 @@ class ChannelState(StrEnum):
     EMPTY = "no version yet"  # `latest`, with nothing promoted
 
 
+# What --apply changes on the Hub.
+MOVING = frozenset({ChannelState.CREATE, ChannelState.MOVE, ChannelState.DRIFTED})
+
+
 @dataclass(frozen=True)
 class ChannelPlan:
     adapter: str  # the adapter's name (`kwanzaa-mini`)
@@ -56,10 +61,16 @@ class ChannelPlan:
     state: ChannelState
     detail: str = ""
     branch_commit: str | None = None
+    target_commit: str | None = None  # the target version's tag, as observed
 
     @property
     def moves(self) -> bool:
-        return self.state in (ChannelState.CREATE, ChannelState.MOVE, ChannelState.DRIFTED)
+        return self.state in MOVING
+
+    @property
+    def was(self) -> str:
+        """What the branch holds now, in words."""
+        return f"v{self.current}" if self.current is not None else "files of no promoted version"
 
     @property
     def failed(self) -> bool:
@@ -170,14 +181,16 @@ def _plan_one(
         state or ChannelState.IN_SYNC,
         detail,
         branch,
+        versions.promoted.get(target) if target is not None else None,
     )
     if state is not None or target is None:
         return plan
     if branch is None:
         return replace(plan, state=ChannelState.CREATE, detail=f"create it at v{target}")
     if current != target:
-        was = f"v{current}" if current is not None else "files of no promoted version"
-        return replace(plan, state=ChannelState.MOVE, detail=f"move it from {was} to v{target}")
+        return replace(
+            plan, state=ChannelState.MOVE, detail=f"move it from {plan.was} to v{target}"
+        )
     if drifted:
         return replace(
             plan,
@@ -288,18 +301,15 @@ def move_channel(
     if not plan.moves:
         return ChannelMove(plan, not plan.failed, False, plan.detail)
     assert plan.target is not None
+    assert plan.target_commit is not None  # a channel only moves to a promoted version
     repo = RepoRef(plan.repo_id)
     tag = version_tag(plan.target)
-    refs = client.refs(repo)
-    if tag not in refs.tags:
-        raise RunnerError(f"{plan.repo_id}@{tag} is gone from the Hub; run reconcile again")
-    was = f"v{plan.current}" if plan.current is not None else "files of no promoted version"
     try:
         if plan.branch_commit is None:
-            commit = client.create_branch(repo, plan.channel, refs.tags[tag])
+            commit = client.create_branch(repo, plan.channel, plan.target_commit)
         else:
-            folder = client.snapshot(repo, revision=refs.tags[tag])
-            message = f"Channel {plan.channel}: {was} -> {tag} ({why})"
+            folder = client.snapshot(repo, revision=plan.target_commit)
+            message = f"Channel {plan.channel}: {plan.was} -> {tag} ({why})"
             commit = client.sync_folder(
                 repo, folder, message, parent_commit=plan.branch_commit, revision=plan.channel
             )
@@ -313,7 +323,7 @@ def move_channel(
     elif plan.state is ChannelState.DRIFTED:
         done = f"restored: {plan.channel} to {tag}'s files"
     else:
-        done = f"moved: {plan.channel} {was} → {tag}"
+        done = f"moved: {plan.channel} {plan.was} → {tag}"
     return ChannelMove(plan, True, True, done, commit)
 
 
@@ -365,11 +375,11 @@ def eval_summary(bundle: AdapterBundle, rid: str, client: HubClient) -> dict[str
 
 def withdrawal_refusal(state: AdapterState, files: Mapping[str, ChannelsFile]) -> str | None:
     """Why withdrawing this version is refused: a channel git declares names it."""
-    name, _, tag = state.adapter.rpartition("-")
-    version = tag_version(tag)
-    channels = files.get(name)
-    if channels is None or version is None:
+    parsed = split_adapter_dirname(state.adapter)
+    channels = files.get(parsed[0]) if parsed is not None else None
+    if parsed is None or channels is None:
         return None
+    name, version = parsed
     naming = [c for c, target in channels.spec.channels.items() if target == version]
     if not naming:
         return None

@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runner.errors import InputError
+from runner.promote.channels import MOVING, ChannelState
 from runner.promote.reconcile import Action, AdapterState, State
+from runner.workspace import split_adapter_dirname
 
 if TYPE_CHECKING:  # apply pulls in training and evaluation; a comment job reads results only
     from runner.promote.apply import Outcome
@@ -69,7 +71,7 @@ class ChannelResult:
 
     @property
     def planned(self) -> bool:
-        return not self.moved and self.state in ("to create", "to move", "drifted")
+        return not self.moved and ChannelState(self.state) in MOVING
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,8 @@ class ReconcileResult:
 
     def channels_of(self, adapter: str) -> tuple[ChannelResult, ...]:
         """The channels of an adapter, by its name or a version's directory name."""
-        name = adapter_name(adapter)
+        parsed = split_adapter_dirname(adapter)
+        name = parsed[0] if parsed is not None else adapter
         return tuple(c for c in self.channels if c.adapter == name)
 
     def of(self, adapter: str) -> AdapterResult | None:
@@ -125,12 +128,6 @@ def _row(row: dict[str, object]) -> AdapterResult:
         "verdict": Verdict(row["verdict"]),
     }
     return AdapterResult(**{**row, **enums})  # type: ignore[arg-type]
-
-
-def adapter_name(adapter: str) -> str:
-    """`kwanzaa-mini` of `kwanzaa-mini-v2`; a name without a version is itself."""
-    name, _, version = adapter.rpartition("-")
-    return name if name and version[:1] == "v" and version[1:].isdigit() else adapter
 
 
 def channel_results(
